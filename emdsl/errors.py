@@ -1,0 +1,94 @@
+"""One error hierarchy for emdsl.
+
+Every user-facing error is an :class:`EmmError`.  Model errors carry a :class:`Span`
+and print as ``file:line:col: error: <what>``, the source line, a caret under the
+offending column and a ``hint:`` line.  Data errors name the variable and the
+expected and actual shapes.  Compiler bugs are :class:`InternalError` and are
+printed with an "internal compiler error, please report" line instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A location in a model source: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int = 0
+    end_col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class EmmError(Exception):
+    """Base class of every error a user can cause (bad model, bad data, bad option)."""
+
+    kind = "error"
+
+    def __init__(self, msg: str, span: Span | None = None, hint: str | None = None,
+                 source: str | None = None):
+        super().__init__(msg)
+        self.msg = msg
+        self.span = span
+        self.hint = hint
+        self.source = source
+
+    def format(self) -> str:
+        """The full message: location, what, source line with caret, hint."""
+        lines = []
+        where = f"{self.span}: " if self.span else ""
+        lines.append(f"{where}{self.kind}: {self.msg}")
+        excerpt = caret_excerpt(self.source, self.span)
+        if excerpt:
+            lines.append(excerpt)
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class EmmSyntaxError(EmmError):
+    """The model text does not follow the grammar."""
+
+
+class EmmSemanticError(EmmError):
+    """The model parses but breaks a rule of the language (names, roles, types, shapes)."""
+
+
+class NonConjugateError(EmmError):
+    """The model is valid but emdsl cannot derive its updates (not supported yet)."""
+
+
+class EmmDataError(EmmError):
+    """Data, dims, hypers or fit options given at fit time do not fit the model."""
+
+
+class InternalError(Exception):
+    """A bug in emdsl itself, never the user's fault."""
+
+    def format(self) -> str:
+        return (f"internal compiler error: {self.args[0] if self.args else ''}\n"
+                "This is a bug in emdsl, please report it with the model that triggered it.")
+
+
+def caret_excerpt(source: str | None, span: Span | None) -> str:
+    """The source line of ``span`` with a ``^`` under its first column (and ``~`` after)."""
+    if not source or not span or span.line < 1:
+        return ""
+    src_lines = source.splitlines()
+    if span.line > len(src_lines):
+        return ""
+    text = src_lines[span.line - 1].rstrip("\n").replace("\t", " ")
+    width = 1
+    if span.end_line == span.line and span.end_col > span.col:
+        width = span.end_col - span.col
+    width = max(1, min(width, max(1, len(text) - span.col + 1)))
+    gutter = f"{span.line:>4} | "
+    return f"{gutter}{text}\n{' ' * len(gutter)}{' ' * (span.col - 1)}^{'~' * (width - 1)}"

@@ -1,0 +1,278 @@
+"""Stage 1: .emm text -> :class:`emdsl.ast.Model`.
+
+The grammar lives in ``grammars/emm.lark`` (shipped inside the wheel as
+``emdsl/_grammar/emm.lark``).  A small post-lexer folds runs of newlines / ``;``
+into one statement separator and drops separators inside ``( )`` and ``[ ]``.
+The Transformer only builds AST nodes; meaning is checked in ``check.py``.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import EmmSyntaxError, Span
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or (in a checkout) ``grammars/``."""
+    try:
+        res = resources.files("emdsl").joinpath("_grammar/emm.lark")
+        if res.is_file():
+            return res.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):  # pragma: no cover
+        pass
+    checkout = Path(__file__).resolve().parent.parent / "grammars" / "emm.lark"
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise FileNotFoundError("emm.lark not found in the emdsl package nor in grammars/")
+
+
+class _Separators:
+    """Post-lexer: one ``_NL`` per run of newlines/';', none inside brackets."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        pending = None
+        seen_token = False
+        for tok in stream:
+            if tok.type == "_NL":
+                if depth == 0 and seen_token and pending is None:
+                    pending = tok
+                continue
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            if pending is not None:
+                yield pending
+                pending = None
+            seen_token = True
+            yield tok
+        if pending is not None:
+            yield pending
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="basic", propagate_positions=True,
+                postlex=_Separators(), maybe_placeholders=True)
+
+
+def _span(file: str, meta_or_tok) -> Span:
+    m = meta_or_tok
+    if isinstance(m, Token):
+        return Span(file, m.line, m.column, m.end_line or m.line, m.end_column or m.column + 1)
+    if getattr(m, "empty", False):
+        return Span(file, 0, 0)
+    return Span(file, m.line, m.column, m.end_line, m.end_column)
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer):
+    """Lark tree -> frozen AST nodes (one method per aliased alternative)."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta):
+        return _span(self.file, meta)
+
+    # expressions
+    def number(self, meta, tok):
+        text = str(tok)
+        is_int = text.isdigit()
+        return ast.Num(float(text), is_int, self._s(meta))
+
+    def name(self, meta, tok):
+        return ast.Name(str(tok), self._s(meta))
+
+    def _bin(self, op, meta, left, right):
+        return ast.BinOp(op, left, right, self._s(meta))
+
+    def add(self, meta, a, b):
+        return self._bin("+", meta, a, b)
+
+    def sub(self, meta, a, b):
+        return self._bin("-", meta, a, b)
+
+    def mul(self, meta, a, b):
+        return self._bin("*", meta, a, b)
+
+    def div(self, meta, a, b):
+        return self._bin("/", meta, a, b)
+
+    def matmul(self, meta, a, b):
+        return self._bin("@", meta, a, b)
+
+    def pow(self, meta, a, b):
+        return self._bin("^", meta, a, b)
+
+    def neg(self, meta, operand):
+        return ast.Neg(operand, self._s(meta))
+
+    def index(self, meta, base, *indices):
+        return ast.Index(base, tuple(indices), self._s(meta))
+
+    def kwarg(self, meta, name, value):
+        return ast.KwArg(str(name), value, _span(self.file, name))
+
+    def arglist(self, meta, *args):
+        return list(args)
+
+    def call(self, meta, name, arglist):
+        args = arglist or []
+        pos = tuple(a for a in args if not isinstance(a, ast.KwArg))
+        kws = tuple(a for a in args if isinstance(a, ast.KwArg))
+        return ast.Call(str(name), pos, kws, self._s(meta), _span(self.file, name))
+
+    # declarations
+    def model_decl(self, meta, name):
+        return (str(name), _span(self.file, name))
+
+    def dim_item(self, meta, name, default=None):
+        return ast.DimDecl(str(name), default, _span(self.file, name))
+
+    def dim_decl(self, meta, *items):
+        return list(items)
+
+    def role(self, meta, tok):
+        return str(tok)
+
+    def shape(self, meta, *dims):
+        return tuple(dims)
+
+    def type(self, meta, name, *dims):
+        return ast.TypeExpr(str(name), tuple(dims), self._s(meta))
+
+    def var_decl(self, meta, role, name, shape, type_, default):
+        return ast.VarDecl(role, str(name), shape or (), type_, default,
+                           _span(self.file, name))
+
+    def fparam(self, meta, name, type_):
+        return ast.FamilyParam(str(name), type_, _span(self.file, name))
+
+    def logpdf_def(self, meta, var, expr):
+        return (str(var), expr)
+
+    def family_decl(self, meta, name, *rest):
+        *params, support, (var, expr) = rest
+        return ast.FamilyDecl(str(name), tuple(params), support, var, expr,
+                              _span(self.file, name))
+
+    # statements
+    def target_name(self, meta, name):
+        return ast.Name(str(name), self._s(meta))
+
+    def target_index(self, meta, name, *indices):
+        return ast.Index(ast.Name(str(name), _span(self.file, name)), tuple(indices),
+                         self._s(meta))
+
+    def sample(self, meta, target, fam, arglist):
+        dist = self.call(meta, fam, arglist)
+        dist = ast.Call(dist.func, dist.args, dist.kwargs,
+                        Span(self.file, fam.line, fam.column, meta.end_line, meta.end_column),
+                        _span(self.file, fam))
+        return ast.Sample(target, dist, self._s(meta))
+
+    def let(self, meta, name, value):
+        return ast.Let(str(name), value, self._s(meta))
+
+    def block(self, meta, *stmts):
+        return tuple(s for s in stmts if s is not None)
+
+    def for_loop(self, meta, var, start, stop, body):
+        return ast.For(str(var), start, stop, body, self._s(meta))
+
+    def start(self, meta, header, *items):
+        flat = []
+        for it in items:
+            if isinstance(it, list):
+                flat.extend(it)
+            elif it is not None:
+                flat.append(it)
+        return header, tuple(flat)
+
+
+# Friendly messages for common mistakes, matched by parser state (Lark's match_examples).
+SYNTAX_EXAMPLES = {
+    ("missing '~' in a sampling statement", "write `x[n] ~ Normal(mu, s2)`"): [
+        "model M\nx Normal(0, 1)\n",
+        "model M\nfor n in 1:N { x[n] Normal(0, 1) }\n",
+    ],
+    ("a plate needs a range `for i in 1:N { ... }`", "write `for n in 1:N { ... }`"): [
+        "model M\nfor n in N { x ~ Normal(0, 1) }\n",
+        "model M\nfor n 1:N { x ~ Normal(0, 1) }\n",
+    ],
+    ("a declaration needs a type after ':'", "write e.g. `data x[N] : real[D]`"): [
+        "model M\ndata x[N]\n",
+        "model M\nparam mu\n",
+    ],
+    ("the first statement must be `model Name`", "start the file with `model MyModel`"): [
+        "dim N\n",
+        "data x : real\n",
+    ],
+    ("unbalanced brackets or an unfinished expression", "check the ( ) and [ ] pairs on this line"): [
+        "model M\nx ~ Normal(0, 1\n",
+        "model M\nx ~ Normal(0, )\n",
+        "model M\nx ~ Normal(0 +)\n",
+    ],
+}
+
+
+def parse(source: str, file: str = "<string>") -> ast.Model:
+    """Parse .emm source into an :class:`~emdsl.ast.Model` (no semantic checks)."""
+    try:
+        tree = _parser().parse(source)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source, file) from None
+    (name, span), items = _ToAst(file).transform(tree)
+    return ast.Model(name, items, file, source, span)
+
+
+def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxError:
+    line, col = getattr(exc, "line", 0), getattr(exc, "column", 0)
+    if isinstance(exc, UnexpectedEOF) or line is None or line < 1:
+        lines = source.rstrip().splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    label = None
+    try:
+        label = exc.match_examples(_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
+    except Exception:  # pragma: no cover - match_examples is best-effort
+        label = None
+    if isinstance(exc, UnexpectedCharacters):
+        ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "?"
+        msg, hint = f"unexpected character {ch!r}", "remove it or check the operator"
+    elif label:
+        msg, hint = label
+    elif isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        what = "end of line" if tok.type in ("_NL", "$END") else f"{str(tok)!r}"
+        expected = sorted(_pretty_terminal(t) for t in exc.accepts or exc.expected)
+        msg = f"unexpected {what}"
+        hint = "expected one of: " + ", ".join(expected[:12])
+    else:
+        msg, hint = "unexpected end of input", "the model ends in the middle of a statement"
+    return EmmSyntaxError(msg, Span(file, line, col, line, col + 1), hint, source)
+
+
+_TERMINAL_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "LPAR": "'('",
+    "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "COMMA": "','", "COLON": "':'", "EQUAL": "'='", "TILDE": "'~'", "PLUS": "'+'",
+    "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "CIRCUMFLEX": "'^'", "AT": "'@'",
+    "$END": "end of file",
+}
+
+
+def _pretty_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    return repr(name.lower())

@@ -24,8 +24,9 @@ from .parse import parse
 # type kind -> sympy assumptions for a symbol of that kind
 ASSUMPTIONS = {
     "real": dict(real=True), "pos": dict(positive=True), "unit": dict(positive=True),
-    "count": dict(integer=True, nonnegative=True), "bin": dict(integer=True, nonnegative=True),
-    "cat": dict(integer=True, positive=True), "simplex": dict(positive=True),
+    # no integer=True: sympy would turn loggamma(n + 1) into log(gamma(n + 1))
+    "count": dict(nonnegative=True), "bin": dict(nonnegative=True),
+    "cat": dict(positive=True), "simplex": dict(positive=True),
     "spd": dict(real=True),
 }
 

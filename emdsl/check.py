@@ -1,0 +1,549 @@
+"""Stage 2: semantic checks; :class:`emdsl.ast.Model` -> :class:`CheckedModel`.
+
+Resolves every name, applies the role rules of LANGUAGE.md, checks families, arities,
+types/supports and index ranks, inlines ``let`` definitions and flattens the plates so
+that each sampling statement becomes one :class:`Factor` with its enclosing loops.
+Every error is an :class:`~emdsl.errors.EmmSemanticError` with a span and a hint.
+"""
+from __future__ import annotations
+
+import keyword
+from dataclasses import dataclass
+
+from . import ast
+from .errors import EmmError, EmmSemanticError, Span
+from .families import Family, family_table, is_subtype
+
+FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
+               "batch_size", "kappa", "reg", "callback")
+BUILTIN_FUNCS = {"dot", "exp", "log", "sqrt", "sum", "diag", "eye", "zeros", "ones",
+                 "transpose", "lgamma", "digamma"}
+# element type kinds and how many element dims each takes
+TYPE_RANK = {"real": None, "pos": None, "unit": 0, "simplex": 1, "spd": 1, "cat": 1,
+             "count": 0, "bin": 0}
+
+
+@dataclass(frozen=True)
+class Var:
+    """A declared variable: ``role name[shape] : kind[elem_dims]``."""
+    name: str
+    role: str
+    shape: tuple[ast.Expr, ...]
+    kind: str
+    elem_dims: tuple[ast.Expr, ...]
+    default: ast.Expr | None
+    span: Span
+
+    @property
+    def elem_rank(self) -> int:
+        """0 scalar, 1 vector, 2 matrix (spd[D] is a D x D matrix; cat[K] is a scalar)."""
+        if self.kind == "spd":
+            return 2
+        if self.kind == "cat":
+            return 0
+        return len(self.elem_dims)
+
+
+@dataclass(frozen=True)
+class Loop:
+    var: str
+    start: ast.Expr
+    stop: ast.Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One sampling statement ``target[index] ~ family(args)`` inside ``loops``.
+
+    ``args`` maps the family's parameter names (after keyword resolution) to expressions
+    with every ``let`` inlined; ``keywords`` records which keyword chose each one.
+    """
+    target: str
+    index: tuple[ast.Expr, ...]
+    family: Family
+    args: tuple[tuple[str, ast.Expr], ...]
+    keywords: tuple[tuple[str, str], ...]
+    loops: tuple[Loop, ...]
+    span: Span
+    text: str
+
+    @property
+    def arg(self) -> dict[str, ast.Expr]:
+        return dict(self.args)
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    model: ast.Model
+    dims: dict
+    vars: dict
+    families: dict
+    factors: tuple[Factor, ...]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def role(self, name: str) -> str | None:
+        if name in self.dims:
+            return "dim"
+        v = self.vars.get(name)
+        return v.role if v else None
+
+
+def check(model: ast.Model) -> CheckedModel:
+    """Run every semantic check; return the resolved model."""
+    return _Checker(model).run()
+
+
+class _Checker:
+    def __init__(self, model: ast.Model):
+        self.m = model
+        self.src = model.source
+        self.dims: dict[str, ast.DimDecl] = {}
+        self.vars: dict[str, Var] = {}
+        self.lets: dict[str, ast.Expr] = {}
+        self.factors: list[Factor] = []
+        self.sampled: dict[str, Factor] = {}
+        self.used: set[str] = set()
+
+    def err(self, msg, span, hint):
+        return EmmSemanticError(msg, span, hint, self.src)
+
+    def run(self) -> CheckedModel:
+        try:
+            self.families = family_table(self.m)
+        except EmmError as exc:
+            exc.source = exc.source or self.src
+            raise
+        self._identifier(self.m.name, self.m.span, "model name")
+        for item in self.m.items:
+            if isinstance(item, ast.DimDecl):
+                self._declare_dim(item)
+            elif isinstance(item, ast.VarDecl):
+                self._declare_var(item)
+            elif isinstance(item, ast.FamilyDecl):
+                continue
+            else:
+                self._statement(item, ())
+        self._roles()
+        return CheckedModel(self.m, dict(self.dims), dict(self.vars), self.families,
+                            tuple(self.factors))
+
+    # ------------------------------------------------------------------ declarations
+    def _identifier(self, name: str, span: Span, what: str):
+        if name.startswith("_"):
+            raise self.err(f"the {what} '{name}' begins with '_'", span,
+                           "names beginning with '_' are reserved for generated code")
+        if keyword.iskeyword(name) or name in ("print", "np", "sp", "scipy", "numpy"):
+            raise self.err(f"the {what} '{name}' is a reserved word", span,
+                           "choose another name (generated Python code must stay valid)")
+        if name in FIT_OPTIONS:
+            raise self.err(f"the {what} '{name}' is the name of a fit option", span,
+                           f"fit options ({', '.join(FIT_OPTIONS)}) cannot be model names")
+
+    def _new_name(self, name: str, span: Span, what: str):
+        self._identifier(name, span, what)
+        if name in self.dims or name in self.vars or name in self.lets:
+            prev = self.dims.get(name) or self.vars.get(name)
+            where = f" (first declared at line {prev.span.line})" if prev else ""
+            raise self.err(f"'{name}' is declared twice{where}", span,
+                           "give each declaration its own name")
+        if name in self.families or name in BUILTIN_FUNCS:
+            raise self.err(f"'{name}' is the name of a family or function", span,
+                           "choose another name")
+
+    def _declare_dim(self, d: ast.DimDecl):
+        self._new_name(d.name, d.span, "dim")
+        if d.default is not None:
+            self._dim_expr(d.default)
+            if isinstance(d.default, ast.Num) and (not d.default.is_int or d.default.value < 1):
+                raise self.err(f"dim '{d.name}' must be a positive integer", d.default.span,
+                               "write e.g. `dim K = 3`")
+        self.dims[d.name] = d
+
+    def _dim_expr(self, e: ast.Expr):
+        for sub in ast.walk_expr(e):
+            if isinstance(sub, ast.Name) and sub.id not in self.dims:
+                raise self.err(f"'{sub.id}' in a size is not a declared dim", sub.span,
+                               "sizes use dim names and integers; declare it with `dim`")
+            if isinstance(sub, (ast.Call, ast.Index)):
+                raise self.err("a size may only use dims, integers and + - * /", sub.span,
+                               "write e.g. `real[D]` or `real[K - 1]`")
+            if isinstance(sub, ast.Num) and not sub.is_int:
+                raise self.err("a size must be an integer", sub.span, "write e.g. `real[3]`")
+
+    def _declare_var(self, d: ast.VarDecl):
+        self._new_name(d.name, d.span, d.role)
+        t = d.type
+        if t.kind not in TYPE_RANK:
+            raise self.err(f"unknown type '{t.kind}'", t.span,
+                           f"use one of {', '.join(TYPE_RANK)}")
+        want = TYPE_RANK[t.kind]
+        if want is not None and len(t.dims) != want:
+            raise self.err(f"type '{t.kind}' takes {want} size(s), got {len(t.dims)}", t.span,
+                           f"write e.g. `{t.kind}[K]`" if want else f"write `{t.kind}`")
+        if t.kind in ("pos",) and len(t.dims) > 1 or t.kind == "real" and len(t.dims) > 2:
+            raise self.err(f"type '{t.kind}' takes at most {1 if t.kind == 'pos' else 2} sizes",
+                           t.span, "use a plate dimension on the variable instead")
+        for e in (*d.shape, *t.dims):
+            self._dim_expr(e)
+        if d.role in ("data", "latent", "param") and d.default is not None:
+            raise self.err(f"a {d.role} cannot have a default value", d.default.span,
+                           "only hypers and dims have defaults")
+        if d.role == "latent" and d.shape == () and t.kind == "cat":
+            pass
+        if d.role == "hyper":
+            if d.shape:
+                raise self.err("a hyper cannot have a plate shape", d.span,
+                               "give the shape in its type, e.g. `hyper m0 : real[D]`")
+            if d.default is not None:
+                self._hyper_default(d)
+        self.vars[d.name] = Var(d.name, d.role, d.shape, t.kind, t.dims, d.default, d.span)
+
+    def _hyper_default(self, d: ast.VarDecl):
+        e = d.default
+        for sub in ast.walk_expr(e):
+            if isinstance(sub, ast.Name) and sub.id not in self.dims and sub.id not in self.vars:
+                raise self.err(f"undeclared name '{sub.id}' in the default of '{d.name}'",
+                               sub.span, "a default may use dims, numbers and earlier hypers")
+        val = _literal_value(e)
+        if val is not None and d.type.kind in ("pos", "spd", "simplex") and val <= 0:
+            raise self.err(f"hyper '{d.name}' is declared {d.type.kind} but its default is "
+                           f"{_fmt(val)}", e.span, "give a strictly positive value")
+        if val is not None and d.type.kind == "unit" and not 0 < val < 1:
+            raise self.err(f"hyper '{d.name}' is declared unit but its default is {_fmt(val)}",
+                           e.span, "give a value strictly between 0 and 1")
+
+    # ------------------------------------------------------------------ statements
+    def _statement(self, s, loops: tuple[Loop, ...]):
+        if isinstance(s, ast.Let):
+            self._new_name(s.name, s.span, "let")
+            self._expr(s.value, loops)
+            self.lets[s.name] = self._inline(s.value)
+        elif isinstance(s, ast.For):
+            self._loop(s, loops)
+        else:
+            self._sample(s, loops)
+
+    def _loop(self, s: ast.For, loops):
+        self._identifier(s.var, s.span, "loop variable")
+        if s.var in self.dims or s.var in self.vars or any(lp.var == s.var for lp in loops):
+            raise self.err(f"loop variable '{s.var}' shadows an earlier name", s.span,
+                           "use a fresh index name such as i, j or t")
+        for e in (s.start, s.stop):
+            self._dim_expr(e)
+        lp = Loop(s.var, s.start, s.stop, s.span)
+        for st in s.body:
+            self._statement(st, loops + (lp,))
+
+    def _sample(self, s: ast.Sample, loops):
+        tgt = s.target
+        name = tgt.id if isinstance(tgt, ast.Name) else tgt.base.id
+        span = tgt.span if isinstance(tgt, ast.Name) else tgt.base.span
+        index = () if isinstance(tgt, ast.Name) else tgt.indices
+        if name in self.dims:
+            raise self.err(f"dim '{name}' cannot be sampled", span,
+                           "dims are sizes; declare a data, param or latent instead")
+        v = self.vars.get(name)
+        if v is None:
+            raise self.err(f"'{name}' is sampled but not declared", span,
+                           f"declare it first, e.g. `latent {name}[N] : real`")
+        if v.role == "hyper":
+            raise self.err(f"hyper '{name}' cannot be sampled", span,
+                           "declare it as a param (MAP) or a latent to give it a distribution")
+        self._target_index(v, index, loops, tgt.span)
+        prev = self.sampled.get(name)
+        if prev is not None and _overlap(prev.index, prev.loops, index, loops):
+            raise self.err(f"'{name}' is sampled twice (first at line {prev.span.line})", span,
+                           "every data/latent element is the left side of exactly one `~`")
+        fam = self.families.get(s.dist.func)
+        if fam is None:
+            raise self.err(f"unknown family '{s.dist.func}'", s.dist.func_span,
+                           "declare it with a `family` block or use a built-in family")
+        args, kws = self._bind_args(fam, s.dist, loops)
+        self._support(v, fam, tgt.span)
+        line = self.src.splitlines()[s.span.line - 1].strip() if self.src else ""
+        f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line)
+        if prev is None or _literal_value(index[0]) is None:
+            self.sampled[name] = f
+        self.factors.append(f)
+
+    def _target_index(self, v: Var, index, loops, span):
+        if len(index) != len(v.shape):
+            raise self.err(f"'{v.name}' has {len(v.shape)} plate index(es) but is sampled with "
+                           f"{len(index)}", span,
+                           f"write `{v.name}[{', '.join('i' * 0 or 'n' for _ in v.shape)}]`"
+                           if v.shape else f"write `{v.name} ~ ...` without an index")
+        loop_vars = [lp.var for lp in loops]
+        for i, e in enumerate(index):
+            if isinstance(e, ast.Name) and e.id in loop_vars:
+                continue
+            if (isinstance(e, ast.BinOp) and isinstance(e.left, ast.Name)
+                    and e.left.id in loop_vars and isinstance(e.right, ast.Num)) \
+                    or isinstance(e, ast.Num):
+                continue
+            raise self.err(f"index {i + 1} of '{v.name}' must be a loop variable", e.span,
+                           "sample array elements inside a plate: `for n in 1:N { x[n] ~ ... }`")
+
+    def _bind_args(self, fam: Family, call: ast.Call, loops):
+        names = fam.param_names
+        if len(call.args) > len(names):
+            raise self.err(f"{fam.name} takes {len(names)} argument(s) "
+                           f"({', '.join(names)}), got {len(call.args)}", call.span,
+                           f"write {fam.name}({', '.join(names)})")
+        bound = dict(zip(names, call.args))
+        keywords = {}
+        for kw in call.kwargs:
+            canon = kw.name
+            if kw.name in fam.alternatives:
+                canon = fam.alternatives[kw.name][0]
+            elif kw.name not in names:
+                alts = list(names) + list(fam.alternatives)
+                raise self.err(f"{fam.name} has no parameter '{kw.name}'", kw.span,
+                               f"its parameters are: {', '.join(alts)}")
+            if canon in bound:
+                raise self.err(f"{fam.name}: '{canon}' is given twice", kw.span,
+                               "give each parameter once")
+            bound[canon] = kw.value
+            keywords[canon] = kw.name
+        missing = [n for n in names if n not in bound]
+        if missing:
+            raise self.err(f"{fam.name} is missing argument(s): {', '.join(missing)}",
+                           call.span, f"write {fam.name}({', '.join(names)})")
+        for p in fam.params:
+            e = bound[p.name]
+            self._expr(e, loops)
+            kind, rank = self._kind(e, loops)
+            want_kind = p.kind
+            if p.name in keywords and keywords[p.name] in ("prec",) and fam.name == "MvNormal":
+                want_kind = "spd"
+            if fam.name == "Dirichlet" and rank == 0:
+                rank = 1  # a scalar alpha is a symmetric Dirichlet
+            if kind is not None and not _kind_fits(e, kind, want_kind):
+                raise self.err(f"{fam.name} needs '{p.name}' of type {want_kind}, but "
+                               f"'{ast.show(e)}' is {kind}", e.span,
+                               _type_hint(want_kind))
+            if rank is not None and rank != p.rank and not (p.rank == 2 and rank == 0):
+                shape = ("a scalar", "a vector", "a matrix")
+                raise self.err(f"{fam.name} needs '{p.name}' to be {shape[p.rank]}, but "
+                               f"'{ast.show(e)}' is {shape[min(rank, 2)]}", e.span,
+                               "check the indices of this argument")
+        args = tuple((n, self._inline(bound[n])) for n in names)
+        return args, tuple(sorted(keywords.items()))
+
+    def _support(self, v: Var, fam: Family, span):
+        if v.role == "latent" and v.kind == "cat" and fam.support == "cat":
+            return
+        if not is_subtype(v.kind, fam.support):
+            raise self.err(f"'{v.name}' is {v.kind} but {fam.name} is a distribution on "
+                           f"{fam.support}", span,
+                           f"declare '{v.name}' as {fam.support} or use a family on {v.kind}")
+        rank = v.elem_rank
+        if v.kind == "real" and len(v.elem_dims) == 0:
+            rank = 0
+        if rank != fam.support_rank:
+            what = ("scalar", "vector", "matrix")
+            raise self.err(f"{fam.name} draws a {what[fam.support_rank]} but '{v.name}' "
+                           f"elements are {what[min(rank, 2)]}s", span,
+                           "index the variable down to one element of the right shape")
+
+    # ------------------------------------------------------------------ expressions
+    def _expr(self, e: ast.Expr, loops):
+        loop_vars = {lp.var for lp in loops}
+        for sub in ast.walk_expr(e):
+            if isinstance(sub, ast.Name):
+                n = sub.id
+                if n in loop_vars or n in self.dims or n in self.lets or n == "pi":
+                    continue
+                if n in self.vars:
+                    self.used.add(n)
+                    continue
+                raise self.err(f"undeclared name '{n}'", sub.span,
+                               "declare it before this statement or fix the spelling")
+            elif isinstance(sub, ast.Call):
+                if sub.func not in BUILTIN_FUNCS:
+                    what = "a family" if sub.func in self.families else "an unknown function"
+                    raise self.err(f"'{sub.func}' is {what} and cannot be called here",
+                                   sub.func_span or sub.span,
+                                   f"functions: {', '.join(sorted(BUILTIN_FUNCS))}")
+            elif isinstance(sub, ast.Index):
+                if not isinstance(sub.base, ast.Name) or sub.base.id not in self.vars:
+                    raise self.err(f"'{ast.show(sub.base)}' cannot be indexed", sub.span,
+                                   "only declared variables can be indexed")
+                v = self.vars[sub.base.id]
+                if len(sub.indices) > len(v.shape) + max(v.elem_rank, 0):
+                    raise self.err(f"'{v.name}' has {len(v.shape)} index(es) but is indexed "
+                                   f"with {len(sub.indices)}", sub.span,
+                                   "drop the extra index")
+
+    def _kind(self, e: ast.Expr, loops):
+        """(type kind, rank) of an expression, or (None, None) when unknown."""
+        if isinstance(e, ast.Num):
+            return ("pos" if e.value > 0 else "real"), 0
+        if isinstance(e, ast.Name):
+            if e.id in self.lets:
+                return self._kind(self.lets[e.id], loops)
+            v = self.vars.get(e.id)
+            if v is None:
+                return ("count", 0) if e.id in self.dims else ("pos", 0) if e.id == "pi" \
+                    else ("cat", 0)
+            return v.kind, (len(v.shape) + v.elem_rank if v.shape else v.elem_rank)
+        if isinstance(e, ast.Index):
+            v = self.vars[e.base.id]
+            total = len(v.shape) + v.elem_rank
+            return v.kind, max(0, total - len(e.indices))
+        if isinstance(e, ast.Neg):
+            return "real", self._kind(e.operand, loops)[1]
+        if isinstance(e, ast.BinOp):
+            (ka, ra), (kb, rb) = self._kind(e.left, loops), self._kind(e.right, loops)
+            rank = None if ra is None or rb is None else max(ra, rb)
+            if e.op == "@":
+                rank = None if rank is None else max(0, ra + rb - 2)
+                return "real", rank
+            pos = ka in ("pos", "unit", "count", "simplex", "spd") and \
+                kb in ("pos", "unit", "count", "simplex", "spd")
+            if e.op in ("*", "/") and ka == "spd" and kb in ("pos", "count", "unit"):
+                return "spd", rank
+            if e.op in ("*",) and kb == "spd" and ka in ("pos", "count", "unit"):
+                return "spd", rank
+            if e.op in ("*", "/", "+", "^") and pos:
+                return "pos", rank
+            if e.op == "^" and ka in ("pos",):
+                return "pos", rank
+            return "real", rank
+        if isinstance(e, ast.Call):
+            f = e.func
+            sub = [self._kind(a, loops) for a in e.args]
+            if f in ("exp", "sqrt"):
+                return "pos", sub[0][1] if sub else 0
+            if f in ("log", "lgamma", "digamma"):
+                return "real", sub[0][1] if sub else 0
+            if f == "eye":
+                return "spd", 2
+            if f in ("zeros",):
+                return "real", 1
+            if f == "ones":
+                return "pos", 1
+            if f == "diag":
+                return ("spd" if sub and sub[0][0] in ("pos",) else "real"), 2
+            if f == "dot":
+                return "real", 0
+            if f == "sum":
+                return (sub[0][0] if sub else "real"), 0
+            if f == "transpose":
+                return (sub[0] if sub else ("real", 2))
+        return None, None
+
+    def _inline(self, e: ast.Expr) -> ast.Expr:
+        """Replace ``let`` names by their (already inlined) definitions."""
+        if isinstance(e, ast.Name) and e.id in self.lets:
+            return self.lets[e.id]
+        if isinstance(e, ast.Index):
+            return ast.Index(self._inline(e.base), tuple(self._inline(i) for i in e.indices),
+                             e.span)
+        if isinstance(e, ast.BinOp):
+            return ast.BinOp(e.op, self._inline(e.left), self._inline(e.right), e.span)
+        if isinstance(e, ast.Neg):
+            return ast.Neg(self._inline(e.operand), e.span)
+        if isinstance(e, ast.Call):
+            return ast.Call(e.func, tuple(self._inline(a) for a in e.args),
+                            tuple(ast.KwArg(k.name, self._inline(k.value), k.span)
+                                  for k in e.kwargs), e.span, e.func_span)
+        return e
+
+    # ------------------------------------------------------------------ roles
+    def _roles(self):
+        for v in self.vars.values():
+            sampled = v.name in self.sampled
+            if v.role == "latent" and not sampled:
+                raise self.err(f"latent '{v.name}' is never sampled", v.span,
+                               f"add a statement `{v.name}[...] ~ Family(...)`")
+            if v.role == "data" and not sampled and v.name not in self.used:
+                raise self.err(f"data '{v.name}' is neither modelled nor used", v.span,
+                               "sample it with `~`, use it in an expression, or remove it")
+            if v.role == "param" and not sampled and v.name not in self.used:
+                raise self.err(f"param '{v.name}' is never used", v.span,
+                               "use it in a sampling statement or remove it")
+            if sampled:
+                self._covers(v, self.sampled[v.name])
+
+    def _covers(self, v: Var, f: Factor):
+        """Each element sampled exactly once: the loops over the index run over the shape."""
+        loops = {lp.var: lp for lp in f.loops}
+        if f.index and len(set(ast.show(i) for i in f.index)) != len(f.index):
+            raise self.err(f"'{v.name}' is indexed twice by the same loop variable", f.span,
+                           "use one loop variable per index")
+        for idx, size in zip(f.index, v.shape):
+            if not isinstance(idx, ast.Name) or idx.id not in loops:
+                continue
+            lp = loops[idx.id]
+            if _literal_value(lp.start) == 1 and ast.show(lp.stop) == ast.show(size):
+                continue
+            if v.role == "latent" and _literal_value(lp.start) == 2:
+                continue  # a chain: its first element is sampled by its own statement
+            raise self.err(f"the loop over '{idx.id}' runs {ast.show(lp.start)}:"
+                           f"{ast.show(lp.stop)} but '{v.name}' has size {ast.show(size)}",
+                           lp.span, f"loop `for {idx.id} in 1:{ast.show(size)}`")
+
+
+def _overlap(idx_a, loops_a, idx_b, loops_b) -> bool:
+    """Whether two statements may sample a common element (the chain pattern
+    ``z[1] ~ ...`` plus ``for t in 2:T { z[t] ~ ... }`` does not)."""
+    def first(idx, loops):
+        if not idx:
+            return None
+        v = _literal_value(idx[0])
+        if v is not None:
+            return ("const", v)
+        lp = {lp.var: lp for lp in loops}.get(getattr(idx[0], "id", None))
+        return ("from", _literal_value(lp.start)) if lp else None
+    a, b = first(idx_a, loops_a), first(idx_b, loops_b)
+    if a is None or b is None:
+        return True
+    if a[0] == "const" and b[0] == "const":
+        return a[1] == b[1]
+    if a[0] == "const":
+        a, b = b, a
+    if b[0] == "const":
+        return a[1] is None or b[1] >= a[1]
+    return True
+
+
+def _literal_value(e: ast.Expr):
+    if isinstance(e, ast.Num):
+        return e.value
+    if isinstance(e, ast.Neg):
+        v = _literal_value(e.operand)
+        return None if v is None else -v
+    return None
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def _kind_fits(e: ast.Expr, have: str, want: str) -> bool:
+    val = _literal_value(e)
+    if val is not None:
+        if want in ("pos",):
+            return val > 0
+        if want == "unit":
+            return 0 < val < 1
+        if want in ("count",):
+            return val >= 0 and float(val).is_integer()
+        return want in ("real",)
+    if want == "spd" and have == "spd":
+        return True
+    return is_subtype(have, want)
+
+
+def _type_hint(kind: str) -> str:
+    return {
+        "simplex": "pass a param or hyper declared `simplex[K]` (non-negative, sums to 1)",
+        "pos": "pass a strictly positive quantity (declared pos, or exp(...))",
+        "unit": "pass a probability declared `unit`",
+        "spd": "pass a covariance declared `spd[D]`, or e.g. `eye(D)`",
+        "count": "pass a count (a dim, a count datum or a non-negative integer)",
+    }.get(kind, f"pass a value of type {kind}")

@@ -204,14 +204,19 @@ def scalar_family(decl: ast.FamilyDecl) -> Family:
     logpdf = to_sympy(decl.logpdf, env)
     fam = Family(decl.name, tuple(params), decl.support.kind, 0, {}, x,
                  tuple(env[p.name] for p in decl.params), logpdf, decl.span)
-    try:
-        fam.expfam()
-    except NotExponentialFamily as exc:
-        if decl.name != "Binomial":  # Binomial is exponential in p for known n
-            raise NonConjugateError(
-                f"family {decl.name} is not an exponential family in its parameters: the "
-                f"term {exc.term} mixes x and a parameter", decl.logpdf.span,
-                "write the log density as a sum of (function of x) * (function of params)")
+    # A parameter in which the density is not exponential (Binomial's n) must be known
+    # wherever the family is used; at least one parameter must be exponential.
+    failures = []
+    for p in fam.params:
+        try:
+            fam.expfam([p.name])
+        except NotExponentialFamily as exc:
+            failures.append(exc.term)
+    if len(failures) == len(fam.params):
+        raise NonConjugateError(
+            f"family {decl.name} is not an exponential family in its parameters: the "
+            f"term {failures[0]} mixes x and a parameter", decl.logpdf.span,
+            "write the log density as a sum of (function of x) * (function of params)")
     return fam
 
 

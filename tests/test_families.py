@@ -214,7 +214,7 @@ def test_decomposition_reproduces_logpdf_hypothesis(name):
     f_split = sp.lambdify((fam.var, *fam.symbols), split, modules=MODULES)
     f_log = sp.lambdify((fam.var, *fam.symbols), fam.logpdf, modules=MODULES)
 
-    @settings(max_examples=25, deadline=None)
+    @settings(max_examples=25, deadline=None, database=None)
     @given(HYP[name])
     def check(draw):
         *theta, x = draw

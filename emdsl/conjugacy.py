@@ -1,0 +1,247 @@
+"""Stage 4: find the tractable structure the derivation relies on -> :class:`ConjugacyReport`.
+
+Version 1 derives exact EM for models whose latents, given the params, are finite
+discrete per data item: one ``latent z[N] : cat[K]`` drawn ``z[n] ~ Categorical(P)``,
+emissions inside its plate whose params are indexed by ``z[n]``, by inner loop
+variables, or not at all, and optional priors on params (MAP).  Anything else is
+rejected with a located "not supported yet" :class:`~emdsl.errors.NonConjugateError`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ast
+from .check import CheckedModel, Factor, Loop, Var
+from .errors import NonConjugateError
+from .graph import FactorGraph
+
+
+@dataclass(frozen=True)
+class Axis:
+    """How one index of a param reference is chosen: by the latent (``kind='latent'``),
+    by a loop variable (``'loop'``, ``name`` = the variable) or by a covariate
+    (``'covariate'``, ``name`` = a cat datum indexed by the plate variable)."""
+    kind: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class ParamRef:
+    param: str
+    axes: tuple[Axis, ...]
+
+    @property
+    def uses_latent(self) -> bool:
+        return any(a.kind == "latent" for a in self.axes)
+
+
+@dataclass(frozen=True)
+class Emission:
+    """A modelled datum inside the latent plate: ``x[n, d...] ~ F(args)``."""
+    factor: Factor
+    number: int                 # position in CheckedModel.factors
+    kind: str                   # 'scalar' | 'categorical' | 'mvnormal'
+    refs: tuple[ParamRef, ...]
+    inner: tuple[Loop, ...]     # loops inside the latent plate, outermost first
+
+    @property
+    def uses_latent(self) -> bool:
+        return any(r.uses_latent for r in self.refs)
+
+    def ref(self, param: str) -> ParamRef | None:
+        return next((r for r in self.refs if r.param == param), None)
+
+
+@dataclass(frozen=True)
+class ConjugacyReport:
+    algorithm: str              # 'EM' or 'MAP-EM'
+    latent: Var
+    plate: Loop
+    assign: Factor              # z[n] ~ Categorical(P)
+    assign_ref: ParamRef
+    emissions: tuple[Emission, ...]
+    priors: dict                # param name -> Factor
+    params: dict                # param name -> Var
+
+    def emissions_of(self, param: str) -> list[Emission]:
+        return [e for e in self.emissions if e.ref(param) is not None]
+
+
+def analyse(fg: FactorGraph) -> ConjugacyReport:
+    cm = fg.model
+    latents = [v for v in cm.vars.values() if v.role == "latent"]
+    params = {v.name: v for v in cm.vars.values() if v.role == "param"}
+    if not latents:
+        raise _unsupported(cm, cm.model.span, "models without a latent variable",
+                           "declare the unobserved quantity as `latent`")
+    for v in latents:
+        if v.kind != "cat":
+            what = ("variational inference (CAVI) over non-discrete latents" if not params
+                    else "continuous latents (a linear-Gaussian E-step)"
+                    if v.kind == "real" else "variational EM over non-discrete latents")
+            raise _unsupported(cm, v.span, f"latent '{v.name}' is {v.kind}-valued; {what} "
+                               "lands in later work", "only `cat[K]` latents are supported")
+    if len(latents) > 1:
+        raise _unsupported(cm, latents[1].span, "more than one discrete latent",
+                           "use a single `latent z[N] : cat[K]`")
+    z = latents[0]
+    assigns = [f for f in cm.factors if f.target == z.name]
+    chain = len(assigns) > 1 or any(
+        z.name in _names(e) for f in assigns for _, e in f.args)
+    if chain:
+        raise _unsupported(cm, assigns[-1].span, f"latent '{z.name}' is a chain of discrete "
+                           "states (forward-backward E-step)", "a mixture draws each "
+                           f"{z.name}[n] independently given the params")
+    assign = assigns[0]
+    if len(z.shape) != 1 or len(assign.loops) != 1:
+        raise _unsupported(cm, assign.span, "a discrete latent must have exactly one plate",
+                           f"declare `latent {z.name}[N] : cat[K]` and sample it in one plate")
+    if assign.family.name != "Categorical":
+        raise _unsupported(cm, assign.span, f"latent '{z.name}' drawn from "
+                           f"{assign.family.name}", "draw it from Categorical(weights)")
+    plate = assign.loops[0]
+    if not params:
+        raise _unsupported(cm, z.span, "a model without params (CAVI)", "declare params")
+    assign_ref = _param_ref(cm, assign.arg["p"], z, plate, (), assign)
+    if assign_ref is None:
+        raise _unsupported(cm, assign.span, "mixture weights that are not a param",
+                           "use a `param weights : simplex[K]`")
+    emissions, priors = [], {}
+    for i, f in enumerate(cm.factors):
+        if f is assign:
+            continue
+        role = cm.role(f.target)
+        if role == "param":
+            priors[f.target] = _prior(cm, f)
+        elif role == "data":
+            emissions.append(_emission(cm, i, f, z, plate))
+        else:  # pragma: no cover - checker guarantees roles
+            raise _unsupported(cm, f.span, f"a statement sampling a {role}", "")
+    algorithm = "MAP-EM" if priors else "EM"
+    return ConjugacyReport(algorithm, z, plate, assign, assign_ref, tuple(emissions), priors,
+                           params)
+
+
+def _emission(cm: CheckedModel, number: int, f: Factor, z: Var, plate: Loop) -> Emission:
+    if not f.loops or f.loops[0].var != plate.var:
+        raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
+                           f"'{z.name}'", f"sample it inside `for {plate.var} in ...`")
+    inner = f.loops[1:]
+    want = tuple(lp.var for lp in f.loops)
+    got = tuple(getattr(i, "id", None) for i in f.index)
+    if got != want:
+        raise _unsupported(cm, f.span, f"'{f.target}' must be indexed by its loops in order "
+                           f"[{', '.join(want)}]", "write e.g. `x[n, d] ~ ...`")
+    name = f.family.name
+    kind = "scalar" if f.family.scalar else {"Categorical": "categorical",
+                                              "MvNormal": "mvnormal"}.get(name)
+    if kind is None:
+        raise _unsupported(cm, f.span, f"emissions from {name}", "use a scalar family, "
+                           "Categorical or MvNormal")
+    refs = []
+    for arg, e in f.args:
+        for sub in _param_refs(cm, e):
+            ref = _param_ref(cm, sub, z, plate, inner, f)
+            if any(r.param == ref.param and r != ref for r in refs):
+                raise _unsupported(cm, sub.span, f"param '{ref.param}' used with two "
+                                   "different indexings in one statement", "")
+            if ref not in refs:
+                refs.append(ref)
+        for sub in ast.walk_expr(e):
+            if isinstance(sub, ast.Name) and cm.role(sub.id) in ("data", "latent") \
+                    and not _inside_index_of_param(e, sub, cm):
+                raise _unsupported(cm, sub.span, f"'{sub.id}' inside the arguments of "
+                                   f"{name} (regression-type emissions)",
+                                   "arguments may use params, hypers, dims and numbers")
+    if kind == "categorical":
+        ref = next((r for r in refs), None)
+        if ref is None or not isinstance(f.arg["p"], (ast.Index, ast.Name)):
+            raise _unsupported(cm, f.span, "a Categorical whose probabilities are not a "
+                               "simplex param", "write e.g. `w[t] ~ Categorical(phi[c[t]])`")
+    return Emission(f, number, kind, tuple(refs), inner)
+
+
+def _prior(cm: CheckedModel, f: Factor) -> Factor:
+    v = cm.vars[f.target]
+    want = tuple(lp.var for lp in f.loops[-len(v.shape):]) if v.shape else ()
+    got = tuple(getattr(i, "id", None) for i in f.index)
+    if got != want or len(f.loops) != len(v.shape):
+        raise _unsupported(cm, f.span, f"a prior on '{v.name}' that is not one statement per "
+                           "element in plates over its shape",
+                           f"write `for k in 1:K {{ {v.name}[k] ~ ... }}`")
+    for _, e in f.args:
+        for sub in ast.walk_expr(e):
+            if isinstance(sub, ast.Name) and cm.role(sub.id) in ("param", "latent", "data"):
+                raise _unsupported(cm, sub.span, f"a prior on '{v.name}' that depends on "
+                                   f"'{sub.id}' (hierarchical priors)",
+                                   "prior arguments may use hypers, dims and numbers")
+    return f
+
+
+def _param_refs(cm: CheckedModel, e: ast.Expr):
+    """Param references in ``e``: ``p`` or ``p[...]`` (outermost only)."""
+    if isinstance(e, ast.Name) and cm.role(e.id) == "param":
+        yield e
+    elif isinstance(e, ast.Index) and isinstance(e.base, ast.Name) \
+            and cm.role(e.base.id) == "param":
+        yield e
+    elif isinstance(e, ast.Index):
+        for i in e.indices:
+            yield from _param_refs(cm, i)
+    elif isinstance(e, ast.BinOp):
+        yield from _param_refs(cm, e.left)
+        yield from _param_refs(cm, e.right)
+    elif isinstance(e, ast.Neg):
+        yield from _param_refs(cm, e.operand)
+    elif isinstance(e, ast.Call):
+        for a in e.args:
+            yield from _param_refs(cm, a)
+
+
+def _param_ref(cm, e, z: Var, plate: Loop, inner, f: Factor) -> ParamRef | None:
+    if isinstance(e, ast.Name):
+        return ParamRef(e.id, ()) if cm.role(e.id) == "param" else None
+    if not (isinstance(e, ast.Index) and cm.role(e.base.id) == "param"):
+        return None
+    v = cm.vars[e.base.id]
+    if len(e.indices) != len(v.shape):
+        raise _unsupported(cm, e.span, f"indexing into the elements of param '{v.name}'",
+                           f"index '{v.name}' by its plate only ({len(v.shape)} index(es))")
+    inner_vars = {lp.var for lp in inner}
+    axes = []
+    for idx in e.indices:
+        if isinstance(idx, ast.Index) and isinstance(idx.base, ast.Name) \
+                and len(idx.indices) == 1 and getattr(idx.indices[0], "id", None) == plate.var:
+            role = cm.role(idx.base.id)
+            if idx.base.id == z.name:
+                axes.append(Axis("latent", z.name))
+                continue
+            if role == "data" and cm.vars[idx.base.id].kind == "cat":
+                axes.append(Axis("covariate", idx.base.id))
+                continue
+        if isinstance(idx, ast.Name) and idx.id in inner_vars:
+            axes.append(Axis("loop", idx.id))
+            continue
+        raise _unsupported(cm, idx.span, f"param index '{ast.show(idx)}'",
+                           f"index params by {z.name}[{plate.var}], an inner loop variable "
+                           f"or a cat datum indexed by {plate.var}")
+    if sum(a.kind == "latent" for a in axes) > 1:
+        raise _unsupported(cm, e.span, "a param indexed twice by the latent", "")
+    return ParamRef(v.name, tuple(axes))
+
+
+def _inside_index_of_param(e, name_node, cm) -> bool:
+    for sub in ast.walk_expr(e):
+        if isinstance(sub, ast.Index) and cm.role(getattr(sub.base, "id", "")) == "param":
+            for i in sub.indices:
+                if any(n is name_node for n in ast.walk_expr(i)):
+                    return True
+    return False
+
+
+def _names(e: ast.Expr):
+    return {s.id for s in ast.walk_expr(e) if isinstance(s, ast.Name)}
+
+
+def _unsupported(cm: CheckedModel, span, what: str, hint: str) -> NonConjugateError:
+    return NonConjugateError(f"not supported yet: {what}", span, hint or None, cm.model.source)

@@ -1,0 +1,278 @@
+"""Stage 5: derive the EM / MAP-EM updates with sympy -> :class:`UpdateSet`.
+
+E-step (Linderman eq. 14/39): r[n, k] is proportional to p(z_n = k | P) prod_f p(x_f | theta_k).
+Every scalar emission is put in exponential-family form (``families.decompose``), so
+log p(x | theta_k) = eta(theta_k) . t(x) - A(theta_k) + log h(x) and the expected complete
+data log likelihood of a param cell is  Q = sum_s eta_s S_s - A N (+ log prior), with
+S_s = sum_n r[n, k] t_s(x_n) and N = sum_n r[n, k] (eq. 49-50).  Each param's M-step solves
+dQ/dtheta = 0 with sympy; a param whose equation has no closed form (Gamma shape) is solved
+numerically from the sympy gradient and Hessian (generalized EM).  Simplex params use a
+Lagrange multiplier; MvNormal params the inverse mean map (eq. 51, see ``derive_vector``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import ast
+from .check import CheckedModel
+from .conjugacy import Axis, ConjugacyReport, Emission
+from .errors import NonConjugateError
+from .families import ASSUMPTIONS, NotExponentialFamily, decompose, to_sympy
+
+
+@dataclass
+class EmissionForm:
+    """A scalar emission in exponential-family form over its param grid."""
+    emission: Emission
+    x: sp.Symbol
+    t: tuple
+    eta: tuple
+    A: sp.Expr
+    logh: sp.Expr
+    ess: tuple            # S symbols, one per statistic
+    count: sp.Symbol      # N symbol
+    axes: tuple           # the grid of its params
+
+
+@dataclass
+class ScalarGroup:
+    """Scalar params solved together (they share emissions)."""
+    params: tuple
+    axes: tuple
+    forms: list
+    Q: sp.Expr                          # expected complete-data log lik (+ log prior)
+    equations: dict                     # param -> dQ/dparam
+    closed: dict = field(default_factory=dict)    # param -> closed form
+    numeric: tuple = ()                 # params solved by Newton
+    profile: sp.Expr | None = None      # Q with the closed forms substituted
+    grad: list = field(default_factory=list)
+    hess: list = field(default_factory=list)
+    priors: dict = field(default_factory=dict)    # param -> log prior expression
+
+
+@dataclass
+class SimplexUpdate:
+    """p = c / sum(c), c = expected counts (+ alpha - 1 under a Dirichlet prior)."""
+    param: str
+    axes: tuple                  # index axes of the param (its plate)
+    source: object               # 'assign' or an Emission
+    prior_alpha: ast.Expr | None
+    lagrange: str                # the sympy-derived solution, as text
+
+
+@dataclass
+class UpdateSet:
+    report: ConjugacyReport
+    checked: CheckedModel
+    forms: list
+    groups: list
+    simplex: list
+    gaussian: list
+    symbols: dict
+
+
+def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
+    from .derive_vector import gaussian_updates  # vector families' inverse mean maps
+    symbols = _known_symbols(cm)
+    forms = [_form(cm, e, symbols) for e in report.emissions if e.kind == "scalar"]
+    groups = _scalar_groups(cm, report, forms, symbols)
+    simplex = _simplex_updates(cm, report)
+    gaussian = gaussian_updates(cm, report)
+    covered = {p for g in groups for p in g.params} | {s.param for s in simplex}
+    covered |= {p for gu in gaussian for p in gu.params}
+    for name, v in report.params.items():
+        if name not in covered:
+            raise NonConjugateError(f"not supported yet: an M-step for param '{name}' "
+                                    f"({v.kind}) in this position", v.span,
+                                    "params must be arguments of a scalar family, a "
+                                    "Categorical or an MvNormal", cm.model.source)
+    return UpdateSet(report, cm, forms, groups, simplex, gaussian, symbols)
+
+
+# ----------------------------------------------------------------------------- symbols
+def _known_symbols(cm: CheckedModel) -> dict:
+    syms = {d: sp.Symbol(d, positive=True, integer=True) for d in cm.dims}
+    for v in cm.vars.values():
+        if v.role in ("hyper", "param"):
+            syms[v.name] = sp.Symbol(v.name, **ASSUMPTIONS.get(v.kind, {}))
+    return syms
+
+
+def _arg_sympy(cm, e: ast.Expr, symbols):
+    def on_index(node):
+        base = node.base.id
+        if cm.role(base) == "param":
+            return symbols[base]
+        raise NonConjugateError(f"not supported yet: '{ast.show(node)}' in a scalar argument",
+                                node.span, None, cm.model.source)
+    return to_sympy(e, symbols, on_index)
+
+
+def _form(cm, e: Emission, symbols) -> EmissionForm:
+    f = e.factor
+    fam = f.family
+    x = sp.Symbol(f.target, **ASSUMPTIONS.get(cm.vars[f.target].kind, {}))
+    args = []
+    for name, expr in f.args:
+        val = _arg_sympy(cm, expr, symbols)
+        kw = dict(f.keywords).get(name)
+        if kw and kw in fam.alternatives:
+            val = fam.alternatives[kw][1](val)
+        args.append(val)
+    logp = fam.log_density(x, *args)
+    unknowns = {symbols[r.param] for r in e.refs}
+    try:
+        ef = decompose(logp, x, unknowns)
+    except NotExponentialFamily as exc:
+        raise NonConjugateError(
+            f"not supported yet: {fam.name} is not an exponential family in "
+            f"{', '.join(sorted(r.param for r in e.refs))} here: the term {exc.term} mixes "
+            f"'{f.target}' and a param", f.span, "write the parameter where the family is "
+            "exponential (e.g. a Binomial's n must be known)", cm.model.source)
+    axes = {r.axes for r in e.refs}
+    if len(axes) > 1:
+        raise NonConjugateError("not supported yet: params indexed differently in one "
+                                "statement (e.g. mu[z[n]] with a shared variance)", f.span,
+                                "index every param of the statement the same way",
+                                cm.model.source)
+    ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
+    count = sp.Symbol(f"N_{f.target}", positive=True)
+    return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count,
+                        next(iter(axes)) if axes else ())
+
+
+# ----------------------------------------------------------------------------- scalar M-steps
+def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
+    scalar_params = {r.param for fm in forms for r in fm.emission.refs}
+    parent = {p: p for p in scalar_params}
+
+    def find(p):
+        while parent[p] != p:
+            p = parent[p]
+        return p
+    for fm in forms:
+        ps = [r.param for r in fm.emission.refs]
+        for p in ps[1:]:
+            parent[find(p)] = find(ps[0])
+    comps: dict = {}
+    for p in sorted(scalar_params):
+        comps.setdefault(find(p), []).append(p)
+    groups = []
+    for members in comps.values():
+        gforms = [fm for fm in forms if any(r.param in members for r in fm.emission.refs)]
+        axes = {fm.axes for fm in gforms}
+        if len(axes) > 1:
+            raise NonConjugateError(
+                f"not supported yet: param(s) {', '.join(members)} indexed differently in "
+                "different statements", gforms[1].emission.factor.span, None, cm.model.source)
+        groups.append(_solve_group(cm, report, tuple(members), axes.pop(), gforms, symbols))
+    return groups
+
+
+def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
+    Q = sp.Integer(0)
+    for fm in gforms:
+        Q += sum(e * s for e, s in zip(fm.eta, fm.ess)) - fm.A * fm.count
+    priors = {}
+    for p in members:
+        pf = report.priors.get(p)
+        if pf is None:
+            continue
+        if not pf.family.scalar:
+            raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on scalar "
+                                    f"param '{p}'", pf.span, None, cm.model.source)
+        args = [_arg_sympy(cm, e, symbols) for _, e in pf.args]
+        kw = dict(pf.keywords)
+        args = [pf.family.alternatives[kw[n]][1](a) if n in kw else a
+                for (n, _), a in zip(pf.args, args)]
+        lp = pf.family.log_density(symbols[p], *args)
+        priors[p] = lp
+        Q += lp
+    unknowns = [symbols[p] for p in members]
+    eqs = {p: sp.simplify(sp.diff(Q, symbols[p])) for p in members}
+    group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors)
+    closed: dict = {}
+    remaining = list(members)
+    progress = True
+    while progress and remaining:
+        progress = False
+        for p in list(remaining):
+            eq = eqs[p].subs({symbols[q]: v for q, v in closed.items()})
+            sol = _unique_solution(eq, symbols[p], cm.vars[p].kind)
+            if sol is not None:
+                closed = {q: v.subs(symbols[p], sol) for q, v in closed.items()}
+                closed[p] = sol
+                remaining.remove(p)
+                progress = True
+                break
+    group.closed = {p: sp.simplify(v) for p, v in closed.items()}
+    group.numeric = tuple(remaining)
+    if remaining:
+        subs = {symbols[q]: v for q, v in group.closed.items()}
+        prof = Q.subs(subs)
+        group.profile = prof
+        us = [symbols[p] for p in remaining]
+        group.grad = [sp.simplify(sp.diff(prof, u)) for u in us]
+        group.hess = [[sp.simplify(sp.diff(g, u)) for u in us] for g in group.grad]
+    del unknowns
+    return group
+
+
+def _unique_solution(eq, u, kind):
+    """The unique admissible root of ``eq`` in ``u``, or None (no closed form)."""
+    try:
+        sols = sp.solve(eq, u, dict=False)
+    except (NotImplementedError, ValueError, TypeError):
+        return None
+    good = []
+    for s in sols if isinstance(sols, list) else [sols]:
+        if isinstance(s, dict) or s.has(u) or s.has(sp.I) or s.has(sp.Piecewise):
+            continue
+        if kind in ("pos", "unit") and s.is_positive is False:
+            continue
+        good.append(s)
+    return good[0] if len(good) == 1 else None
+
+
+# ----------------------------------------------------------------------------- simplex M-steps
+def _simplex_updates(cm, report: ConjugacyReport) -> list:
+    out = []
+    sources = [("assign", report.assign_ref)]
+    sources += [(e, e.refs[0]) for e in report.emissions if e.kind == "categorical"]
+    for src, ref in sources:
+        v = report.params[ref.param]
+        if v.kind != "simplex":  # pragma: no cover - the checker enforces it
+            continue
+        prior = report.priors.get(ref.param)
+        alpha = None
+        if prior is not None:
+            if prior.family.name != "Dirichlet":
+                raise NonConjugateError(f"not supported yet: a {prior.family.name} prior on "
+                                        f"simplex '{ref.param}'", prior.span, "use Dirichlet",
+                                        cm.model.source)
+            alpha = prior.arg["alpha"]
+        if any(s.param == ref.param for s in out):
+            raise NonConjugateError(f"not supported yet: simplex '{ref.param}' used by two "
+                                    "statements", cm.vars[ref.param].span, None,
+                                    cm.model.source)
+        out.append(SimplexUpdate(ref.param, ref.axes, src, alpha, _lagrange_text()))
+    return out
+
+
+def _lagrange_text() -> str:
+    """Solve max_p sum_j c_j log p_j  s.t. sum_j p_j = 1 with sympy (a Lagrange multiplier)."""
+    j, K = sp.symbols("j K", integer=True, positive=True)
+    c, p = sp.IndexedBase("c"), sp.IndexedBase("p")
+    lam = sp.Symbol("lambda", positive=True)
+    stationary = sp.diff(c[j] * sp.log(p[j]) - lam * p[j], p[j])
+    pj = sp.solve(stationary, p[j])[0]
+    # sum_j p_j = (sum_j c_j) * (p_j / c_j), since p_j / c_j does not depend on j
+    lam_sol = sp.solve(sp.Eq(sp.Sum(c[j], (j, 1, K)) * sp.simplify(pj / c[j]), 1), lam)[0]
+    return f"d/dp_j: {sp.sstr(stationary)} = 0  =>  p_j = {sp.sstr(pj)};  " \
+           f"sum_j p_j = 1  =>  lambda = {sp.sstr(lam_sol)}"
+
+
+def axes_text(axes: tuple[Axis, ...]) -> str:
+    return ", ".join({"latent": "k"}.get(a.kind, a.name) for a in axes)

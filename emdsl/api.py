@@ -1,0 +1,95 @@
+"""The Python API of INTERFACE.md: ``load``, ``loads`` and :class:`Model`."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+
+from .compile import compile_source
+from .errors import EmmDataError, EmmError
+from .runtime import batch
+
+FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "batch_size", "kappa",
+               "reg", "verbose", "callback")
+
+
+def load(path, use_cache: bool = True) -> "Model":
+    p = Path(path)
+    try:
+        source = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EmmError(f"cannot read model file '{path}': {exc.strerror}") from None
+    return loads(source, name=str(path), use_cache=use_cache)
+
+
+def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
+    try:
+        compiled = compile_source(source, name, use_cache)
+    except EmmError as exc:
+        exc.source = exc.source or source
+        raise
+    return Model(compiled)
+
+
+class Model:
+    """A compiled model: ``fit``, ``sample``, ``derivation``, ``code`` and ``graph``."""
+
+    def __init__(self, compiled):
+        self._compiled = compiled
+        self.checked = compiled.checked
+        self.name = self.checked.name
+        self.code = compiled.code
+        self.graph = compiled.graph.g
+        self.factor_graph = compiled.graph
+        self.module = types.ModuleType(f"emdsl_generated_{self.name}")
+        exec(compile(self.code, f"<emdsl:{self.checked.model.file}>", "exec"),  # noqa: S102
+             self.module.__dict__)
+
+    def __repr__(self):
+        return f"<emdsl.Model {self.name} ({self.module.ALGORITHM})>"
+
+    def _bind(self, values: dict):
+        from .data import bind
+        return bind(self.checked, values)
+
+    def fit(self, **kwargs) -> batch.FitResult:
+        """Fit by EM / MAP-EM. Keyword arguments: data, dims, hypers, fit options."""
+        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS}
+        method = opts.pop("method", "batch")
+        if method != "batch":
+            raise EmmDataError(f"method '{method}' is not available yet",
+                               hint="use method='batch' (stepwise and incremental EM land later)")
+        for k in ("batch_size", "kappa"):
+            opts.pop(k, None)
+        bound = self._bind(kwargs)
+        h = {**bound.dims, **bound.hypers}
+        init = opts.get("init")
+        if init:
+            shapes = self.module.param_shapes(h)
+            for k, v in init.items():
+                if k not in shapes:
+                    raise EmmDataError(f"init: '{k}' is not a param of {self.name}",
+                                       hint=f"params: {', '.join(shapes)}")
+                if np.shape(v) != shapes[k]:
+                    raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
+                                       f"got {np.shape(v)}")
+        reg = float(opts.pop("reg", 1e-6))
+        if reg < 0:
+            raise EmmDataError(f"reg must be >= 0, got {reg}")
+        with np.errstate(divide="ignore", under="ignore"):
+            return batch.run(self.module, bound.data, h, reg=reg, **opts)
+
+    def sample(self, params=None, seed=0, **kwargs) -> dict:
+        """Forward-simulate data and latents; see :mod:`emdsl.runtime.sample`."""
+        from .runtime.sample import simulate
+        return simulate(self, params or {}, seed, kwargs)
+
+    def derivation(self, format: str = "markdown") -> str:
+        from .explain import explain
+        updates = self._compiled.updates
+        if updates is None:
+            from .compile import derive_updates
+            updates = self._compiled.updates = derive_updates(self.checked,
+                                                              self._compiled.graph)
+        return explain(updates, format)

@@ -1,0 +1,184 @@
+"""Code generation for the M-step and the log prior (part of stage 6)."""
+from __future__ import annotations
+
+import sympy as sp
+
+from .codegen_util import known, py
+
+_CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
+         "unit": "np.clip({v}, 1e-12, 1 - 1e-12)"}
+
+
+class MStepWriter:
+    def __init__(self, w):
+        self.w = w
+        self.us = w.us
+        self.r = w.r
+        self.cm = w.cm
+
+    def write(self, s):
+        s("")
+        s("")
+        s("def m_step(ess, params, h, reg=1e-6):")
+        s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
+        s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
+        s('    the start of numerical M-steps and fills in empty components."""')
+        s.indent()
+        s("old = params or {}")
+        s("new = {}")
+        s(f'count_k = ess["C_{self.r.latent.name}"]')
+        s("count_k = count_k if count_k.ndim == 1 else count_k.sum(axis=0)  # (K,)")
+        for su in self.us.simplex:
+            self.simplex(s, su)
+        for g in self.us.groups:
+            self.scalar_group(s, g)
+        for gu in self.us.gaussian:
+            self.gaussian(s, gu)
+        s("return new")
+        s.dedent()
+        self.log_prior(s)
+
+    # ------------------------------------------------------------------ simplex
+    def simplex(self, s, su):
+        src = self.r.assign if su.source == "assign" else su.source.factor
+        s(self.w.cite(src))
+        s(f"# {su.param}: maximise sum_j c_j log p_j subject to sum_j p_j = 1 (Lagrange):")
+        s(f"#   {su.lagrange}")
+        key = self.r.latent.name if su.source == "assign" else su.source.factor.target
+        s(f'c = np.array(ess["C_{key}"], dtype=float)  # expected counts')
+        if su.prior_alpha is not None:
+            pf = self.r.priors[su.param]
+            s(self.w.cite(pf) + "  (MAP: add alpha - 1 pseudo-counts)")
+            s(f"c = c + ({known(su.prior_alpha)}) - 1")
+            s("if np.any(c < 0):")
+            s("    c = np.maximum(c, 0.0)  # alpha < 1: the mode lies on the boundary")
+        s("total = c.sum(axis=-1, keepdims=True)")
+        s(f'new["{su.param}"] = c / np.where(total > 0, total, 1.0)')
+        if su.source != "assign" and su.axes and su.axes[0].kind == "latent":
+            s(f'new["{su.param}"] = _keep_empty(new["{su.param}"], old.get("{su.param}"), count_k)')
+
+    # ------------------------------------------------------------------ scalar groups
+    def scalar_group(self, s, g):
+        for fm in g.forms:
+            s(self.w.cite(fm.emission.factor))
+        for p in g.params:
+            if p in self.r.priors:
+                s(self.w.cite(self.r.priors[p]) + "  (prior, MAP)")
+        s(f"# Q({', '.join(g.params)}) = {sp.sstr(g.Q)}")
+        for p, eq in g.equations.items():
+            s(f"# dQ/d{p} = {sp.sstr(eq)} = 0")
+        syms = set()
+        for fm in g.forms:
+            for sym in (*fm.ess, fm.count):
+                s(f'{sym} = ess["{sym}"]')
+        exprs = list(g.closed.values()) + ([g.profile] if g.profile is not None else [])
+        for e in exprs:
+            syms |= e.free_symbols
+        self.w._hyper_locals(s, syms)
+        if g.numeric:
+            un = list(g.numeric)
+            args = ", ".join(un)
+            s(f"# no closed form for {args}: Newton's method on the profiled Q "
+              "(generalized EM)")
+            s(f"_q = lambda {args}: {py(g.profile)}")
+            s(f"_grad = lambda {args}: [{', '.join(py(e) for e in g.grad)}]")
+            rows = ", ".join("[" + ", ".join(py(e) for e in row) + "]" for row in g.hess)
+            s(f"_hess = lambda {args}: [{rows}]")
+            starts = ", ".join(f'old.get("{p}", np.ones_like(N_{g.forms[0].emission.factor.target}))'
+                               for p in un)
+            kinds = [self.cm.vars[p].kind for p in un]
+            s(f"{args}, = _newton(_q, _grad, _hess, [{starts}], {kinds!r})")
+        for p, e in g.closed.items():
+            s(f"{p} = {py(e)}  # stationary point of Q")
+        for p in g.params:
+            kind = self.cm.vars[p].kind
+            val = _CLIP.get(kind, "{v}").format(v=p)
+            s(f'new["{p}"] = {val}')
+            if any(a.kind == "latent" for a in g.axes):
+                lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
+                cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
+                s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), {cnt})')
+
+    # ------------------------------------------------------------------ gaussian
+    def gaussian(self, s, gu):
+        x = gu.emission.factor.target
+        s(self.w.cite(gu.emission.factor))
+        s(f'S, Nk = ess["S_{x}"], ess["N_{x}"]')
+        s(f'D = int(round((np.sqrt(8 * S.shape[1] + 9) - 3) / 2))')
+        s("Sx, Sxx = S[:, :D], _unpack_sym(S[:, D:], D)")
+        s(f'shift = ess["shift_{x}"]')
+        if gu.mean and gu.cov is None:
+            C = known(gu.cov_known)
+            if gu.cov_keyword == "prec":
+                s(f"prec_x = np.broadcast_to({C}, (D, D))")
+            else:
+                s(f"prec_x = np.linalg.solve(np.broadcast_to({C}, (D, D)), np.eye(D))")
+            if gu.prior is not None:
+                pf = gu.prior
+                s(self.w.cite(pf) + "  (conjugate prior: complete the square, eq. 32)")
+                m0 = known(pf.arg["mean"])
+                C0 = known(pf.arg["cov"])
+                if dict(pf.keywords).get("cov") == "prec":
+                    s(f"prec_0 = np.broadcast_to({C0}, (D, D))")
+                else:
+                    s(f"prec_0 = np.linalg.solve(np.broadcast_to({C0}, (D, D)), np.eye(D))")
+                s(f"m0 = np.broadcast_to({m0}, (D,)) - shift")
+                s("# (N_k C^-1 + C0^-1) mu_k = C^-1 Sx_k + C0^-1 m0")
+                s("lhs = Nk[:, None, None] * prec_x + prec_0")
+                s("rhs = Sx @ prec_x.T + prec_0 @ m0")
+                s("mean = np.linalg.solve(lhs, rhs[..., None])[..., 0]")
+            else:
+                s("mean = Sx / Nk[:, None]  # mu_k = Sx_k / N_k (eq. 51)")
+            self._store_mean(s, gu)
+            return
+        if gu.mean:
+            s("mean = Sx / Nk[:, None]  # mu_k = Sx_k / N_k (eq. 51)")
+            self._store_mean(s, gu)
+        else:
+            s(f"mean = np.broadcast_to(np.atleast_2d({known(gu.mean_known)}) - shift, Sx.shape)")
+        s("# Sigma_k = E[(x - mu)(x - mu)^T] under r[:, k]  (eq. 51), plus reg * I")
+        s("cov = (Sxx - Sx[:, :, None] * mean[:, None, :] - mean[:, :, None] * Sx[:, None, :]) "
+          "/ Nk[:, None, None]")
+        s("cov = cov + mean[:, :, None] * mean[:, None, :] + reg * np.eye(D)")
+        s("cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))")
+        val = "cov" if gu.cov_keyword != "prec" else \
+            "np.linalg.solve(cov, np.broadcast_to(np.eye(D), cov.shape))"
+        s(f'new["{gu.cov}"] = {val}' + ("" if gu.axes else "[0]"))
+        if gu.axes:
+            s(f'new["{gu.cov}"] = _keep_empty(new["{gu.cov}"], old.get("{gu.cov}"), count_k)')
+
+    def _store_mean(self, s, gu):
+        tail = "" if gu.axes else "[0]"
+        s(f'new["{gu.mean}"] = (mean + shift){tail}')
+        if gu.axes:
+            s(f'new["{gu.mean}"] = _keep_empty(new["{gu.mean}"], old.get("{gu.mean}"), count_k)')
+
+    # ------------------------------------------------------------------ log prior
+    def log_prior(self, s):
+        s("")
+        s("")
+        s("def log_prior(params, h):")
+        s('    """log p(params) for the params with a prior (0 for maximum likelihood)."""')
+        s.indent()
+        s("total = 0.0")
+        for name, pf in self.r.priors.items():
+            s(self.w.cite(pf))
+            fam = pf.family.name
+            if fam == "Dirichlet":
+                s(f'total += _dirichlet_logpdf(params["{name}"], {known(pf.arg["alpha"])})')
+            elif fam == "MvNormal":
+                cov = known(pf.arg["cov"])
+                if dict(pf.keywords).get("cov") == "prec":
+                    cov = f"np.linalg.inv({cov})"
+                s(f'mean = np.atleast_2d(params["{name}"])')
+                s(f"total += float(_mvn_logpdf(mean, np.broadcast_to({known(pf.arg['mean'])}, "
+                  f"mean.shape[1:]), np.broadcast_to({cov}, mean.shape[1:] * 2)).sum())")
+            else:
+                g = next(g for g in self.us.groups if name in g.priors)
+                lp = g.priors[name]
+                s(f'{name} = params["{name}"]')
+                self.w._hyper_locals(s, lp.free_symbols)
+                s(f"total += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
+        s("return total")
+        s.dedent()
+

@@ -1,0 +1,147 @@
+"""Helper functions copied verbatim into every generated module (numpy/scipy only).
+
+They are kept here as source text so that the generated file stays self-contained.
+"""
+
+HELPERS = r'''
+_EPS10 = 10 * np.finfo(float).eps
+
+
+def _sym_pairs(D):
+    """Row/column indices of the upper triangle (i <= j) of a D x D matrix."""
+    return np.triu_indices(D)
+
+
+def _xx_stats(xc):
+    """t(x) = [x, x_i x_j (i <= j)] for centred data xc (N, D) -> (N, D + D(D+1)/2)."""
+    iu, ju = _sym_pairs(xc.shape[1])
+    return np.concatenate([xc, xc[:, iu] * xc[:, ju]], axis=1)
+
+
+def _unpack_sym(v, D):
+    """Inverse of the upper-triangle packing: (G, D(D+1)/2) -> (G, D, D) symmetric."""
+    iu, ju = _sym_pairs(D)
+    out = np.zeros(v.shape[:-1] + (D, D))
+    out[..., iu, ju] = v
+    out[..., ju, iu] = v
+    return out
+
+
+def _chol(S, what):
+    """Batched Cholesky factor of SPD matrices (G, D, D) with a clear error."""
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        raise FloatingPointError(
+            f"{what} is not positive definite (a component may have collapsed onto a few "
+            "points); increase the `reg` fit option, e.g. reg=1e-3") from None
+
+
+def _mvn_natural(mean, cov=None, prec=None):
+    """Natural parameters of N(mean, cov) for t(x) = [x, x_i x_j (i <= j)].
+
+    mean (G, D), cov or prec (G, D, D) -> eta (G, P), A (G,) with
+    log N(x) = eta . t(x) - A,  A = 1/2 mean^T Lambda mean + 1/2 log|cov| + D/2 log(2 pi).
+    """
+    G, D = mean.shape
+    if prec is None:
+        L = _chol(cov, "a covariance")
+        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(D), L.shape))
+        prec = np.swapaxes(Linv, -1, -2) @ Linv
+        logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+    else:
+        Lp = _chol(prec, "a precision")
+        logdet = -2 * np.log(np.diagonal(Lp, axis1=-2, axis2=-1)).sum(-1)
+    iu, ju = _sym_pairs(D)
+    lin = np.einsum("gij,gj->gi", prec, mean)
+    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    A = 0.5 * np.einsum("gi,gi->g", mean, lin) + 0.5 * logdet + 0.5 * D * np.log(2 * np.pi)
+    return np.concatenate([lin, quad], axis=1), A
+
+
+def _mvn_logpdf(X, mean, cov):
+    """log N(X[g] | mean, cov) for X (G, D), mean (D,), cov (D, D) -> (G,)."""
+    L = _chol(cov[None], "a prior covariance")[0]
+    diff = np.linalg.solve(L, (X - mean).T)
+    D = X.shape[1]
+    return -0.5 * (diff ** 2).sum(0) - np.log(np.diag(L)).sum() - 0.5 * D * np.log(2 * np.pi)
+
+
+def _dirichlet_logpdf(p, alpha):
+    """log Dir(p | alpha) summed over the leading axes of p (..., K)."""
+    alpha = np.broadcast_to(alpha, p.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        body = np.where(alpha == 1, 0.0, (alpha - 1) * np.log(p))
+    return float(np.sum(gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)))
+
+
+def _keep_empty(new, old, count):
+    """Keep the previous value of parameter cells whose expected count is ~0."""
+    if old is None:
+        return new
+    empty = np.broadcast_to(count, new.shape[:np.ndim(count)]) <= 1e-8
+    if not np.any(empty):
+        return new
+    mask = empty.reshape(empty.shape + (1,) * (new.ndim - empty.ndim))
+    return np.where(mask, old, new)
+
+
+def _newton(q, grad, hess, start, kinds, iters=100, tol=1e-10):
+    """Maximise the profiled objective q cell by cell (generalized EM).
+
+    start: list of m arrays (one per unknown, same grid shape). Positive unknowns are
+    optimised on the log scale. A step is halved until q does not decrease, so the
+    M-step never lowers the expected complete-data log likelihood.
+    """
+    theta = [np.array(s, dtype=float) for s in start]
+    logs = [k in ("pos", "unit") for k in kinds]
+    for _ in range(iters):
+        g = np.stack(np.broadcast_arrays(*grad(*theta)))
+        H = np.stack([np.stack(np.broadcast_arrays(*row)) for row in hess(*theta)])
+        th = np.stack(np.broadcast_arrays(*theta))
+        jac = np.where(np.array(logs)[:, None], th.reshape(len(theta), -1), 1.0)
+        gshape = g.shape
+        g = g.reshape(len(theta), -1) * jac
+        H = H.reshape(len(theta), len(theta), -1) * jac[:, None] * jac[None, :]
+        H = H + np.eye(len(theta))[:, :, None] * np.where(np.array(logs)[:, None], g, 0.0)[:, None]
+        Hm = np.moveaxis(H, -1, 0)
+        try:
+            step = -np.linalg.solve(Hm, np.moveaxis(g, -1, 0)[..., None])[..., 0].T
+            bad = np.einsum("ij,ij->j", step, g) <= 0
+        except np.linalg.LinAlgError:
+            step, bad = g.copy(), np.ones(g.shape[1], bool)
+        step[:, bad] = g[:, bad] * 1e-3
+        step = np.clip(step, -5, 5)
+        q0 = np.asarray(q(*theta), dtype=float).reshape(-1)
+        t = np.ones(step.shape[1])
+        for _ in range(40):
+            cand = [np.where(lg, th_i.reshape(-1) * np.exp(t * s), th_i.reshape(-1) + t * s)
+                    for lg, th_i, s in zip(logs, theta, step)]
+            q1 = np.asarray(q(*[c.reshape(gshape[1:]) for c in cand]), dtype=float).reshape(-1)
+            worse = ~(q1 >= q0 - 1e-12 * np.abs(q0))
+            if not np.any(worse):
+                break
+            t = np.where(worse, t / 2, t)
+        theta = [c.reshape(gshape[1:]) for c in cand]
+        if np.max(np.abs(t * step)) < tol:
+            break
+    return theta
+
+
+def _kmeanspp_resp(F, K, rng):
+    """Hard responsibilities (N, K) from k-means++ seeding on standardised features F (N, M)."""
+    F = (F - F.mean(0)) / np.where(F.std(0) > 0, F.std(0), 1.0)
+    N = F.shape[0]
+    centres = [F[rng.integers(N)]]
+    d2 = ((F - centres[0]) ** 2).sum(1)
+    for _ in range(1, K):
+        total = d2.sum()
+        i = rng.integers(N) if total <= 0 else rng.choice(N, p=d2 / total)
+        centres.append(F[i])
+        d2 = np.minimum(d2, ((F - F[i]) ** 2).sum(1))
+    C = np.array(centres)
+    dist = (F ** 2).sum(1)[:, None] - 2 * F @ C.T + (C ** 2).sum(1)[None]
+    resp = np.zeros((N, K))
+    resp[np.arange(N), dist.argmin(1)] = 1.0
+    return resp
+'''

@@ -1,0 +1,83 @@
+"""Printing helpers shared by the code generator: sympy -> numpy source, known .emm
+expressions -> numpy source, and a small source-code builder."""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.numpy import SciPyPrinter
+
+from . import ast
+from .errors import InternalError
+
+
+class EmmPrinter(SciPyPrinter):
+    """SciPy printer with bare names (imported at the top of the module) and digamma."""
+
+    def __init__(self):
+        super().__init__({"fully_qualified_modules": False, "allow_unknown_functions": True})
+
+    def _print_polygamma(self, expr):
+        if expr.args[0] == 0:
+            return f"digamma({self._print(expr.args[1])})"
+        return f"polygamma({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_loggamma(self, expr):
+        return f"gammaln({self._print(expr.args[0])})"
+
+
+_PRINTER = EmmPrinter()
+
+
+def py(expr: sp.Expr) -> str:
+    """numpy source for a sympy expression (elementwise; arrays broadcast)."""
+    return _PRINTER.doprint(sp.sympify(expr))
+
+
+_FUNCS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sum": "np.sum", "diag": "np.diag",
+          "transpose": "np.transpose", "lgamma": "gammaln", "digamma": "digamma",
+          "dot": "np.dot"}
+
+
+def known(e: ast.Expr, env: str = "h") -> str:
+    """numpy source for an expression of dims, hypers and numbers (values from dict ``env``)."""
+    if isinstance(e, ast.Num):
+        return str(int(e.value)) if e.is_int else repr(e.value)
+    if isinstance(e, ast.Name):
+        return f'{env}["{e.id}"]' if e.id != "pi" else "pi"
+    if isinstance(e, ast.Neg):
+        return f"(-{known(e.operand, env)})"
+    if isinstance(e, ast.BinOp):
+        op = {"^": "**"}.get(e.op, e.op)
+        return f"({known(e.left, env)} {op} {known(e.right, env)})"
+    if isinstance(e, ast.Call):
+        args = [known(a, env) for a in e.args]
+        if e.func == "eye":
+            return f"np.eye(int({args[0]}))"
+        if e.func in ("zeros", "ones"):
+            return f"np.{e.func}(int({args[0]}))"
+        if e.func in _FUNCS:
+            return f"{_FUNCS[e.func]}({', '.join(args)})"
+    raise InternalError(f"cannot print known expression {ast.show(e)}")
+
+
+class Source:
+    """Accumulates indented lines of generated Python."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.level = 0
+
+    def __call__(self, text: str = ""):
+        for line in text.split("\n"):
+            self.lines.append(("    " * self.level + line) if line else "")
+        return self
+
+    def indent(self):
+        self.level += 1
+        return self
+
+    def dedent(self):
+        self.level -= 1
+        return self
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"

@@ -1,0 +1,58 @@
+"""The pipeline, top to bottom: parse -> check -> graph -> conjugacy -> derive -> codegen.
+
+Generated code is cached on disk under a hash of the source and the emdsl version
+(``$EMDSL_CACHE`` or ``~/.cache/emdsl``), so loading a model a second time skips the
+symbolic derivation.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__
+from .check import CheckedModel, check
+from .parse import parse
+
+
+@dataclass
+class Compiled:
+    checked: CheckedModel
+    code: str
+    updates: object | None    # the UpdateSet (None when the code came from the cache)
+    graph: object
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EMDSL_CACHE") or Path.home() / ".cache" / "emdsl")
+
+
+def compile_source(source: str, file: str = "<string>", use_cache: bool = True) -> Compiled:
+    from .graph import build_graph
+    checked = check(parse(source, file))
+    fg = build_graph(checked)
+    key = hashlib.sha256(f"{__version__}\0{file}\0{source}".encode()).hexdigest()[:32]
+    path = cache_dir() / f"{key}.py"
+    if use_cache and path.is_file():
+        return Compiled(checked, path.read_text(encoding="utf-8"), None, fg)
+    updates = derive_updates(checked, fg)
+    from .codegen import generate
+    code = generate(updates)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(code, encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass  # a read-only home is no reason to fail
+    return Compiled(checked, code, updates, fg)
+
+
+def derive_updates(checked: CheckedModel, fg=None):
+    from .conjugacy import analyse
+    from .derive import derive
+    from .graph import build_graph
+    fg = fg or build_graph(checked)
+    return derive(analyse(fg), checked)

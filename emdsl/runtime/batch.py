@@ -1,0 +1,108 @@
+"""Batch EM driver: restarts, convergence, and the warnings a user needs.
+
+Works with any generated module (``prepare``, ``init``, ``e_step``, ``m_step``,
+``log_prior``), following scikit-learn's ``BaseMixture.fit`` loop.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at max_iter before the relative ELBO change fell below tol."""
+
+
+class ObjectiveDecreaseWarning(UserWarning):
+    """The objective decreased between iterations (a bug or a numerical problem)."""
+
+
+class EmptyComponentWarning(UserWarning):
+    """A mixture component received (almost) no responsibility."""
+
+
+@dataclass
+class FitResult:
+    params: dict
+    posterior: dict
+    elbo: np.ndarray
+    n_iter: int
+    converged: bool
+    warnings: list = field(default_factory=list)
+
+    def __repr__(self):
+        last = f"{self.elbo[-1]:.6g}" if len(self.elbo) else "n/a"
+        return (f"FitResult(n_iter={self.n_iter}, converged={self.converged}, "
+                f"elbo={last}, params={sorted(self.params)})")
+
+
+def run(mod, data: dict, h: dict, *, seed=0, max_iter=100, tol=1e-8, n_init=1, init=None,
+        reg=1e-6, verbose=False, callback=None) -> FitResult:
+    """Fit by batch EM ``n_init`` times from different starts; keep the best ELBO."""
+    st = mod.prepare(data, h)
+    rng = np.random.default_rng(seed)
+    best = None
+    for attempt in range(n_init):
+        params = mod.init(st, data, h, rng, reg)
+        if init:
+            params.update({k: np.array(v, dtype=float) for k, v in init.items()})
+        result = _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
+        if best is None or result.elbo[-1] > best.elbo[-1]:
+            best = result
+    for w in best.warnings:
+        warnings.warn(w[1], w[0], stacklevel=3)
+    return best
+
+
+def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt):
+    trace, notes = [], []
+    converged = False
+    resp = None
+    empty_seen = set()
+    for it in range(max_iter):
+        resp, ess, loglik = mod.e_step(st, params, h)
+        value = loglik + mod.log_prior(params, h)
+        if not np.isfinite(value):
+            raise FloatingPointError(
+                f"the objective became {value} at iteration {it + 1}; the data may lie outside "
+                "the support of a family, or a parameter reached a boundary")
+        trace.append(value)
+        if verbose:
+            change = value - trace[-2] if len(trace) > 1 else float("nan")
+            print(f"[run {attempt + 1}] iter {it + 1:4d}  elbo {value:.10g}  change {change:.3g}")
+        if callback is not None:
+            callback(it, value, params)
+        counts = np.asarray(ess[f"C_{mod.LATENT}"])
+        counts = counts if counts.ndim == 1 else counts.sum(axis=0)
+        for k in np.flatnonzero(counts <= 1e-8):
+            if k not in empty_seen:
+                empty_seen.add(k)
+                notes.append((EmptyComponentWarning,
+                              f"component {k} of latent '{mod.LATENT}' is empty (no data "
+                              "assigned); its parameters were kept from the previous "
+                              "iteration. Try fewer components, another seed or n_init > 1."))
+        if len(trace) > 1:
+            prev = trace[-2]
+            if value < prev - 1e-9 * abs(prev):
+                notes.append((ObjectiveDecreaseWarning,
+                              f"the objective decreased from {prev:.10g} to {value:.10g} at "
+                              f"iteration {it + 1}; with reg > 0 small decreases can occur, "
+                              "otherwise please report this model"))
+            elif abs(value - prev) <= tol * abs(value):
+                converged = True
+                break
+        params = mod.m_step(ess, params, h, reg)
+    if not converged:
+        notes.append((ConvergenceWarning,
+                      f"EM did not converge in {max_iter} iterations (last relative change "
+                      f"{_rel_change(trace):.3g} > tol={tol:g}); increase max_iter, loosen "
+                      "tol, or check the model and the data scaling"))
+    return FitResult(params, {mod.LATENT: resp}, np.array(trace), len(trace), converged, notes)
+
+
+def _rel_change(trace):
+    if len(trace) < 2:
+        return float("inf")
+    return abs(trace[-1] - trace[-2]) / max(abs(trace[-1]), 1e-300)

@@ -40,11 +40,22 @@ class Model:
         self.checked = compiled.checked
         self.name = self.checked.name
         self.code = compiled.code
-        self.graph = compiled.graph.g
-        self.factor_graph = compiled.graph
         self.module = types.ModuleType(f"emdsl_generated_{self.name}")
         exec(compile(self.code, f"<emdsl:{self.checked.model.file}>", "exec"),  # noqa: S102
              self.module.__dict__)
+
+    @property
+    def factor_graph(self):
+        """The :class:`~emdsl.graph.FactorGraph` (variables, factors, DOT output)."""
+        if self._compiled.graph is None:
+            from .graph import build_graph
+            self._compiled.graph = build_graph(self.checked)
+        return self._compiled.graph
+
+    @property
+    def graph(self):
+        """The networkx factor graph."""
+        return self.factor_graph.g
 
     def __repr__(self):
         return f"<emdsl.Model {self.name} ({self.module.ALGORITHM})>"
@@ -91,5 +102,5 @@ class Model:
         if updates is None:
             from .compile import derive_updates
             updates = self._compiled.updates = derive_updates(self.checked,
-                                                              self._compiled.graph)
+                                                              self.factor_graph)
         return explain(updates, format)

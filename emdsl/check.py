@@ -205,7 +205,8 @@ class _Checker:
     def _hyper_default(self, d: ast.VarDecl):
         e = d.default
         for sub in ast.walk_expr(e):
-            if isinstance(sub, ast.Name) and sub.id not in self.dims and sub.id not in self.vars:
+            if isinstance(sub, ast.Name) and sub.id not in self.dims \
+                    and sub.id not in self.vars and sub.id != "pi":
                 raise self.err(f"undeclared name '{sub.id}' in the default of '{d.name}'",
                                sub.span, "a default may use dims, numbers and earlier hypers")
         val = _literal_value(e)

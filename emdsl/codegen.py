@@ -63,7 +63,8 @@ class _Writer:
         s("All arrays are 0-based; categories are 0..K-1.")
         s('"""')
         s("import numpy as np")
-        s("import scipy.sparse")
+        if any(v.kind == "cat" for v in self.cm.vars.values() if v.role == "data"):
+            s("import scipy.sparse")
         s("from numpy import exp, log, sqrt, pi  # noqa: F401")
         s("from scipy.special import digamma, gammaln, logsumexp, polygamma  # noqa: F401")
         s("")

@@ -21,7 +21,7 @@ class Compiled:
     checked: CheckedModel
     code: str
     updates: object | None    # the UpdateSet (None when the code came from the cache)
-    graph: object
+    graph: object | None      # the FactorGraph (built on demand for cached models)
 
 
 def cache_dir() -> Path:
@@ -29,13 +29,13 @@ def cache_dir() -> Path:
 
 
 def compile_source(source: str, file: str = "<string>", use_cache: bool = True) -> Compiled:
-    from .graph import build_graph
     checked = check(parse(source, file))
-    fg = build_graph(checked)
     key = hashlib.sha256(f"{__version__}\0{file}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{key}.py"
     if use_cache and path.is_file():
-        return Compiled(checked, path.read_text(encoding="utf-8"), None, fg)
+        return Compiled(checked, path.read_text(encoding="utf-8"), None, None)
+    from .graph import build_graph
+    fg = build_graph(checked)
     updates = derive_updates(checked, fg)
     from .codegen import generate
     code = generate(updates)

@@ -1,35 +1,33 @@
 """Fit-time values: read data files, evaluate constant expressions, bind data/dims/hypers.
 
-``read_data_file(path, cm)`` turns a ``.csv``, ``.npz``, ``.npy`` or ``.ldac`` file into arrays
-named after the model's data; ``bind(cm, values)`` checks the user's data, dims and hypers
-against the declarations and returns a :class:`Bound`.  Every problem is an
-:class:`~emdsl.errors.EmmDataError` that names the variable and the shapes or values involved.
-A file's dims are meant to be merged under the user's own keywords,
+``read_data_file(path, cm)`` turns a file into arrays named after the model's data;
+``bind(cm, values)`` checks data, dims and hypers against the declarations and returns a
+:class:`Bound`.  Every problem is an :class:`~emdsl.errors.EmmDataError` naming the variable
+and the shapes or values involved.  A file's dims go under the user's own keywords:
 ``bind(cm, {**file_dims, **file_arrays, **user_kwargs})``.
 
 File rules
 ----------
-* CSV (header row required; ``""``, ``NA``, ``NaN``, ``N/A`` mean missing): a datum with one
-  number per row (``y[N] : real``, ``count``, ``cat[K]`` ...) takes the column named after it,
-  or the only numeric column when it is the model's only datum.  A datum with a vector per
-  row (``x[N] : real[D]``, ``x[N, D] : bin``) takes the columns ``x_1 .. x_D``, or, when it is
-  the model's only datum, every numeric column in file order (a column is numeric when all
-  its non-missing cells parse as numbers; so penguins.csv gives the four measurements and
-  ``year``: name the wanted columns ``x_1..x_D`` or pass arrays to choose).  Rows are never
-  dropped: a missing value in a used column is an error naming the datum, the column and the
-  first bad row.  Categories are 0-based integers, as on the numpy side.
-* ``.npz``: keys are data names; keys naming dims (integer scalars) are returned as dims;
-  keys naming params, latents or hypers (e.g. a file written by ``emdsl sample``) are ignored.
-* ``.npy``: one array, the model's only datum.
-* ``.ldac`` (``n id:count id:count ...`` per document, 0-based ids): the model needs two
-  ``cat`` data in one plate, the document (used only as an index) and the word (modelled by
-  ``~``).  The counts are expanded to long format in document order, and the file gives the
-  plate dim (total token count), the document count and the vocabulary size (the lines of a
-  sibling ``.tokens`` file if there is one, else the largest id + 1).
+* ``.csv`` (header row; ``""``, ``NA``, ``NaN``, ``N/A`` are missing): a datum with one number
+  per row (``y[N] : real``, ``count``, ``cat[K]``) takes the column named after it, or the
+  only numeric column if it is the model's only datum.  A datum with a vector per row
+  (``x[N] : real[D]``, ``x[N, D] : bin``) takes the columns ``x_1 .. x_D``, or, if it is the
+  only datum, every numeric column in file order (numeric: all non-missing cells parse as
+  numbers; penguins.csv gives its four measurements and ``year``, so name the wanted columns
+  ``x_1..x_D`` or pass arrays).  No row is dropped: a missing value in a used column is an
+  error naming the datum, the column and the first bad row.  Categories are 0-based.
+* ``.npz``: keys are data (or hyper) names; integer scalars under dim names are returned as
+  dims; params and latents (e.g. from ``emdsl sample``) are ignored.  ``.npy``: the only datum.
+* ``.ldac`` (a line ``n id:count ...`` per document, 0-based ids): the model needs two ``cat``
+  data in one plate, the document (only used as an index) and the word (modelled by ``~``).
+  Counts are expanded to long format in document order; the file gives the plate dim (total
+  tokens), the document count and the vocabulary size (the lines of a sibling ``.tokens``
+  file if present, else the largest id + 1).
 """
 from __future__ import annotations
 
 import csv
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +46,9 @@ FILE_TYPES = (".csv", ".npz", ".npy", ".ldac")
 
 @dataclass(frozen=True)
 class Bound:
-    """Values of a checked model, validated: ``data`` (int64 for cat/count/bin, else float64,
-    shape = plate shape + element shape), ``dims`` (name -> positive int, every declared dim)
-    and ``hypers`` (name -> array of the hyper's element shape, ``()`` for scalars)."""
+    """Validated values: ``data`` (int64 for cat/count/bin, else float64; shape = plate shape
+    + element shape), ``dims`` (every declared dim, a positive int) and ``hypers`` (arrays of
+    the hyper's element shape, ``()`` for scalars)."""
 
     data: dict[str, np.ndarray]
     dims: dict[str, int]
@@ -58,41 +56,52 @@ class Bound:
 
 
 # ----------------------------------------------------------------------------- constants
-def _size(x, span) -> int:
-    if np.ndim(x) != 0 or float(x) != int(x) or int(x) < 0:
-        raise EmmDataError(f"a size must be a non-negative integer, got {x!r}", span)
+def _size(x) -> int:
+    if np.ndim(x) != 0 or not np.isfinite(x) or float(x) != int(x) or int(x) < 0:
+        raise ValueError(f"a size must be a non-negative integer, got {x!r}")
     return int(x)
 
 
-def _transpose(a):
-    return np.swapaxes(a, -1, -2) if np.ndim(a) >= 2 else np.asarray(a)
+def _guard(fn, ok, why):
+    def run(*args):
+        if not ok(*args):
+            raise ValueError(why)
+        return fn(*args)
+    return run
 
 
+_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": np.true_divide,
+        "^": lambda a, b: np.power(np.asarray(a, dtype=float), b),
+        "@": _guard(np.matmul, lambda a, b: np.ndim(a) and np.ndim(b),
+                    "'@' needs a vector or a matrix on both sides")}
 _FUNCS = {  # name -> (number of arguments, implementation)
     "exp": (1, np.exp), "log": (1, np.log), "sqrt": (1, np.sqrt), "sum": (1, np.sum),
-    "diag": (1, np.diag), "transpose": (1, _transpose), "lgamma": (1, special.gammaln),
-    "digamma": (1, special.digamma), "dot": (2, np.dot),
+    "diag": (1, _guard(np.diag, lambda a: np.ndim(a) in (1, 2), "diag needs a vector or "
+                       "a matrix")),
+    "transpose": (1, lambda a: np.swapaxes(a, -1, -2) if np.ndim(a) >= 2 else np.asarray(a)),
+    "lgamma": (1, special.gammaln), "digamma": (1, special.digamma), "dot": (2, np.dot),
+    "eye": (1, lambda n: np.eye(_size(n))), "zeros": (1, lambda n: np.zeros(_size(n))),
+    "ones": (1, lambda n: np.ones(_size(n))),
 }
-_SIZED = {"eye": np.eye, "zeros": np.zeros, "ones": np.ones}
 
 
 def eval_const(expr: ast.Expr, env: dict) -> np.ndarray | float:
-    """Evaluate a constant expression (dim defaults, hyper defaults, sizes) with numpy.
+    """Evaluate a constant expression (dim and hyper defaults, sizes) with numpy/scipy.
 
     Parameters
     ----------
     expr : ast.Expr
         Numbers, names, 1-based indexing ``a[i]``, ``+ - * / ^ @``, unary minus, ``pi`` and
-        the functions ``exp log sqrt sum diag eye zeros ones transpose lgamma digamma dot``.
+        ``exp log sqrt sum diag eye zeros ones transpose lgamma digamma dot``.
     env : dict
-        Name -> value: dims as ``int``, hypers as arrays of any shape.  ``pi`` defaults to
+        Name -> value: dims as ``int``, hypers as arrays of any shape.  ``pi`` is
         ``numpy.pi`` unless ``env`` binds it.
 
     Returns
     -------
     numpy.ndarray or float
-        An array, or a Python ``int``/``float`` for a scalar result (``int`` when only
-        integers, ``+ - *`` and non-negative integer powers were involved).
+        An array, or a Python ``int``/``float`` for a scalar (``int`` when only integers
+        and ``+ - *`` were involved).
 
     Raises
     ------
@@ -101,87 +110,43 @@ def eval_const(expr: ast.Expr, env: dict) -> np.ndarray | float:
     """
     with np.errstate(all="ignore"):
         out = _ev(expr, env)
-    if isinstance(out, (np.ndarray, np.generic)) and np.ndim(out) == 0:
-        return out.item()
-    return out
+    return out.item() if isinstance(out, (np.ndarray, np.generic)) and out.ndim == 0 else out
 
 
 def _ev(e, env):
     if isinstance(e, ast.Num):
         return int(e.value) if e.is_int else float(e.value)
     if isinstance(e, ast.Name):
-        if e.id in env:
-            return env[e.id]
-        if e.id == "pi":
-            return float(np.pi)
+        if e.id in env or e.id == "pi":
+            return env.get(e.id, float(np.pi))
         raise EmmDataError(f"'{e.id}' has no value here", e.span,
                            hint="a constant may use dims, numbers and earlier hypers")
     if isinstance(e, ast.Neg):
         return -_ev(e.operand, env)
-    if isinstance(e, ast.Index):
-        base = np.asarray(_ev(e.base, env))
-        idx = tuple(_size(_ev(i, env), i.span) - 1 for i in e.indices)
-        try:
-            return base[idx]
-        except IndexError:
-            raise EmmDataError(f"index out of range in '{ast.show(e)}' (shape {base.shape})",
-                               e.span) from None
-    if isinstance(e, ast.BinOp):
-        a, b = _ev(e.left, env), _ev(e.right, env)
-        try:
-            if e.op == "+":
-                return a + b
-            if e.op == "-":
-                return a - b
-            if e.op == "*":
-                return a * b
-            if e.op == "/":
-                return np.true_divide(a, b)
-            if e.op == "^":
-                if isinstance(a, int) and isinstance(b, int) and b >= 0:
-                    return a ** b
-                return np.power(np.asarray(a, dtype=float), b)
-            if np.ndim(a) == 0 or np.ndim(b) == 0:
-                raise EmmDataError("'@' needs a vector or matrix on both sides", e.span)
-            return np.matmul(a, b)
-        except ValueError as exc:
-            raise EmmDataError(f"cannot evaluate '{ast.show(e)}': {exc}", e.span) from None
-    if isinstance(e, ast.Call):
-        if e.kwargs:
-            raise EmmDataError(f"'{e.func}' takes no keyword arguments", e.span)
-        args = [_ev(a, env) for a in e.args]
-        if e.func in _SIZED:
-            if not 1 <= len(args) <= (1 if e.func == "eye" else 2):
-                raise EmmDataError(f"'{e.func}' takes a size, got {len(args)} arguments", e.span)
-            return _SIZED[e.func](tuple(_size(a, x.span) for a, x in zip(args, e.args)))[()] \
-                if e.func != "eye" else np.eye(_size(args[0], e.args[0].span))
-        if e.func not in _FUNCS:
-            raise EmmDataError(f"unknown function '{e.func}'", e.span,
-                               hint=f"functions: {', '.join(sorted({*_FUNCS, *_SIZED}))}")
-        n, fn = _FUNCS[e.func]
-        if len(args) != n:
-            raise EmmDataError(f"'{e.func}' takes {n} argument(s), got {len(args)}", e.span)
-        if e.func == "diag" and np.ndim(args[0]) not in (1, 2):
-            raise EmmDataError("'diag' needs a vector or a matrix", e.span)
-        try:
-            return fn(*args)
-        except ValueError as exc:
-            raise EmmDataError(f"cannot evaluate '{ast.show(e)}': {exc}", e.span) from None
+    if isinstance(e, ast.Call) and (e.func not in _FUNCS or e.kwargs
+                                    or len(e.args) != _FUNCS[e.func][0]):
+        raise EmmDataError(f"'{ast.show(e)}': unknown function or wrong arguments", e.span,
+                           hint=", ".join(f"{f}({', '.join('ab'[:n])})"
+                                          for f, (n, _) in _FUNCS.items()))
+    try:
+        if isinstance(e, ast.Index):
+            base = np.asarray(_ev(e.base, env))
+            return base[tuple(_size(_ev(i, env)) - 1 for i in e.indices)]
+        if isinstance(e, ast.BinOp):
+            return _OPS[e.op](_ev(e.left, env), _ev(e.right, env))
+        if isinstance(e, ast.Call):
+            return _FUNCS[e.func][1](*(_ev(a, env) for a in e.args))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise EmmDataError(f"cannot evaluate '{ast.show(e)}': {exc}", e.span) from None
     raise EmmDataError(f"'{ast.show(e)}' is not a constant expression", getattr(e, "span", None))
 
 
 # ----------------------------------------------------------------------------- shapes
-def _elem_exprs(v: Var) -> tuple:
-    """Element shape of one item of ``v``: ``spd[D]`` is (D, D), ``cat[K]`` a scalar."""
-    if v.kind == "cat":
-        return ()
-    if v.kind == "spd":
-        return (v.elem_dims[0], v.elem_dims[0])
-    return tuple(v.elem_dims)
-
-
 def _full_exprs(v: Var) -> tuple:
-    return tuple(v.shape) + _elem_exprs(v)
+    """Plate shape + element shape of ``v``: ``spd[D]`` is (D, D), ``cat[K]`` a scalar."""
+    elem = () if v.kind == "cat" else (v.elem_dims[0],) * 2 if v.kind == "spd" \
+        else tuple(v.elem_dims)
+    return tuple(v.shape) + elem
 
 
 def _names(e) -> set:
@@ -194,7 +159,7 @@ def _dim_of(e, dims):
 
 def _tup(xs) -> str:
     xs = [str(x) for x in xs]
-    return f"({xs[0]},)" if len(xs) == 1 else f"({', '.join(xs)})"
+    return f"({xs[0]},)" if len(xs) == 1 else f"({', '.join(xs)})"  # () for a scalar
 
 
 def _decl(v: Var) -> str:
@@ -209,91 +174,83 @@ def _err(cm: CheckedModel, v: Var | None, msg: str, hint: str | None = None):
 
 # ----------------------------------------------------------------------------- bind
 def bind(cm: CheckedModel, values: dict) -> Bound:
-    """Check data, dims and hypers against the model and fill in dims and hyper defaults.
+    """Check data, dims and hypers against the model; fill in dims and hyper defaults.
 
     Parameters
     ----------
     cm : CheckedModel
         The checked model.
     values : dict
-        The user's keyword arguments: data arrays (each of shape plate shape + element
-        shape, e.g. (N, D) for ``x[N] : real[D]``, categories 0-based), dims (positive
-        ints) and hypers (arrays of the hyper's element shape).  ``None`` counts as not
-        given.  Fit options must be removed before the call.
+        The user's keyword arguments without fit options: data arrays (plate shape + element
+        shape, e.g. (N, D) for ``x[N] : real[D]``; categories 0-based), dims (positive ints)
+        and hypers (arrays of the element shape).  ``None`` counts as not given.
 
     Returns
     -------
     Bound
-        Validated arrays and every dim of the model.
+        The validated arrays and every dim of the model.  Dims come from explicit values,
+        data shapes (a conflict between any two is an error), then their defaults.
 
     Raises
     ------
     EmmDataError
         Unknown names, params/latents passed as data, missing data, a dim given twice with
-        different values or not determinable, wrong shapes, non-finite values or values
-        outside the support of the declared type.
+        different values or not determinable, wrong shapes, NaN/inf, or values outside the
+        support of the declared type.
     """
     values = {k: v for k, v in values.items() if v is not None}
     data_vars = [v for v in cm.vars.values() if v.role == "data"]
     hyper_vars = [v for v in cm.vars.values() if v.role == "hyper"]
-    valid = [v.name for v in data_vars] + list(cm.dims) + [v.name for v in hyper_vars]
     for name in values:
         role = cm.role(name)
         if role in ("param", "latent"):
             raise _err(cm, cm.vars[name], f"'{name}' is a {role} of the model, not data",
                        f"give starting values with init={{'{name}': ...}}")
         if role is None:
+            valid = [v.name for v in data_vars] + list(cm.dims) + [v.name for v in hyper_vars]
             raise _err(cm, None, f"'{name}' is not a data, dim or hyper of model {cm.name}; "
                        f"valid names: {', '.join(valid)}")
     for v in data_vars:
         if v.name not in values:
-            shp = _tup(ast.show(e) for e in _full_exprs(v))
-            raise _err(cm, v, f"data '{v.name}' is missing; pass it as {v.name}=... "
-                       f"(an array of shape {shp})")
-
+            raise _err(cm, v, f"data '{v.name}' is missing; pass it as {v.name}=... (an array "
+                       f"of shape {_tup(ast.show(e) for e in _full_exprs(v))})")
     dims: dict[str, int] = {}
     origin: dict[str, str] = {}
 
     def put(name, val, where):
-        if name in dims and dims[name] != val:
+        if dims.setdefault(name, val) != val:
             raise _err(cm, None, f"dim '{name}' is given twice with different values: "
                        f"{name} = {dims[name]} ({origin[name]}) and {name} = {val} ({where})",
                        "make the data and the dims agree")
-        dims.setdefault(name, val)
         origin.setdefault(name, where)
 
     for name in cm.dims:
         if name in values:
-            put(name, _dim_value(cm, name, values[name], f"{name}={values[name]!r}"),
-                f"given as {name}={values[name]!r}")
+            given = f"{name}={_plain(values[name])!r}"
+            put(name, _dim_value(cm, name, values[name], given), f"given as {given}")
     arrays = {v.name: _as_array(cm, v, values[v.name])
               for v in data_vars + hyper_vars if v.name in values}
-    for name, arr in arrays.items():
-        exprs = _full_exprs(cm.vars[name])
-        if arr.ndim == len(exprs):
-            for ax, e in enumerate(exprs):
-                if isinstance(e, ast.Name):
-                    put(e.id, arr.shape[ax], f"from {name}.shape[{ax}]")
+    for v in data_vars:  # plate axes bind even when the element axes are wrong
+        arr, exprs = arrays[v.name], _full_exprs(v)
+        n = len(exprs) if arr.ndim == len(exprs) else len(v.shape) * (arr.ndim >= len(v.shape))
+        seen = set()  # spd[D] binds D from its first axis; the shape check compares the second
+        for ax, e in enumerate(exprs[:n]):
+            if isinstance(e, ast.Name) and e.id not in seen:
+                put(e.id, arr.shape[ax], f"from {v.name}.shape[{ax}]")
+                seen.add(e.id)
     pending = [d for d in cm.dims.values() if d.name not in dims and d.default is not None]
-    while pending:
-        ready = [d for d in pending if _names(d.default) <= set(dims)]
-        if not ready:
-            break
+    while ready := [d for d in pending if _names(d.default) <= set(dims)]:
         for d in ready:
             val = eval_const(d.default, dims)
-            dims[d.name] = _dim_value(cm, d.name, val, f"the default {ast.show(d.default)}")
+            dims[d.name] = _dim_value(cm, d.name, val, f"{ast.show(d.default)} = {val!r}")
             pending.remove(d)
-    for name in arrays:
-        _check_shape(cm, cm.vars[name], arrays[name], dims)
+    for name, arr in arrays.items():
+        _check_shape(cm, cm.vars[name], arr, dims)
     for name, d in cm.dims.items():
         if name not in dims:
             raise EmmDataError(f"dim '{name}' cannot be determined from the data and has no "
-                               f"default; pass it as {name}=...", d.span,
-                               hint=f"e.g. fit(..., {name}=3) or --set {name}=3",
-                               source=cm.model.source)
-    for v in data_vars + hyper_vars:
-        if v.name in arrays:
-            _check_shape(cm, v, arrays[v.name], dims)
+                               f"default; pass it as {name}=...", d.span, source=cm.model.source,
+                               hint=f"e.g. fit(..., {name}=3) or --set {name}=3")
     data = {v.name: _check_values(cm, v, arrays[v.name], dims) for v in data_vars}
     hypers: dict[str, np.ndarray] = {}
     for v in hyper_vars:
@@ -308,21 +265,25 @@ def bind(cm: CheckedModel, values: dict) -> Bound:
     return Bound(data, dict(dims), hypers)
 
 
+def _plain(val):
+    return val.item() if isinstance(val, (np.generic, np.ndarray)) and np.ndim(val) == 0 else val
+
+
 def _dim_value(cm, name, val, what) -> int:
-    ok = isinstance(val, (int, float, np.integer, np.floating)) and not isinstance(val, bool)
-    if ok and np.isfinite(val) and float(val) == int(val) and int(val) >= 1:
+    val = _plain(val)  # 3, 3.0, np.int64(3) and np.array(3) are all fine
+    ok = isinstance(val, (int, float)) and not isinstance(val, bool) and np.isfinite(val)
+    if ok and float(val) == int(val) and int(val) >= 1:
         return int(val)
-    raise _err(cm, None, f"dim '{name}' must be a positive integer, but {what} is {val!r}")
+    raise _err(cm, None, f"dim '{name}' must be a positive integer, got {what}")
 
 
 def _as_array(cm, v: Var, value) -> np.ndarray:
     try:
         arr = np.asarray(value)
+        why = "" if arr.dtype.kind in "biuf" else f"its dtype is {arr.dtype}"
     except (ValueError, TypeError) as exc:
-        arr, why = None, str(exc).split("\n")[0]
-    else:
-        why = f"its dtype is {arr.dtype}"
-    if arr is None or arr.dtype.kind not in "biuf":
+        why = str(exc).split("\n")[0]
+    if why:
         raise _err(cm, v, f"{v.role} '{v.name}' cannot be converted to a numeric array "
                    f"({why})", "pass a numpy array of numbers")
     return arr
@@ -333,69 +294,238 @@ def _check_shape(cm, v: Var, arr, dims, given="the given array has"):
     want = [_dim_of(e, dims) for e in exprs]
     if arr.ndim == len(want) and all(w is None or w == s for w, s in zip(want, arr.shape)):
         return
-    names = _tup(ast.show(e) for e in exprs) if exprs else "()"
-    vals = _tup("?" if w is None else w for w in want) if exprs else "()"
-    hint = None
-    if arr.ndim == len(want) + 1 and arr.shape[-1] == 1:
-        hint = "drop the trailing axis of length 1, e.g. x.ravel()"
-    elif not exprs and arr.size == 1:
-        hint = "pass a scalar"
-    raise _err(cm, v, f"{v.role} '{v.name}' is declared {_decl(v)}, shape {names} = {vals}, "
-               f"but {given} shape {_tup(arr.shape) if arr.ndim else '()'}", hint)
+    hint = "drop the axis of length 1, e.g. with .ravel()" if arr.ndim == len(want) + 1 \
+        and arr.shape[-1] == 1 else None
+    raise _err(cm, v, f"{v.role} '{v.name}' is declared {_decl(v)}, shape "
+               f"{_tup(ast.show(e) for e in exprs)} = {_tup('?' if w is None else w for w in want)}"
+               f", but {given} shape {_tup(arr.shape)}", hint)
 
 
-def _where(v: Var, arr, mask) -> str:
-    """'x[3, 1] = -2' (or 'x[3]' for a row / matrix) at the first True of ``mask``."""
-    idx = tuple(int(i) for i in np.argwhere(mask)[0])
-    ref = f"{v.name}[{', '.join(map(str, idx))}]" if idx else v.name
-    val = np.asarray(arr)[idx]
-    return f"{ref} = {val.item()!r}" if val.ndim == 0 else ref
-
-
-def _first(a, mask) -> float:
-    hits = np.argwhere(mask)
-    return float(np.asarray(a)[tuple(hits[0])]) if len(hits) else float("nan")
+_SUPPORT = {  # kind -> (bad values, what is wrong, hint)
+    "count": (lambda x: x < 0, "is negative", "counts are 0, 1, 2, ..."),
+    "bin": (lambda x: (x != 0) & (x != 1), "is not 0 or 1", None),
+    "pos": (lambda x: x <= 0, "is not > 0", "pos values are strictly positive"),
+    "unit": (lambda x: (x <= 0) | (x >= 1), "is not in (0, 1)", None),
+    "simplex": (lambda x: x < 0, "is negative", "a simplex is non-negative and sums to 1"),
+}
 
 
 def _check_values(cm, v: Var, arr, dims) -> np.ndarray:
-    what = f"{v.role} '{v.name}'"
+    """Finite and in the support of ``v``'s type; int64 for integer kinds, else float64."""
     x = np.asarray(arr, dtype=float)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        raise _err(cm, v, f"{what} has {int(bad.sum())} NaN/inf value(s), the first at "
-                   f"{_where(v, arr, bad).split(' = ')[0]}", "remove or impute them")
+
+    def at(mask):  # 'x[3, 1] = -2', or 'x[3]' for a row or a matrix, at the first True
+        idx = tuple(int(i) for i in np.argwhere(mask)[0])
+        ref = f"{v.name}[{', '.join(map(str, idx))}]" if idx else v.name
+        val = np.asarray(arr)[idx]
+        return (ref, f"{ref} = {val.item()!r}" if val.ndim == 0 else ref, x[idx])
 
     def fail(mask, why, hint=None):
-        if mask.any():
-            raise _err(cm, v, f"{what} is declared {_decl(v)} but {_where(v, arr, mask)} "
+        if np.any(mask):
+            raise _err(cm, v, f"{v.role} '{v.name}' is declared {_decl(v)} but {at(mask)[1]} "
                        f"{why}", hint)
 
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise _err(cm, v, f"{v.role} '{v.name}' has {int(bad.sum())} NaN/inf value(s), the "
+                   f"first at {at(bad)[0]}", "remove or impute them")
     k = v.kind
     if k in INT_KINDS:
         fail(x != np.round(x), "is not an integer", "pass integer values")
-    if k == "count":
-        fail(x < 0, "is negative", "counts are 0, 1, 2, ...")
-    elif k == "bin":
-        fail((x != 0) & (x != 1), "is not 0 or 1")
-    elif k == "cat":
-        K = _dim_of(v.elem_dims[0], dims)
-        name = ast.show(v.elem_dims[0])
+    if k in _SUPPORT:
+        fail(_SUPPORT[k][0](x), *_SUPPORT[k][1:])
+    if k == "cat":
+        K, name = _dim_of(v.elem_dims[0], dims), ast.show(v.elem_dims[0])
         fail((x < 0) | (x >= K), f"is outside 0..{K - 1} ({name} = {K}; categories are "
-             f"0-based in numpy)", f"a value >= {name} needs a larger {name}=...")
-    elif k == "pos":
-        fail(x <= 0, "is not > 0", "pos values are strictly positive")
-    elif k == "unit":
-        fail((x <= 0) | (x >= 1), "is not in (0, 1)")
+             "0-based in numpy)", f"a larger category needs a larger {name}=...")
     elif k == "simplex":
-        fail(x < 0, "is negative", "a simplex is non-negative and sums to 1")
-        s = x.sum(axis=-1)
-        fail(np.abs(s - 1) > 1e-6, f"sums to {_first(s, np.abs(s - 1) > 1e-6):.6g}, not 1",
+        off = np.abs(x.sum(axis=-1) - 1) > 1e-6
+        fail(off, f"sums to {at(off)[2].sum() if off.any() else 1:.6g}, not 1",
              "a simplex is non-negative and sums to 1")
     elif k == "spd":
-        scale = max(1.0, float(np.abs(x).max()) if x.size else 1.0)
-        fail(np.abs(x - np.swapaxes(x, -1, -2)).max(axis=(-1, -2)) > 1e-8 * scale,
-             "is not symmetric", "pass symmetric positive definite matrices")
+        fail(np.abs(x - np.swapaxes(x, -1, -2)).max(axis=(-1, -2))
+             > 1e-8 * max(1.0, np.abs(x).max()), "is not symmetric")
         low = np.linalg.eigvalsh(x).min(axis=-1)
         fail(low <= 0, f"is not positive definite (smallest eigenvalue "
-             f"{_first(low, low <= 0):.6g})", "pass symmetric positive definite matrices")
+             f"{low[tuple(np.argwhere(low <= 0)[0])] if np.any(low <= 0) else 0:.6g})",
+             "pass symmetric positive definite matrices")
     return x.astype(np.int64) if k in INT_KINDS else x
+
+
+# ----------------------------------------------------------------------------- files
+def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Read the model's data from a file (rules in the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.npz``, ``.npy`` or ``.ldac`` file.
+    cm : CheckedModel
+        The model whose data names the file's contents are matched to.
+
+    Returns
+    -------
+    arrays : dict of str to numpy.ndarray
+        One raw array per data name (validated later by :func:`bind`), e.g. x of shape
+        (N, D); ``.ldac`` gives int64 document and word arrays of shape (T,).
+    dims : dict of str to int
+        Dims the file fixes: for ``.ldac`` the plate, document and vocabulary sizes, for
+        ``.npz`` the dims stored in it; ``{}`` otherwise.
+
+    Raises
+    ------
+    EmmDataError
+        Unreadable or unsupported files, unmatched or missing data, missing values.
+    """
+    path, data_vars = Path(path), [v for v in cm.vars.values() if v.role == "data"]
+    suffix = path.suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise EmmDataError(f"cannot read '{path}': unsupported file type '{suffix}'",
+                           hint=f"use one of {', '.join(FILE_TYPES)}")
+    if not path.is_file():
+        raise EmmDataError(f"data file '{path}' does not exist")
+    try:
+        if suffix == ".csv":
+            return _read_csv(path, data_vars), {}
+        if suffix == ".ldac":
+            return _read_ldac(path, cm, data_vars)
+        if suffix == ".npy":
+            if len(data_vars) != 1:
+                raise EmmDataError(f"a .npy file holds one array but model {cm.name} has data "
+                                   f"{', '.join(v.name for v in data_vars)}",
+                                   hint="use a .npz file with one array per data name")
+            return {data_vars[0].name: np.load(path, allow_pickle=False)}, {}
+        with np.load(path, allow_pickle=False) as z:
+            stored = {k: z[k] for k in z.files}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EmmDataError(f"cannot read '{path}': {exc}") from None
+    for v in data_vars:
+        if v.name not in stored:
+            raise EmmDataError(f"data '{v.name}' is not in '{path.name}' (it holds "
+                               f"{', '.join(stored) or 'nothing'})",
+                               hint=f"save it with np.savez(file, {v.name}=...)")
+    for key in stored:
+        if cm.role(key) is None or cm.role(key) == "dim" and stored[key].ndim:
+            raise EmmDataError(f"'{path.name}' holds '{key}', which is not a data name of "
+                               f"model {cm.name}", hint="data names: "
+                               + ", ".join(v.name for v in data_vars))
+    return ({k: a for k, a in stored.items() if cm.role(k) in ("data", "hyper")},
+            {k: a.item() for k, a in stored.items() if cm.role(k) == "dim"})
+
+
+def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        rows = [(reader.line_num, [c.strip() for c in r]) for r in reader
+                if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
+    header, lines = rows[0][1], [line for line, _ in rows[1:]]
+    if len(set(header)) < len(header):
+        raise EmmDataError(f"'{path.name}' has the column name(s) "
+                           f"{', '.join(sorted({h for h in header if header.count(h) > 1}))} twice")
+    for line, r in rows[1:]:
+        if len(r) != len(header):
+            raise EmmDataError(f"line {line} of '{path.name}' has {len(r)} fields but the "
+                               f"header has {len(header)}")
+    cols = {h: [r[i] for _, r in rows[1:]] for i, h in enumerate(header)}
+    numeric = [h for h in header if _numeric(cols[h])]
+    alone, out = len(data_vars) == 1, {}
+    for v in data_vars:
+        rank = len(_full_exprs(v))
+        if rank == 1 and v.shape:
+            use = [v.name] if v.name in cols else numeric if alone and len(numeric) == 1 \
+                else None
+            want = f"a column named '{v.name}'"
+        elif rank == 2 and v.shape:
+            pat = re.compile(re.escape(v.name) + r"_(\d+)$")
+            found = sorted((int(m.group(1)), h) for h in header if (m := pat.match(h)))
+            if [i for i, _ in found] != list(range(1, len(found) + 1)):
+                raise EmmDataError(f"data '{v.name}': the columns "
+                                   f"{', '.join(h for _, h in found)} of '{path.name}' are "
+                                   f"not numbered 1..{len(found)}")
+            use = [h for _, h in found] or (numeric if alone else None)
+            want = f"columns named {v.name}_1, {v.name}_2, ..."
+        else:
+            raise EmmDataError(f"data '{v.name}' ({_decl(v)}) cannot be read from a CSV file",
+                               hint="save it in a .npz file instead")
+        if not use:
+            raise EmmDataError(f"data '{v.name}' needs {want} in '{path.name}' (its columns: "
+                               f"{', '.join(header)})", hint="rename the columns or pass arrays")
+        arr = _columns(v, use, cols, lines, path)
+        out[v.name] = arr[:, 0] if rank == 1 else arr
+    return out
+
+
+def _numeric(cells) -> bool:
+    vals = [c for c in cells if c not in MISSING]
+    try:
+        [float(c) for c in vals]
+    except ValueError:
+        return False
+    return bool(vals)
+
+
+def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
+    """The (rows, len(use)) float array of the columns ``use``; no row is ever dropped."""
+    miss = np.array([[c in MISSING for c in cols[h]] for h in use]).T
+    if miss.any():
+        row, j = (int(i) for i in np.argwhere(miss)[0])
+        raise EmmDataError(
+            f"data '{v.name}': column '{use[j]}' has a missing value in row {row + 1} (line "
+            f"{lines[row]} of '{path.name}'); {int(miss.any(axis=1).sum())} of {len(lines)} "
+            f"rows have missing values in the columns used ({', '.join(use)})",
+            hint="emdsl drops no rows: remove or impute them, pick columns by naming them "
+                 f"{v.name}_1..{v.name}_D, or pass arrays")
+    out = np.empty((len(lines), len(use)))
+    for j, h in enumerate(use):
+        for i, c in enumerate(cols[h]):
+            try:
+                out[i, j] = float(c)
+            except ValueError:
+                raise EmmDataError(f"data '{v.name}': column '{h}' has the non-numeric value "
+                                   f"{c!r} in row {i + 1} (line {lines[i]} of '{path.name}')",
+                                   hint="encode categories as integers 0..K-1") from None
+    return out
+
+
+def _read_ldac(path: Path, cm: CheckedModel, data_vars):
+    cats = [v for v in data_vars if v.kind == "cat" and len(v.shape) == 1]
+    modelled = {f.target for f in cm.factors}
+    words = [v for v in cats if v.name in modelled]
+    docs = [v for v in cats if v.name not in modelled
+            and ast.show(v.shape[0]) in {ast.show(w.shape[0]) for w in words}]
+    if len(data_vars) != 2 or len(words) != 1 or len(docs) != 1:
+        raise EmmDataError(f"an .ldac file needs a model with exactly two cat data in one "
+                           f"plate (document index and modelled word); model {cm.name} has "
+                           f"data {', '.join(_decl(v) for v in data_vars)}",
+                           hint="e.g. `data doc[T] : cat[D]` and `data w[T] : cat[V]`")
+    ids, counts, sizes = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln.split() for ln in fh.read().rstrip().splitlines()]
+    for d, parts in enumerate(lines):
+        try:
+            pairs = [[int(x) for x in p.split(":")] for p in parts[1:]]
+            if not parts or int(parts[0]) != len(pairs) or any(len(p) != 2 or min(p) < 0
+                                                               for p in pairs):
+                raise ValueError
+        except ValueError:
+            raise EmmDataError(f"line {d + 1} of '{path.name}' is not in LDA-C format "
+                               "(`n id:count id:count ...` with n pairs)") from None
+        ids += [i for i, _ in pairs]
+        counts += [c for _, c in pairs]
+        sizes.append(sum(counts[len(counts) - len(pairs):]))
+    w = np.repeat(np.array(ids, dtype=np.int64), np.array(counts, dtype=np.int64))
+    vocab = int(w.max()) + 1 if w.size else 0
+    tokens = path.with_suffix(".tokens")
+    if tokens.is_file():
+        n_words = len(tokens.read_text(encoding="utf-8").rstrip("\n").splitlines())
+        if vocab > n_words:
+            raise EmmDataError(f"'{path.name}' uses word id {vocab - 1} but '{tokens.name}' "
+                               f"lists only {n_words} words")
+        vocab = n_words
+    doc_v, w_v = docs[0], words[0]
+    dims = {e.id: val for e, val in ((doc_v.shape[0], w.size), (doc_v.elem_dims[0], len(lines)),
+                                     (w_v.elem_dims[0], vocab)) if isinstance(e, ast.Name)}
+    doc = np.repeat(np.arange(len(lines), dtype=np.int64), sizes)
+    return {doc_v.name: doc, w_v.name: w}, dims

@@ -19,7 +19,7 @@ from . import ast
 from .check import CheckedModel
 from .conjugacy import Axis, ConjugacyReport, Emission
 from .errors import NonConjugateError
-from .families import ASSUMPTIONS, NotExponentialFamily, decompose, to_sympy
+from .expfam import ASSUMPTIONS, NotExponentialFamily, decompose, to_sympy
 
 
 @dataclass

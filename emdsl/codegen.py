@@ -184,15 +184,14 @@ class _Writer:
         s("for lo in range(0, n_rows, BLOCK_ROWS):")
         s.indent()
         s("hi = min(n_rows, lo + BLOCK_ROWS)")
+        s("L = resp[lo:hi]  # the block's log joint, normalised in place below")
         if ref.axes == ():
-            s("L = np.repeat(log_prior_z[None, :], hi - lo, axis=0)  # log p(z_n = k)")
+            s("L[...] = log_prior_z  # log p(z_n = k)")
         else:
-            s(f'L = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
+            s(f'L[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
         for e in r.emissions:
             self._e_block(s, e)
-        s("norm = logsumexp(L, axis=1)")
-        s("loglik += float(norm.sum())")
-        s("resp[lo:hi] = np.exp(L - norm[:, None])")
+        s("loglik += float(_log_normalise(L).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
         s("return resp, expected_stats(st, resp), loglik")

@@ -75,6 +75,19 @@ def _dirichlet_logpdf(p, alpha):
     return float(np.sum(gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)))
 
 
+def _log_normalise(L):
+    """In place, L (B, K) log p(x_n, z_n = k) -> responsibilities r[n, k] (a softmax over k).
+
+    Returns log sum_k p(x_n, z_n = k) = log p(x_n) (B,), computed stably (logsumexp).
+    """
+    top = L.max(axis=1, keepdims=True)
+    L -= top
+    np.exp(L, out=L)
+    total = L.sum(axis=1, keepdims=True)
+    L /= total
+    return (np.log(total) + top)[:, 0]
+
+
 def _keep_empty(new, old, count):
     """Keep the previous value of parameter cells whose expected count is ~0."""
     if old is None:

@@ -38,7 +38,7 @@ class FitResult:
                 f"elbo={last}, params={sorted(self.params)})")
 
 
-def run(mod, data: dict, h: dict, *, seed=0, max_iter=100, tol=1e-8, n_init=1, init=None,
+def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, init=None,
         reg=1e-6, verbose=False, callback=None) -> FitResult:
     """Fit by batch EM ``n_init`` times from different starts; keep the best ELBO."""
     st = mod.prepare(data, h)

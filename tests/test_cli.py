@@ -1,0 +1,244 @@
+"""The ``emdsl`` command line (INTERFACE.md): exit codes, outputs, and no partial files."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emdsl import cli
+from emdsl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+GMM = str(MODELS / "gaussian_mixture.emm")
+POISSON = str(MODELS / "poisson_mixture.emm")
+FAITHFUL = str(MODELS / "data" / "faithful.csv")
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
+# ----------------------------------------------------------------------------- fit
+def test_fit_writes_json(tmp_path, capsys):
+    out_json = tmp_path / "out.json"
+    status, out, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--seed", "0", "-o", out_json)
+    assert status == 0, err
+    doc = json.loads(out_json.read_text())
+    assert np.shape(doc["params"]["mu"]) == (3, 2)
+    assert np.shape(doc["params"]["Sigma"]) == (3, 2, 2)
+    assert np.isclose(sum(doc["params"]["weights"]), 1.0)
+    assert len(doc["elbo"]) == doc["n_iter"] and isinstance(doc["converged"], bool)
+    assert all(np.diff(doc["elbo"]) > -1e-6 * abs(doc["elbo"][-1]))
+    assert "mu  shape (3, 2)" in out and "final ELBO" in out
+    for line in err.splitlines():  # warnings are one line each, without source locations
+        assert line.startswith("warning: ")
+
+
+def test_fit_options_are_passed(tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    status, _, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--set", "K=2",
+                         "--max-iter", "3", "--tol", "0", "--reg", "1e-4", "-o", out_json)
+    assert status == 0, err
+    doc = json.loads(out_json.read_text())
+    assert np.shape(doc["params"]["mu"]) == (2, 2) and doc["n_iter"] == 3
+    assert "warning: EM did not converge in 3 iterations" in err
+
+
+def test_fit_ldac_dims_come_from_the_file(capsys):
+    status, out, err = run(capsys, "fit", MODELS / "topics_em.emm", "--data",
+                           MODELS / "data" / "reuters.ldac", "--set", "K=3", "--max-iter", "2")
+    assert status == 0, err
+    assert "phi  shape (3, " in out
+
+
+def test_data_error_dim_zero(tmp_path, capsys):
+    out_json = tmp_path / "out.json"
+    status, out, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--set", "K=0",
+                           "-o", out_json)
+    assert status == 1
+    assert "'K'" in err and err.startswith("error: ")
+    assert not out_json.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_data_error_string_column(tmp_path, capsys):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("y\n1\nabc\n3\n")
+    status, _, err = run(capsys, "fit", POISSON, "--data", csv)
+    assert status == 1
+    assert "'y'" in err and "abc" in err
+
+
+def test_missing_data_file(tmp_path, capsys):
+    status, _, err = run(capsys, "fit", GMM, "--data", tmp_path / "nope.csv")
+    assert status == 1 and "nope.csv" in err
+
+
+def test_numerical_failure_exits_1(monkeypatch, capsys):
+    def boom(*args, **kwargs):
+        raise FloatingPointError("the objective became nan at iteration 3")
+    monkeypatch.setattr(cli, "_fit", boom)
+    status, _, err = run(capsys, "fit", GMM, "--data", FAITHFUL)
+    assert status == 1
+    assert "became nan" in err and "hint:" in err
+
+
+# ----------------------------------------------------------------------------- compile
+def test_compile_writes_a_numpy_scipy_module(tmp_path, capsys):
+    target = tmp_path / "gmm.py"
+    status, out, err = run(capsys, "compile", GMM, "-o", target)
+    assert status == 0, err
+    assert out == "" and [p.name for p in tmp_path.iterdir()] == ["gmm.py"]
+    tree = ast.parse(target.read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots.add((node.module or "").split(".")[0])
+    assert roots <= {"numpy", "scipy", "__future__"}, roots
+    assert {"numpy", "scipy"} & roots
+
+
+def test_compile_to_stdout(capsys):
+    status, out, _ = run(capsys, "compile", GMM)
+    assert status == 0 and "def e_step" in out and "def m_step" in out
+
+
+@pytest.mark.parametrize("stage", ["ast", "graph", "conj", "updates"])
+def test_compile_print_stage(stage, capsys):
+    status, out, err = run(capsys, "compile", GMM, "--print", stage)
+    assert status == 0, err
+    assert out.strip()
+    if stage == "ast":
+        assert "x[n] ~ MvNormal(mu[z[n]], Sigma[z[n]])" in out
+
+
+def test_print_ast_of_an_unsupported_model(capsys):
+    """Early stages print even when a later stage rejects the model."""
+    status, out, _ = run(capsys, "compile", MODELS / "lda.emm", "--print", "ast")
+    assert status == 0 and out.startswith("model LDA")
+    status, out, err = run(capsys, "compile", MODELS / "lda.emm", "--print", "conj")
+    assert status == 1 and "not supported yet" in err
+
+
+def test_compile_missing_model_file(tmp_path, capsys):
+    status, _, err = run(capsys, "compile", tmp_path / "none.emm")
+    assert status == 1 and "cannot read model file" in err
+
+
+def test_compile_into_missing_directory(tmp_path, capsys):
+    status, _, err = run(capsys, "compile", GMM, "-o", tmp_path / "no" / "dir" / "x.py")
+    assert status == 1 and "cannot write" in err
+
+
+# ----------------------------------------------------------------------------- derive, graph
+@pytest.mark.skipif(importlib.util.find_spec("emdsl.explain") is None,
+                    reason="emdsl.explain is not there yet")
+@pytest.mark.parametrize("fmt", ["md", "tex", "text"])
+def test_derive(fmt, capsys):
+    status, out, err = run(capsys, "derive", GMM, "--format", fmt)
+    assert status == 0, err
+    assert out.strip()
+
+
+def test_graph_prints_dot(capsys):
+    status, out, _ = run(capsys, "graph", GMM)
+    assert status == 0 and out.startswith("graph")
+    assert out.rstrip().endswith("}")
+
+
+def test_graph_writes_dot(tmp_path, capsys):
+    target = tmp_path / "g.dot"
+    status, out, _ = run(capsys, "graph", MODELS / "lda.emm", "-o", target)
+    assert status == 0 and out == ""
+    assert target.read_text().startswith('graph "LDA"')
+
+
+def test_graph_svg_without_graphviz(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
+    target = tmp_path / "g.svg"
+    status, _, err = run(capsys, "graph", GMM, "-o", target)
+    assert status == 1 and "Graphviz" in err and "graph.dot" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- sample, check
+def test_sample_npz_round_trip(tmp_path, capsys):
+    target = tmp_path / "sim.npz"
+    status, _, err = run(capsys, "sample", GMM, "--set", "N=300", "D=2", "K=2", "--seed", "1",
+                         "-o", target)
+    assert status == 0, err
+    with np.load(target) as z:
+        assert z["x"].shape == (300, 2) and z["mu"].shape == (2, 2)
+    status, out, err = run(capsys, "fit", GMM, "--data", target)
+    assert status == 0, err
+    assert "mu  shape (2, 2)" in out
+
+
+def test_sample_csv_with_params_from_fit(tmp_path, capsys):
+    result = tmp_path / "fit.json"
+    assert run(capsys, "fit", GMM, "--data", FAITHFUL, "-o", result)[0] == 0
+    target = tmp_path / "sim.csv"
+    status, _, err = run(capsys, "sample", GMM, "--set", "N=50", "--params", result,
+                         "-o", target)
+    assert status == 0, err
+    lines = target.read_text().splitlines()
+    assert lines[0].split(",")[:2] == ["x_1", "x_2"] and len(lines) == 51
+
+
+def test_sample_bad_suffix(tmp_path, capsys):
+    status, _, err = run(capsys, "sample", GMM, "--set", "N=5", "D=1", "-o", tmp_path / "s.txt")
+    assert status == 1 and ".npz or .csv" in err
+
+
+def test_check_recovers_poisson_mixture(capsys):
+    status, out, err = run(capsys, "check", POISSON, "--set", "N=2000")
+    assert status == 0, out + err
+    assert "rate" in out and "recovered" in out
+
+
+# ----------------------------------------------------------------------------- usage, bugs
+@pytest.mark.parametrize("argv", [
+    [],
+    ["frobnicate", GMM],
+    ["fit", GMM],                                          # --data is required
+    ["fit", GMM, "--data", FAITHFUL, "--set", "K"],          # not NAME=VALUE
+    ["fit", GMM, "--data", FAITHFUL, "--set", "K=three"],
+    ["derive", GMM, "--format", "pdf"],
+    ["sample", GMM, "--set", "N=5"],                       # -o is required
+])
+def test_bad_usage_exits_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_internal_error_exits_3(monkeypatch, capsys):
+    def bug(path):
+        raise KeyError("oops")
+    monkeypatch.setattr(cli, "_load", bug)
+    status, _, err = run(capsys, "compile", GMM)
+    assert status == 3
+    assert err.startswith("internal compiler error") and "report" in err
+
+
+def test_console_script_module(tmp_path):
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "emdsl.cli", "graph", GMM],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("graph")
+    bad = subprocess.run([sys.executable, "-m", "emdsl.cli", "compile",
+                          str(ROOT / "tests" / "golden" / "bad" / "undeclared_name.emm")],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert bad.returncode == 1 and "undeclared name 'sigma2'" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -486,7 +486,9 @@ class _Checker:
                 continue  # a chain: its first element is sampled by its own statement
             raise self.err(f"the loop over '{idx.id}' runs {ast.show(lp.start)}:"
                            f"{ast.show(lp.stop)} but '{v.name}' has size {ast.show(size)}",
-                           lp.span, f"loop `for {idx.id} in 1:{ast.show(size)}`")
+                           Span(lp.span.file, lp.start.span.line, lp.start.span.col,
+                                lp.stop.span.end_line, lp.stop.span.end_col),
+                           f"loop `for {idx.id} in 1:{ast.show(size)}`")
 
 
 def _overlap(idx_a, loops_a, idx_b, loops_b) -> bool:

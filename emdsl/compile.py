@@ -1,11 +1,12 @@
 """The pipeline, top to bottom: parse -> check -> graph -> conjugacy -> derive -> codegen.
 
-Generated code is cached on disk under a hash of the source and the emdsl version
-(``$EMDSL_CACHE`` or ``~/.cache/emdsl``), so loading a model a second time skips the
-symbolic derivation.
+Generated code is cached on disk under a hash of the source, the file name and the
+compiler's own files (``$EMDSL_CACHE`` or ``~/.cache/emdsl``), so loading a model a second
+time skips the symbolic derivation, and a changed compiler never serves stale code.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -24,13 +25,26 @@ class Compiled:
     graph: object | None      # the FactorGraph (built on demand for cached models)
 
 
+@functools.lru_cache(maxsize=1)
+def compiler_fingerprint() -> str:
+    """A hash of the compiler's own files, so a changed compiler never reuses old code."""
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).resolve().parent
+    for f in sorted([*here.glob("*.py"), *here.glob("*.emm"), *here.glob("_grammar/*.lark"),
+                     here.parent / "grammars" / "emm.lark"]):
+        if f.is_file():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("EMDSL_CACHE") or Path.home() / ".cache" / "emdsl")
 
 
 def compile_source(source: str, file: str = "<string>", use_cache: bool = True) -> Compiled:
     checked = check(parse(source, file))
-    key = hashlib.sha256(f"{__version__}\0{file}\0{source}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"{compiler_fingerprint()}\0{file}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{key}.py"
     if use_cache and path.is_file():
         return Compiled(checked, path.read_text(encoding="utf-8"), None, None)

@@ -485,7 +485,9 @@ def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
             except ValueError:
                 raise EmmDataError(f"data '{v.name}': column '{h}' has the non-numeric value "
                                    f"{c!r} in row {i + 1} (line {lines[i]} of '{path.name}')",
-                                   hint="encode categories as integers 0..K-1") from None
+                                   hint="encode categories as integers 0..K-1"
+                                   if v.kind in ("cat", "count", "bin") else
+                                   f"'{v.name}' is {v.kind}: every value must be a number") from None
     return out
 
 

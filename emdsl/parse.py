@@ -37,19 +37,22 @@ class _Separators:
 
     always_accept = ("_NL",)
 
+    def __init__(self):
+        self.open: list = []   # unclosed ( and [ tokens of the current parse, innermost last
+
     def process(self, stream):
-        depth = 0
+        self.open = []
         pending = None
         seen_token = False
         for tok in stream:
             if tok.type == "_NL":
-                if depth == 0 and seen_token and pending is None:
+                if not self.open and seen_token and pending is None:
                     pending = tok
                 continue
             if tok.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif tok.type in ("RPAR", "RSQB"):
-                depth = max(0, depth - 1)
+                self.open.append(tok)
+            elif tok.type in ("RPAR", "RSQB") and self.open:
+                self.open.pop()
             if pending is not None:
                 yield pending
                 pending = None
@@ -205,24 +208,27 @@ class _ToAst(Transformer):
 SYNTAX_EXAMPLES = {
     ("missing '~' in a sampling statement", "write `x[n] ~ Normal(mu, s2)`"): [
         "model M\nx Normal(0, 1)\n",
+        "model M\ndim N\nx Normal(0, 1)\n",
         "model M\nfor n in 1:N { x[n] Normal(0, 1) }\n",
+        "model M\nfor n in 1:N {\n x[n] Normal(0, 1)\n}\n",
+        "model M\ndim N\nfor n in 1:N {\n z[n] ~ Categorical(w)\n x[n] Normal(0, 1)\n}\n",
     ],
     ("a plate needs a range `for i in 1:N { ... }`", "write `for n in 1:N { ... }`"): [
         "model M\nfor n in N { x ~ Normal(0, 1) }\n",
         "model M\nfor n 1:N { x ~ Normal(0, 1) }\n",
+        "model M\ndim N\nfor n in N { x ~ Normal(0, 1) }\n",
+        "model M\ndim N\nfor n 1:N { x ~ Normal(0, 1) }\n",
+        "model M\nfor k in 1:K {\n for n in N { x ~ Normal(0, 1) }\n}\n",
     ],
     ("a declaration needs a type after ':'", "write e.g. `data x[N] : real[D]`"): [
         "model M\ndata x[N]\n",
         "model M\nparam mu\n",
+        "model M\ndim N\ndata x[N]\n",
+        "model M\ndim N\nparam mu\n",
     ],
     ("the first statement must be `model Name`", "start the file with `model MyModel`"): [
         "dim N\n",
         "data x : real\n",
-    ],
-    ("unbalanced brackets or an unfinished expression", "check the ( ) and [ ] pairs on this line"): [
-        "model M\nx ~ Normal(0, 1\n",
-        "model M\nx ~ Normal(0, )\n",
-        "model M\nx ~ Normal(0 +)\n",
     ],
 }
 
@@ -237,16 +243,51 @@ def parse(source: str, file: str = "<string>") -> ast.Model:
     return ast.Model(name, items, file, source, span)
 
 
+def _top_state(exc):
+    state = getattr(exc, "state", None)
+    return getattr(state, "position", None), frozenset(getattr(exc, "accepts", None) or ())
+
+
+@functools.lru_cache(maxsize=1)
+def _example_states() -> list:
+    """(LALR state on top of the stack, accepted terminals) -> label, for SYNTAX_EXAMPLES.
+
+    Like Lark's ``match_examples``, but keyed on the top state only, so an example also
+    matches the same mistake deeper in a file or inside a plate."""
+    table = []
+    for label, examples in SYNTAX_EXAMPLES.items():
+        for text in examples:
+            try:
+                _parser().parse(text)
+            except UnexpectedInput as ut:
+                table.append((_top_state(ut), label))
+    return table
+
+
+def _match_example(exc):
+    key = _top_state(exc)
+    if key[0] is None:
+        return None
+    return next((label for k, label in _example_states() if k == key), None)
+
+
 def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxError:
     line, col = getattr(exc, "line", 0), getattr(exc, "column", 0)
     if isinstance(exc, UnexpectedEOF) or line is None or line < 1:
         lines = source.rstrip().splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
-    label = None
-    try:
-        label = exc.match_examples(_parser().parse, SYNTAX_EXAMPLES, use_accepts=True)
-    except Exception:  # pragma: no cover - match_examples is best-effort
-        label = None
+    label = _match_example(exc)
+    open_brackets = _parser().options.postlex.open
+    tok = getattr(exc, "token", None)
+    if open_brackets and not isinstance(exc, UnexpectedCharacters) and (
+            isinstance(exc, UnexpectedEOF) or tok is None
+                          or tok.type in ("$END", "RBRACE") or tok.line > open_brackets[-1].line):
+        b = open_brackets[-1]
+        closer = ")" if b.type == "LPAR" else "]"
+        return EmmSyntaxError(f"'{b}' is never closed", Span(file, b.line, b.column, b.line,
+                                                             b.column + 1),
+                              f"add the matching '{closer}'; a newline inside ( ) or [ ] "
+                              "continues the statement", source)
     if isinstance(exc, UnexpectedCharacters):
         ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "?"
         msg, hint = f"unexpected character {ch!r}", "remove it or check the operator"

@@ -19,11 +19,7 @@ CASES = sorted(p.stem for p in BAD.glob("*.emm"))
 # Cases whose current message is wrong or misleading: the .err file holds the message we
 # want, and the case is an expected failure until the compiler is fixed (then the strict
 # xfail turns into a failure: delete the entry here).  --update-golden leaves them alone.
-KNOWN_WRONG = {
-    "syntax_unbalanced_paren": "parse.py: newlines inside ( ) are dropped, so an unclosed '(' "
-                               "is reported at the next line's token ('}' on line 8) instead "
-                               "of at the '(' on line 7",
-}
+KNOWN_WRONG: dict = {}
 
 
 def test_enough_cases():

@@ -72,10 +72,7 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             shape = tuple(int(eval_const(s, env)) for s in v.shape) + _elem_shape(v, env)
             dtype = np.int64 if v.kind in ("cat", "count", "bin") else float
             env[v.name] = np.zeros(shape, dtype=dtype)
-        draw = _SCALAR.get(f.family.name)
-        if draw is None:
-            raise EmmDataError(f"cannot simulate from family {f.family.name} (declared by its "
-                               "log density only)", hint="pass the data instead")
+        draw = _SCALAR.get(f.family.name) or _InverseCdf(f.family)
         ranges = [range(int(eval_const(lp.start, env)), int(eval_const(lp.stop, env)) + 1)
                   for lp in f.loops]
         for combo in itertools.product(*ranges):
@@ -94,6 +91,60 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             env[v.name][idx] = draw(rng, args)
         out[v.name] = env[v.name]
     return out
+
+
+class _InverseCdf:
+    """Draws from a scalar family known only by its log density (a ``family`` block):
+    the density is tabulated on a grid over its support (first on a transformed scale that
+    covers many orders of magnitude, then refined where the mass is) and inverted."""
+
+    GRID = 20001
+
+    def __init__(self, family):
+        import sympy as sp
+        self.family = family
+        self.logpdf = sp.lambdify((family.var, *family.symbols), family.logpdf,
+                                  modules=["scipy", "numpy"])
+        self.tables: dict = {}
+
+    def __call__(self, rng, args):
+        key = tuple(float(args[p]) for p in self.family.param_names)
+        if key not in self.tables:
+            self.tables[key] = self._table(key)
+        xs, cdf = self.tables[key]
+        if xs.dtype.kind == "i":
+            return xs[min(np.searchsorted(cdf, rng.random()), len(xs) - 1)]
+        return float(np.interp(rng.random(), cdf, xs))
+
+    def _density(self, x, key):
+        with np.errstate(all="ignore"):
+            lp = np.asarray(self.logpdf(x, *key), dtype=float) * np.ones_like(x)
+        lp[~np.isfinite(lp)] = -np.inf
+        return np.exp(lp - lp.max()) if np.isfinite(lp.max()) else np.zeros_like(x)
+
+    def _table(self, key):
+        support = self.family.support
+        if support in ("count", "bin"):
+            top = 1 if support == "bin" else 64
+            while True:
+                xs = np.arange(top + 1)
+                p = self._density(xs.astype(float), key)
+                if support == "bin" or p[-1] < 1e-16 * p.sum() or top > 2 ** 24:
+                    break
+                top *= 4
+            return xs, np.cumsum(p) / p.sum()
+        u = np.linspace(-40, 40, self.GRID)
+        x = {"pos": np.exp(u), "unit": 1 / (1 + np.exp(-u)), "real": np.sinh(u)}[support]
+        mass = self._density(x, key) * np.gradient(x)
+        if mass.sum() <= 0:
+            raise EmmDataError(f"cannot simulate from {self.family.name} with parameters {key}: "
+                               "the density is zero everywhere", hint="check the parameters")
+        keep = np.flatnonzero(mass > 1e-14 * mass.max())
+        lo, hi = x[max(keep[0] - 1, 0)], x[min(keep[-1] + 1, len(x) - 1)]
+        xs = np.linspace(lo, hi, self.GRID)
+        p = self._density(xs, key)
+        cdf = np.concatenate([[0.0], np.cumsum((p[1:] + p[:-1]) / 2)])
+        return xs, cdf / cdf[-1]
 
 
 def _elem_shape(v, env):

@@ -81,7 +81,7 @@ def test_topics_em_sample_then_fit():
     perm = _matched(r.params, {"phi": phi}, "phi")
     np.testing.assert_allclose(r.params["phi"][perm], phi, atol=0.03)
     err = np.abs(r.params["theta"][:, perm] - theta)
-    assert err.mean() < 0.04 and err.max() < 0.15  # 150 tokens per document
+    assert err.mean() < 0.06 and err.max() < 0.2  # ML per document, 150 tokens each
     del rng
 
 

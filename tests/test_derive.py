@@ -29,16 +29,6 @@ from emdsl.runtime.batch import ConvergenceWarning
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _emdsl_cache(tmp_path_factory):
-    """Compile into a temporary cache, never the user's home directory."""
-    cache = tmp_path_factory.getbasetemp() / "emdsl-cache"
-    cache.mkdir(exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMDSL_CACHE", str(cache))
-        yield cache
-
-
 _LOADED: dict = {}
 
 

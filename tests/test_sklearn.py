@@ -31,16 +31,6 @@ K = 3
 PENGUIN_COLUMNS = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _emdsl_cache(tmp_path_factory):
-    """Compile into a temporary cache, never the user's home directory."""
-    cache = tmp_path_factory.getbasetemp() / "emdsl-cache"
-    cache.mkdir(exist_ok=True)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EMDSL_CACHE", str(cache))
-        yield cache
-
-
 @pytest.fixture(scope="module")
 def gmm(_emdsl_cache):
     return emdsl.load(MODELS / "gaussian_mixture.emm")

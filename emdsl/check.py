@@ -473,6 +473,13 @@ class _Checker:
     def _covers(self, v: Var, f: Factor):
         """Each element sampled exactly once: the loops over the index run over the shape."""
         loops = {lp.var: lp for lp in f.loops}
+        used = {s.id for i in f.index for s in ast.walk_expr(i) if isinstance(s, ast.Name)}
+        for lp in f.loops:
+            if lp.var not in used:
+                raise self.err(f"'{v.name}' is sampled inside the loop over '{lp.var}' but not "
+                               f"indexed by it, so each element would be drawn more than once",
+                               f.span, f"index it by '{lp.var}' or move the statement out of "
+                               "that loop")
         if f.index and len(set(ast.show(i) for i in f.index)) != len(f.index):
             raise self.err(f"'{v.name}' is indexed twice by the same loop variable", f.span,
                            "use one loop variable per index")

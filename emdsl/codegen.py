@@ -180,6 +180,7 @@ class _Writer:
         for e in r.emissions:
             self._e_natural(s, e, const)
         s("resp = np.empty((n_rows, K))")
+        s("ess = {}")
         s("loglik = 0.0")
         s("for lo in range(0, n_rows, BLOCK_ROWS):")
         s.indent()
@@ -192,9 +193,10 @@ class _Writer:
         for e in r.emissions:
             self._e_block(s, e)
         s("loglik += float(_log_normalise(L).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
+        s("block_stats(ess, st, L, lo, hi)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
-        s("return resp, expected_stats(st, resp), loglik")
+        s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()
 
     def _e_natural(self, s, e, const):
@@ -264,42 +266,70 @@ class _Writer:
                 s(f'L += (st["T_{x}"][lo:hi] @ eta_{x}.T - A_{x})[:, :1]')
 
     def expected_stats(self, s):
+        """``block_stats`` (dense statistics, accumulated block by block while the block is
+        in cache), ``finish_stats`` (sparse counts and derived counts, once) and
+        ``expected_stats`` (both, from a full responsibility matrix)."""
         r = self.r
+        z = r.latent.name
         s("")
         s("")
-        s("def expected_stats(st, resp):")
-        s('    """Expected sufficient statistics: phi_N,k = sum_n r[n,k] t(x_n) (eq. 50)."""')
+        s("def block_stats(ess, st, R, lo, hi):")
+        s('    """Add rows lo:hi to the expected sufficient statistics (eq. 50):')
+        s("    phi_N,k += sum_n r[n,k] t(x_n) for this block; R is resp[lo:hi] (B, K).")
+        s('    """')
         s.indent()
-        s("ess = {}")
         ref = r.assign_ref
-        s(self.cite(r.assign))
         if ref.axes == ():
-            s(f'ess["C_{r.latent.name}"] = resp.sum(axis=0)  # expected counts N_k')
-        else:
-            s(f'ess["C_{r.latent.name}"] = np.asarray(st["G_{ref.axes[0].name}"] @ resp)'
-              "  # counts per group and k")
+            s(self.cite(r.assign))
+            s(f'_add(ess, "C_{z}", np.ones(R.shape[0]) @ R)  # expected counts N_k')
         for e in r.emissions:
             x = e.factor.target
-            s(self.cite(e.factor))
             if e.kind == "scalar":
+                s(self.cite(e.factor))
                 fm = next(fm for fm in self.us.forms if fm.emission is e)
                 lt = self.letters(e)
                 tl = "n" + "".join(lt[lp.var] for lp in e.inner)
                 el = self.axis_letters(fm.axes, e)
                 for i in range(len(fm.t)):
                     if "k" in el:
-                        s(f'ess["S_{x}_{i}"] = np.einsum("nk,{tl}->{el}", resp, st["T_{x}_{i}"])')
+                        s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", R, '
+                          f'st["T_{x}_{i}"][lo:hi]))')
                     else:
-                        s(f'ess["S_{x}_{i}"] = np.einsum("{tl}->{el}", st["T_{x}_{i}"])')
+                        s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", st["T_{x}_{i}"][lo:hi]))')
+            elif e.kind == "mvnormal":
+                s(self.cite(e.factor))
+                gu = next(g for g in self.us.gaussian if g.emission is e)
+                if gu.axes:
+                    s(f'_add(ess, "S_{x}", R.T @ st["T_{x}"][lo:hi])  # (K, P): R^T T, one product')
+                else:
+                    s(f'_add(ess, "S_{x}", st["T_{x}"][lo:hi].sum(axis=0)[None])')
+        s("return ess")
+        s.dedent()
+        s("")
+        s("")
+        s("def finish_stats(ess, st, resp):")
+        s('    """The statistics that need all rows at once (grouped and one-hot counts)."""')
+        s.indent()
+        if ref.axes != ():
+            s(self.cite(r.assign))
+            s(f'ess["C_{z}"] = np.asarray(st["G_{ref.axes[0].name}"] @ resp)'
+              "  # counts per group and k")
+        s(f'count_k = ess["C_{z}"] if ess["C_{z}"].ndim == 1 else ess["C_{z}"].sum(axis=0)')
+        for e in r.emissions:
+            x = e.factor.target
+            s(self.cite(e.factor))
+            if e.kind == "scalar":
+                fm = next(fm for fm in self.us.forms if fm.emission is e)
+                el = self.axis_letters(fm.axes, e)
                 shape = f'ess["S_{x}_0"].shape'
                 if "k" in el:
-                    s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(resp.sum(axis=0), '
+                    s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
                       f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}) + _EPS10')
                 else:
                     s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"]))')
             elif e.kind == "categorical":
-                ref = e.refs[0]
-                if ref.uses_latent:
+                ref_e = e.refs[0]
+                if ref_e.uses_latent:
                     s(f'ess["C_{x}"] = np.asarray(st["G_{x}"] @ resp).T  # (K, V) expected counts')
                 else:
                     s(f'ess["C_{x}"] = np.asarray(st["G_{x}"].sum(axis=1)).ravel()')
@@ -307,13 +337,20 @@ class _Writer:
                 gu = next(g for g in self.us.gaussian if g.emission is e)
                 s(f'ess["shift_{x}"] = st["shift_{x}"]  # statistics are of centred data')
                 if gu.axes:
-                    s(f'ess["S_{x}"] = resp.T @ st["T_{x}"]  # (K, P): one product R^T T')
-                    s(f'ess["N_{x}"] = resp.sum(axis=0) + _EPS10')
+                    s(f'ess["N_{x}"] = count_k + _EPS10')
                 else:
-                    s(f'ess["S_{x}"] = st["T_{x}"].sum(axis=0)[None]')
                     s(f'ess["N_{x}"] = np.array([float(st["n_rows"])])')
         s("return ess")
         s.dedent()
+        s("")
+        s("")
+        s("def expected_stats(st, resp):")
+        s('    """Expected sufficient statistics from a full responsibility matrix (N, K)."""')
+        s('    ess = {}')
+        s('    for lo in range(0, st["n_rows"], BLOCK_ROWS):')
+        s('        hi = min(st["n_rows"], lo + BLOCK_ROWS)')
+        s('        block_stats(ess, st, resp[lo:hi], lo, hi)')
+        s('    return finish_stats(ess, st, resp)')
 
     # ------------------------------------------------------------------ init / fit
     def init_and_fit(self, s):

@@ -13,9 +13,25 @@ def _sym_pairs(D):
 
 
 def _xx_stats(xc):
-    """t(x) = [x, x_i x_j (i <= j)] for centred data xc (N, D) -> (N, D + D(D+1)/2)."""
-    iu, ju = _sym_pairs(xc.shape[1])
-    return np.concatenate([xc, xc[:, iu] * xc[:, ju]], axis=1)
+    """t(x) = [x, x_i x_j (i <= j)] for centred data xc (N, D) -> (N, D + D(D+1)/2).
+
+    Filled in place, BLOCK_ROWS rows at a time, so no (N, P) temporaries."""
+    N, D = xc.shape
+    iu, ju = _sym_pairs(D)
+    T = np.empty((N, D + len(iu)))
+    for lo in range(0, N, BLOCK_ROWS):
+        block = xc[lo:lo + BLOCK_ROWS]
+        T[lo:lo + BLOCK_ROWS, :D] = block
+        np.multiply(block[:, iu], block[:, ju], out=T[lo:lo + BLOCK_ROWS, D:])
+    return T
+
+
+def _add(ess, key, value):
+    """ess[key] += value, creating the entry on the first block."""
+    if key in ess:
+        ess[key] += value
+    else:
+        ess[key] = np.array(value, dtype=float)
 
 
 def _unpack_sym(v, D):
@@ -80,10 +96,12 @@ def _log_normalise(L):
 
     Returns log sum_k p(x_n, z_n = k) = log p(x_n) (B,), computed stably (logsumexp).
     """
-    top = L.max(axis=1, keepdims=True)
+    # reductions over the K columns, written as K vector operations (numpy's axis=1
+    # reductions are slow for small K)
+    top = np.maximum.reduce([L[:, k] for k in range(L.shape[1])])[:, None]
     L -= top
     np.exp(L, out=L)
-    total = L.sum(axis=1, keepdims=True)
+    total = (L @ np.ones(L.shape[1]))[:, None]
     L /= total
     return (np.log(total) + top)[:, 0]
 

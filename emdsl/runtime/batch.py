@@ -44,10 +44,10 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     st = mod.prepare(data, h)
     rng = np.random.default_rng(seed)
     best = None
-    for attempt in range(n_init):
-        params = mod.init(st, data, h, rng, reg)
-        if init:
-            params.update({k: np.array(v, dtype=float) for k, v in init.items()})
+    given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
+    complete = set(mod.PARAMS) <= set(given)  # then restarts would all be the same run
+    for attempt in range(1 if complete else n_init):
+        params = dict(given) if complete else {**mod.init(st, data, h, rng, reg), **given}
         result = _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
         if best is None or result.elbo[-1] > best.elbo[-1]:
             best = result
@@ -90,7 +90,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
                               f"the objective decreased from {prev:.10g} to {value:.10g} at "
                               f"iteration {it + 1}; with reg > 0 small decreases can occur, "
                               "otherwise please report this model"))
-            elif abs(value - prev) <= tol * abs(value):
+            elif abs(value - prev) < tol * abs(value):
                 converged = True
                 break
         params = mod.m_step(ess, params, h, reg)

@@ -179,6 +179,10 @@ class _Writer:
         const = []
         for e in r.emissions:
             self._e_natural(s, e, const)
+        folded = [f"A_{e.factor.target}" for e in r.emissions if e.kind != "categorical"]
+        if folded:
+            s(f"log_prior_z = log_prior_z - {' - '.join(folded)}  # fold every -A(theta_k) "
+              "into the per-k constant")
         s("resp = np.empty((n_rows, K))")
         s("ess = {}")
         s("loglik = 0.0")
@@ -251,7 +255,6 @@ class _Writer:
             for i in range(len(fm.t)):
                 term = f'np.einsum("{tl},{el}->{out}", st["T_{x}_{i}"][lo:hi], eta_{x}_{i})'
                 s(f"L += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
-            s(f"L -= A_{x}" + ("" if "k" in el else "[None, None]") + "  # - A(theta)")
         elif e.kind == "categorical":
             ref = e.refs[0]
             if ref.uses_latent:
@@ -261,9 +264,9 @@ class _Writer:
         else:
             gu = next(g for g in self.us.gaussian if g.emission is e)
             if gu.axes:
-                s(f'L += st["T_{x}"][lo:hi] @ eta_{x}.T - A_{x}  # (B, P) @ (P, K): eq. 12')
+                s(f'L += st["T_{x}"][lo:hi] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
             else:
-                s(f'L += (st["T_{x}"][lo:hi] @ eta_{x}.T - A_{x})[:, :1]')
+                s(f'L += (st["T_{x}"][lo:hi] @ eta_{x}.T)[:, :1]')
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is

@@ -128,7 +128,7 @@ class _ToAst(Transformer):
         return ast.KwArg(str(name), value, _span(self.file, name))
 
     def arglist(self, meta, *args):
-        return list(args)
+        return [a for a in args if a is not None]  # None: no trailing comma
 
     def call(self, meta, name, arglist):
         args = arglist or []

@@ -441,7 +441,7 @@ def run(args):
           f"[{per_median['sklearn_fit']:.4f}]  ({best['sklearn']:.3f} s per fit, "
           f"{iters + 1} E-steps)")
     print(f"one-off parts of Model.fit: prepare {best['prepare']:.3f} s, driver start "
-          f"(module.init, k-means++; run although init= gives every param) "
+          f"(module.init, k-means++; Model.fit skips it when init= gives every param) "
           f"{best['start']:.3f} s")
     for name, r, rm in (("fit", ratio_fit, per_median["emdsl_fit"] / per_median["sklearn_fit"]),
                         ("loop", ratio_loop, med["loop"] / med["sklearn"])):

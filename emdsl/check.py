@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from . import ast
 from .errors import EmmError, EmmSemanticError, Span
+from .check_types import expr_kind, fmt, kind_fits, literal_value, overlap, type_hint
 from .families import Family, family_table, is_subtype
 
 FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
@@ -209,12 +210,12 @@ class _Checker:
                     and sub.id not in self.vars and sub.id != "pi":
                 raise self.err(f"undeclared name '{sub.id}' in the default of '{d.name}'",
                                sub.span, "a default may use dims, numbers and earlier hypers")
-        val = _literal_value(e)
+        val = literal_value(e)
         if val is not None and d.type.kind in ("pos", "spd", "simplex") and val <= 0:
             raise self.err(f"hyper '{d.name}' is declared {d.type.kind} but its default is "
-                           f"{_fmt(val)}", e.span, "give a strictly positive value")
+                           f"{fmt(val)}", e.span, "give a strictly positive value")
         if val is not None and d.type.kind == "unit" and not 0 < val < 1:
-            raise self.err(f"hyper '{d.name}' is declared unit but its default is {_fmt(val)}",
+            raise self.err(f"hyper '{d.name}' is declared unit but its default is {fmt(val)}",
                            e.span, "give a value strictly between 0 and 1")
 
     # ------------------------------------------------------------------ statements
@@ -256,7 +257,7 @@ class _Checker:
                            "declare it as a param (MAP) or a latent to give it a distribution")
         self._target_index(v, index, loops, tgt.span)
         prev = self.sampled.get(name)
-        if prev is not None and _overlap(prev.index, prev.loops, index, loops):
+        if prev is not None and overlap(prev.index, prev.loops, index, loops):
             raise self.err(f"'{name}' is sampled twice (first at line {prev.span.line})", span,
                            "every data/latent element is the left side of exactly one `~`")
         fam = self.families.get(s.dist.func)
@@ -267,7 +268,7 @@ class _Checker:
         self._support(v, fam, tgt.span)
         line = self.src.splitlines()[s.span.line - 1].strip() if self.src else ""
         f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line)
-        if prev is None or _literal_value(index[0]) is None:
+        if prev is None or literal_value(index[0]) is None:
             self.sampled[name] = f
         self.factors.append(f)
 
@@ -316,16 +317,16 @@ class _Checker:
         for p in fam.params:
             e = bound[p.name]
             self._expr(e, loops)
-            kind, rank = self._kind(e, loops)
+            kind, rank = expr_kind(e, self.vars, self.dims, self.lets)
             want_kind = p.kind
             if p.name in keywords and keywords[p.name] in ("prec",) and fam.name == "MvNormal":
                 want_kind = "spd"
             if fam.name == "Dirichlet" and rank == 0:
                 rank = 1  # a scalar alpha is a symmetric Dirichlet
-            if kind is not None and not _kind_fits(e, kind, want_kind):
+            if kind is not None and not kind_fits(e, kind, want_kind):
                 raise self.err(f"{fam.name} needs '{p.name}' of type {want_kind}, but "
                                f"'{ast.show(e)}' is {kind}", e.span,
-                               _type_hint(want_kind))
+                               type_hint(want_kind))
             if rank is not None and rank != p.rank and not (p.rank == 2 and rank == 0):
                 shape = ("a scalar", "a vector", "a matrix")
                 raise self.err(f"{fam.name} needs '{p.name}' to be {shape[p.rank]}, but "
@@ -379,64 +380,6 @@ class _Checker:
                                    f"with {len(sub.indices)}", sub.span,
                                    "drop the extra index")
 
-    def _kind(self, e: ast.Expr, loops):
-        """(type kind, rank) of an expression, or (None, None) when unknown."""
-        if isinstance(e, ast.Num):
-            return ("pos" if e.value > 0 else "real"), 0
-        if isinstance(e, ast.Name):
-            if e.id in self.lets:
-                return self._kind(self.lets[e.id], loops)
-            v = self.vars.get(e.id)
-            if v is None:
-                return ("count", 0) if e.id in self.dims else ("pos", 0) if e.id == "pi" \
-                    else ("cat", 0)
-            return v.kind, (len(v.shape) + v.elem_rank if v.shape else v.elem_rank)
-        if isinstance(e, ast.Index):
-            v = self.vars[e.base.id]
-            total = len(v.shape) + v.elem_rank
-            return v.kind, max(0, total - len(e.indices))
-        if isinstance(e, ast.Neg):
-            return "real", self._kind(e.operand, loops)[1]
-        if isinstance(e, ast.BinOp):
-            (ka, ra), (kb, rb) = self._kind(e.left, loops), self._kind(e.right, loops)
-            rank = None if ra is None or rb is None else max(ra, rb)
-            if e.op == "@":
-                rank = None if rank is None else max(0, ra + rb - 2)
-                return "real", rank
-            pos = ka in ("pos", "unit", "count", "simplex", "spd") and \
-                kb in ("pos", "unit", "count", "simplex", "spd")
-            if e.op in ("*", "/") and ka == "spd" and kb in ("pos", "count", "unit"):
-                return "spd", rank
-            if e.op in ("*",) and kb == "spd" and ka in ("pos", "count", "unit"):
-                return "spd", rank
-            if e.op in ("*", "/", "+", "^") and pos:
-                return "pos", rank
-            if e.op == "^" and ka in ("pos",):
-                return "pos", rank
-            return "real", rank
-        if isinstance(e, ast.Call):
-            f = e.func
-            sub = [self._kind(a, loops) for a in e.args]
-            if f in ("exp", "sqrt"):
-                return "pos", sub[0][1] if sub else 0
-            if f in ("log", "lgamma", "digamma"):
-                return "real", sub[0][1] if sub else 0
-            if f == "eye":
-                return "spd", 2
-            if f in ("zeros",):
-                return "real", 1
-            if f == "ones":
-                return "pos", 1
-            if f == "diag":
-                return ("spd" if sub and sub[0][0] in ("pos",) else "real"), 2
-            if f == "dot":
-                return "real", 0
-            if f == "sum":
-                return (sub[0][0] if sub else "real"), 0
-            if f == "transpose":
-                return (sub[0] if sub else ("real", 2))
-        return None, None
-
     def _inline(self, e: ast.Expr) -> ast.Expr:
         """Replace ``let`` names by their (already inlined) definitions."""
         if isinstance(e, ast.Name) and e.id in self.lets:
@@ -487,73 +430,12 @@ class _Checker:
             if not isinstance(idx, ast.Name) or idx.id not in loops:
                 continue
             lp = loops[idx.id]
-            if _literal_value(lp.start) == 1 and ast.show(lp.stop) == ast.show(size):
+            if literal_value(lp.start) == 1 and ast.show(lp.stop) == ast.show(size):
                 continue
-            if v.role == "latent" and _literal_value(lp.start) == 2:
+            if v.role == "latent" and literal_value(lp.start) == 2:
                 continue  # a chain: its first element is sampled by its own statement
             raise self.err(f"the loop over '{idx.id}' runs {ast.show(lp.start)}:"
                            f"{ast.show(lp.stop)} but '{v.name}' has size {ast.show(size)}",
                            Span(lp.span.file, lp.start.span.line, lp.start.span.col,
                                 lp.stop.span.end_line, lp.stop.span.end_col),
                            f"loop `for {idx.id} in 1:{ast.show(size)}`")
-
-
-def _overlap(idx_a, loops_a, idx_b, loops_b) -> bool:
-    """Whether two statements may sample a common element (the chain pattern
-    ``z[1] ~ ...`` plus ``for t in 2:T { z[t] ~ ... }`` does not)."""
-    def first(idx, loops):
-        if not idx:
-            return None
-        v = _literal_value(idx[0])
-        if v is not None:
-            return ("const", v)
-        lp = {lp.var: lp for lp in loops}.get(getattr(idx[0], "id", None))
-        return ("from", _literal_value(lp.start)) if lp else None
-    a, b = first(idx_a, loops_a), first(idx_b, loops_b)
-    if a is None or b is None:
-        return True
-    if a[0] == "const" and b[0] == "const":
-        return a[1] == b[1]
-    if a[0] == "const":
-        a, b = b, a
-    if b[0] == "const":
-        return a[1] is None or b[1] >= a[1]
-    return True
-
-
-def _literal_value(e: ast.Expr):
-    if isinstance(e, ast.Num):
-        return e.value
-    if isinstance(e, ast.Neg):
-        v = _literal_value(e.operand)
-        return None if v is None else -v
-    return None
-
-
-def _fmt(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else repr(v)
-
-
-def _kind_fits(e: ast.Expr, have: str, want: str) -> bool:
-    val = _literal_value(e)
-    if val is not None:
-        if want in ("pos",):
-            return val > 0
-        if want == "unit":
-            return 0 < val < 1
-        if want in ("count",):
-            return val >= 0 and float(val).is_integer()
-        return want in ("real",)
-    if want == "spd" and have == "spd":
-        return True
-    return is_subtype(have, want)
-
-
-def _type_hint(kind: str) -> str:
-    return {
-        "simplex": "pass a param or hyper declared `simplex[K]` (non-negative, sums to 1)",
-        "pos": "pass a strictly positive quantity (declared pos, or exp(...))",
-        "unit": "pass a probability declared `unit`",
-        "spd": "pass a covariance declared `spd[D]`, or e.g. `eye(D)`",
-        "count": "pass a count (a dim, a count datum or a non-negative integer)",
-    }.get(kind, f"pass a value of type {kind}")

@@ -226,8 +226,6 @@ class _Writer:
             s(f'log_{ref.param} = log(params["{ref.param}"])  # natural parameters log p')
         else:
             gu = next(g for g in self.us.gaussian if g.emission is e)
-            D = f'st["T_{x}"].shape[1]'
-            del D
             if gu.mean:
                 s(f'mean_{x} = np.atleast_2d(params["{gu.mean}"]) - st["shift_{x}"]')
             else:

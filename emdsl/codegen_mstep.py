@@ -104,7 +104,7 @@ class MStepWriter:
         x = gu.emission.factor.target
         s(self.w.cite(gu.emission.factor))
         s(f'S, Nk = ess["S_{x}"], ess["N_{x}"]')
-        s(f'D = int(round((np.sqrt(8 * S.shape[1] + 9) - 3) / 2))')
+        s(f'D = ess["shift_{x}"].shape[0]')
         s("Sx, Sxx = S[:, :D], _unpack_sym(S[:, D:], D)")
         s(f'shift = ess["shift_{x}"]')
         if gu.mean and gu.cov is None:

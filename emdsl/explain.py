@@ -107,7 +107,7 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
             out.append(f"\n**{gu.cov}** (MvNormal covariance, known mean m):")
             eq(f"{gu.cov}_k = E_r[(x - m)(x - m)^T]  (+ reg I)")
     h("5. Objective")
-    out.append(f"After the E-step the bound is tight (eq. 41-45), so the ELBO is log p(x | theta)"
+    out.append("After the E-step the bound is tight (eq. 41-45), so the ELBO is log p(x | theta)"
                + (" + log p(theta)" if r.priors else "") +
                f" = sum_{n} logsumexp_k(log p({z}[{n}] = k) + sum_f log p(x_f | theta_k))"
                " with every normalising constant, in nats. EM never decreases it.")

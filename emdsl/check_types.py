@@ -1,0 +1,129 @@
+"""Type rules of the checker: the kind and rank of an expression, literal values, and
+whether a value fits where a family expects a given type (part of stage 2)."""
+from __future__ import annotations
+
+from . import ast
+from .families import is_subtype
+
+
+def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):
+    """(type kind, rank) of an expression, or (None, None) when unknown.
+
+    ``vars`` maps declared names to :class:`~emdsl.check.Var`, ``lets`` names to their
+    inlined definitions; rank is 0 scalar, 1 vector, 2 matrix."""
+    if isinstance(e, ast.Num):
+        return ("pos" if e.value > 0 else "real"), 0
+    if isinstance(e, ast.Name):
+        if e.id in lets:
+            return expr_kind(lets[e.id], vars, dims, lets)
+        v = vars.get(e.id)
+        if v is None:
+            return ("count", 0) if e.id in dims else ("pos", 0) if e.id == "pi" \
+                else ("cat", 0)
+        return v.kind, (len(v.shape) + v.elem_rank if v.shape else v.elem_rank)
+    if isinstance(e, ast.Index):
+        v = vars[e.base.id]
+        total = len(v.shape) + v.elem_rank
+        return v.kind, max(0, total - len(e.indices))
+    if isinstance(e, ast.Neg):
+        return "real", expr_kind(e.operand, vars, dims, lets)[1]
+    if isinstance(e, ast.BinOp):
+        (ka, ra), (kb, rb) = expr_kind(e.left, vars, dims, lets), expr_kind(e.right, vars, dims, lets)
+        rank = None if ra is None or rb is None else max(ra, rb)
+        if e.op == "@":
+            rank = None if rank is None else max(0, ra + rb - 2)
+            return "real", rank
+        pos = ka in ("pos", "unit", "count", "simplex", "spd") and \
+            kb in ("pos", "unit", "count", "simplex", "spd")
+        if e.op in ("*", "/") and ka == "spd" and kb in ("pos", "count", "unit"):
+            return "spd", rank
+        if e.op in ("*",) and kb == "spd" and ka in ("pos", "count", "unit"):
+            return "spd", rank
+        if e.op in ("*", "/", "+", "^") and pos:
+            return "pos", rank
+        if e.op == "^" and ka in ("pos",):
+            return "pos", rank
+        return "real", rank
+    if isinstance(e, ast.Call):
+        f = e.func
+        sub = [expr_kind(a, vars, dims, lets) for a in e.args]
+        if f in ("exp", "sqrt"):
+            return "pos", sub[0][1] if sub else 0
+        if f in ("log", "lgamma", "digamma"):
+            return "real", sub[0][1] if sub else 0
+        if f == "eye":
+            return "spd", 2
+        if f in ("zeros",):
+            return "real", 1
+        if f == "ones":
+            return "pos", 1
+        if f == "diag":
+            return ("spd" if sub and sub[0][0] in ("pos",) else "real"), 2
+        if f == "dot":
+            return "real", 0
+        if f == "sum":
+            return (sub[0][0] if sub else "real"), 0
+        if f == "transpose":
+            return (sub[0] if sub else ("real", 2))
+    return None, None
+
+
+def overlap(idx_a, loops_a, idx_b, loops_b) -> bool:
+    """Whether two statements may sample a common element (the chain pattern
+    ``z[1] ~ ...`` plus ``for t in 2:T { z[t] ~ ... }`` does not)."""
+    def first(idx, loops):
+        if not idx:
+            return None
+        v = literal_value(idx[0])
+        if v is not None:
+            return ("const", v)
+        lp = {lp.var: lp for lp in loops}.get(getattr(idx[0], "id", None))
+        return ("from", literal_value(lp.start)) if lp else None
+    a, b = first(idx_a, loops_a), first(idx_b, loops_b)
+    if a is None or b is None:
+        return True
+    if a[0] == "const" and b[0] == "const":
+        return a[1] == b[1]
+    if a[0] == "const":
+        a, b = b, a
+    if b[0] == "const":
+        return a[1] is None or b[1] >= a[1]
+    return True
+
+
+def literal_value(e: ast.Expr):
+    if isinstance(e, ast.Num):
+        return e.value
+    if isinstance(e, ast.Neg):
+        v = literal_value(e.operand)
+        return None if v is None else -v
+    return None
+
+
+def fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(v)
+
+
+def kind_fits(e: ast.Expr, have: str, want: str) -> bool:
+    val = literal_value(e)
+    if val is not None:
+        if want in ("pos",):
+            return val > 0
+        if want == "unit":
+            return 0 < val < 1
+        if want in ("count",):
+            return val >= 0 and float(val).is_integer()
+        return want in ("real",)
+    if want == "spd" and have == "spd":
+        return True
+    return is_subtype(have, want)
+
+
+def type_hint(kind: str) -> str:
+    return {
+        "simplex": "pass a param or hyper declared `simplex[K]` (non-negative, sums to 1)",
+        "pos": "pass a strictly positive quantity (declared pos, or exp(...))",
+        "unit": "pass a probability declared `unit`",
+        "spd": "pass a covariance declared `spd[D]`, or e.g. `eye(D)`",
+        "count": "pass a count (a dim, a count datum or a non-negative integer)",
+    }.get(kind, f"pass a value of type {kind}")

@@ -1,0 +1,212 @@
+"""Reading data files for ``fit`` (CSV, NPZ, NPY, LDA-C): arrays named after the model's data.
+
+File rules
+----------
+* ``.csv`` (header row; ``""``, ``NA``, ``NaN``, ``N/A`` are missing): a datum with one number
+  per row (``y[N] : real``, ``count``, ``cat[K]``) takes the column named after it, or the
+  only numeric column if it is the model's only datum.  A datum with a vector per row
+  (``x[N] : real[D]``, ``x[N, D] : bin``) takes the columns ``x_1 .. x_D``, or, if it is the
+  only datum, every numeric column in file order (numeric: all non-missing cells parse as
+  numbers; penguins.csv gives its four measurements and ``year``, so name the wanted columns
+  ``x_1..x_D`` or pass arrays).  No row is dropped: a missing value in a used column is an
+  error naming the datum, the column and the first bad row.  Categories are 0-based.
+* ``.npz``: keys are data (or hyper) names; integer scalars under dim names are returned as
+  dims; params and latents (e.g. from ``emdsl sample``) are ignored.  ``.npy``: the only datum.
+* ``.ldac`` (a line ``n id:count ...`` per document, 0-based ids): the model needs two ``cat``
+  data in one plate, the document (only used as an index) and the word (modelled by ``~``).
+  Counts are expanded to long format in document order; the file gives the plate dim (total
+  tokens), the document count and the vocabulary size (the lines of a sibling ``.tokens``
+  file if present, else the largest id + 1).
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import ast
+from .check import CheckedModel, Var
+from .data import FILE_TYPES, MISSING, _decl, _full_exprs
+from .errors import EmmDataError
+
+
+def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Read the model's data from a file (rules in the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.npz``, ``.npy`` or ``.ldac`` file.
+    cm : CheckedModel
+        The model whose data names the file's contents are matched to.
+
+    Returns
+    -------
+    arrays : dict of str to numpy.ndarray
+        One raw array per data name (validated later by :func:`bind`), e.g. x of shape
+        (N, D); ``.ldac`` gives int64 document and word arrays of shape (T,).
+    dims : dict of str to int
+        Dims the file fixes: for ``.ldac`` the plate, document and vocabulary sizes, for
+        ``.npz`` the dims stored in it; ``{}`` otherwise.
+
+    Raises
+    ------
+    EmmDataError
+        Unreadable or unsupported files, unmatched or missing data, missing values.
+    """
+    path, data_vars = Path(path), [v for v in cm.vars.values() if v.role == "data"]
+    suffix = path.suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise EmmDataError(f"cannot read '{path}': unsupported file type '{suffix}'",
+                           hint=f"use one of {', '.join(FILE_TYPES)}")
+    if not path.is_file():
+        raise EmmDataError(f"data file '{path}' does not exist")
+    try:
+        if suffix == ".csv":
+            return _read_csv(path, data_vars), {}
+        if suffix == ".ldac":
+            return _read_ldac(path, cm, data_vars)
+        if suffix == ".npy":
+            if len(data_vars) != 1:
+                raise EmmDataError(f"a .npy file holds one array but model {cm.name} has data "
+                                   f"{', '.join(v.name for v in data_vars)}",
+                                   hint="use a .npz file with one array per data name")
+            return {data_vars[0].name: np.load(path, allow_pickle=False)}, {}
+        with np.load(path, allow_pickle=False) as z:
+            stored = {k: z[k] for k in z.files}
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise EmmDataError(f"cannot read '{path}': {exc}") from None
+    for v in data_vars:
+        if v.name not in stored:
+            raise EmmDataError(f"data '{v.name}' is not in '{path.name}' (it holds "
+                               f"{', '.join(stored) or 'nothing'})",
+                               hint=f"save it with np.savez(file, {v.name}=...)")
+    for key in stored:
+        if cm.role(key) is None or cm.role(key) == "dim" and stored[key].ndim:
+            raise EmmDataError(f"'{path.name}' holds '{key}', which is not a data name of "
+                               f"model {cm.name}", hint="data names: "
+                               + ", ".join(v.name for v in data_vars))
+    return ({k: a for k, a in stored.items() if cm.role(k) in ("data", "hyper")},
+            {k: a.item() for k, a in stored.items() if cm.role(k) == "dim"})
+
+
+def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        rows = [(reader.line_num, [c.strip() for c in r]) for r in reader
+                if any(c.strip() for c in r)]
+    if len(rows) < 2:
+        raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
+    header, lines = rows[0][1], [line for line, _ in rows[1:]]
+    if len(set(header)) < len(header):
+        raise EmmDataError(f"'{path.name}' has the column name(s) "
+                           f"{', '.join(sorted({h for h in header if header.count(h) > 1}))} twice")
+    for line, r in rows[1:]:
+        if len(r) != len(header):
+            raise EmmDataError(f"line {line} of '{path.name}' has {len(r)} fields but the "
+                               f"header has {len(header)}")
+    cols = {h: [r[i] for _, r in rows[1:]] for i, h in enumerate(header)}
+    numeric = [h for h in header if _numeric(cols[h])]
+    alone, out = len(data_vars) == 1, {}
+    for v in data_vars:
+        rank = len(_full_exprs(v))
+        if rank == 1 and v.shape:
+            use = [v.name] if v.name in cols else numeric if alone and len(numeric) == 1 \
+                else None
+            want = f"a column named '{v.name}'"
+        elif rank == 2 and v.shape:
+            pat = re.compile(re.escape(v.name) + r"_(\d+)$")
+            found = sorted((int(m.group(1)), h) for h in header if (m := pat.match(h)))
+            if [i for i, _ in found] != list(range(1, len(found) + 1)):
+                raise EmmDataError(f"data '{v.name}': the columns "
+                                   f"{', '.join(h for _, h in found)} of '{path.name}' are "
+                                   f"not numbered 1..{len(found)}")
+            use = [h for _, h in found] or (numeric if alone else None)
+            want = f"columns named {v.name}_1, {v.name}_2, ..."
+        else:
+            raise EmmDataError(f"data '{v.name}' ({_decl(v)}) cannot be read from a CSV file",
+                               hint="save it in a .npz file instead")
+        if not use:
+            raise EmmDataError(f"data '{v.name}' needs {want} in '{path.name}' (its columns: "
+                               f"{', '.join(header)})", hint="rename the columns or pass arrays")
+        arr = _columns(v, use, cols, lines, path)
+        out[v.name] = arr[:, 0] if rank == 1 else arr
+    return out
+
+
+def _numeric(cells) -> bool:
+    vals = [c for c in cells if c not in MISSING]
+    try:
+        [float(c) for c in vals]
+    except ValueError:
+        return False
+    return bool(vals)
+
+
+def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
+    """The (rows, len(use)) float array of the columns ``use``; no row is ever dropped."""
+    miss = np.array([[c in MISSING for c in cols[h]] for h in use]).T
+    if miss.any():
+        row, j = (int(i) for i in np.argwhere(miss)[0])
+        raise EmmDataError(
+            f"data '{v.name}': column '{use[j]}' has a missing value in row {row + 1} (line "
+            f"{lines[row]} of '{path.name}'); {int(miss.any(axis=1).sum())} of {len(lines)} "
+            f"rows have missing values in the columns used ({', '.join(use)})",
+            hint="emdsl drops no rows: remove or impute them, pick columns by naming them "
+                 f"{v.name}_1..{v.name}_D, or pass arrays")
+    out = np.empty((len(lines), len(use)))
+    for j, h in enumerate(use):
+        for i, c in enumerate(cols[h]):
+            try:
+                out[i, j] = float(c)
+            except ValueError:
+                raise EmmDataError(f"data '{v.name}': column '{h}' has the non-numeric value "
+                                   f"{c!r} in row {i + 1} (line {lines[i]} of '{path.name}')",
+                                   hint="encode categories as integers 0..K-1"
+                                   if v.kind in ("cat", "count", "bin") else
+                                   f"'{v.name}' is {v.kind}: every value must be a number") from None
+    return out
+
+
+def _read_ldac(path: Path, cm: CheckedModel, data_vars):
+    cats = [v for v in data_vars if v.kind == "cat" and len(v.shape) == 1]
+    modelled = {f.target for f in cm.factors}
+    words = [v for v in cats if v.name in modelled]
+    docs = [v for v in cats if v.name not in modelled
+            and ast.show(v.shape[0]) in {ast.show(w.shape[0]) for w in words}]
+    if len(data_vars) != 2 or len(words) != 1 or len(docs) != 1:
+        raise EmmDataError(f"an .ldac file needs a model with exactly two cat data in one "
+                           f"plate (document index and modelled word); model {cm.name} has "
+                           f"data {', '.join(_decl(v) for v in data_vars)}",
+                           hint="e.g. `data doc[T] : cat[D]` and `data w[T] : cat[V]`")
+    ids, counts, sizes = [], [], []
+    with open(path, encoding="utf-8") as fh:
+        lines = [ln.split() for ln in fh.read().rstrip().splitlines()]
+    for d, parts in enumerate(lines):
+        try:
+            pairs = [[int(x) for x in p.split(":")] for p in parts[1:]]
+            if not parts or int(parts[0]) != len(pairs) or any(len(p) != 2 or min(p) < 0
+                                                               for p in pairs):
+                raise ValueError
+        except ValueError:
+            raise EmmDataError(f"line {d + 1} of '{path.name}' is not in LDA-C format "
+                               "(`n id:count id:count ...` with n pairs)") from None
+        ids += [i for i, _ in pairs]
+        counts += [c for _, c in pairs]
+        sizes.append(sum(counts[len(counts) - len(pairs):]))
+    w = np.repeat(np.array(ids, dtype=np.int64), np.array(counts, dtype=np.int64))
+    vocab = int(w.max()) + 1 if w.size else 0
+    tokens = path.with_suffix(".tokens")
+    if tokens.is_file():
+        n_words = len(tokens.read_text(encoding="utf-8").rstrip("\n").splitlines())
+        if vocab > n_words:
+            raise EmmDataError(f"'{path.name}' uses word id {vocab - 1} but '{tokens.name}' "
+                               f"lists only {n_words} words")
+        vocab = n_words
+    doc_v, w_v = docs[0], words[0]
+    dims = {e.id: val for e, val in ((doc_v.shape[0], w.size), (doc_v.elem_dims[0], len(lines)),
+                                     (w_v.elem_dims[0], vocab)) if isinstance(e, ast.Name)}
+    doc = np.repeat(np.arange(len(lines), dtype=np.int64), sizes)
+    return {doc_v.name: doc, w_v.name: w}, dims

@@ -109,6 +109,9 @@ def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
                                f"header has {len(header)}")
     cols = {h: [r[i] for _, r in rows[1:]] for i, h in enumerate(header)}
     numeric = [h for h in header if _numeric(cols[h])]
+    # a mostly numeric column with a stray word is numeric data with a typo: keep it, so
+    # that reading it reports the bad cell instead of silently dropping the column
+    numeric = [h for h in header if h in numeric or _mostly_numeric(cols[h])]
     alone, out = len(data_vars) == 1, {}
     for v in data_vars:
         rank = len(_full_exprs(v))
@@ -136,13 +139,24 @@ def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
     return out
 
 
-def _numeric(cells) -> bool:
-    vals = [c for c in cells if c not in MISSING]
+def _parses(c: str) -> bool:
     try:
-        [float(c) for c in vals]
+        float(c)
     except ValueError:
         return False
-    return bool(vals)
+    return True
+
+
+def _numeric(cells) -> bool:
+    """Every non-missing cell is a number (and there is at least one)."""
+    vals = [c for c in cells if c not in MISSING]
+    return bool(vals) and all(_parses(c) for c in vals)
+
+
+def _mostly_numeric(cells) -> bool:
+    """Most non-missing cells are numbers: a numeric column with a typo, not a text column."""
+    vals = [c for c in cells if c not in MISSING]
+    return sum(_parses(c) for c in vals) > len(vals) / 2
 
 
 def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:

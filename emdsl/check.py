@@ -8,6 +8,7 @@ Every error is an :class:`~emdsl.errors.EmmSemanticError` with a span and a hint
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass
 
 from . import ast
@@ -17,6 +18,20 @@ from .families import Family, family_table, is_subtype
 
 FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
                "batch_size", "kappa", "reg", "callback")
+# names the generated module uses next to the model's own names (its functions, imports
+# and the locals of its functions); a model may not declare them
+GENERATED_NAMES = frozenset((
+    "np", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
+    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "COMPONENTS", "BLOCK_ROWS",
+    "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",
+    "m_step", "log_prior", "init", "elbo", "fit", "st", "hyp", "data", "params", "n_rows",
+    "n_comp", "resp", "resp_block", "ess", "loglik", "lo", "hi", "log_joint", "log_prior_z",
+    "count_k", "old", "new", "counts", "counts_total", "stats", "n_k", "dim", "sum_x",
+    "sum_xx", "shift", "mean_k", "cov_k", "prec_x", "prec_0", "prior_mean", "lhs", "rhs",
+    "features", "rng", "reg", "trace", "log_p", "values"))
+# generated names built from a model name: eta_x_0, A_x, S_x_0, N_x, log_phi, ...
+GENERATED_PREFIXES = ("eta", "A", "S", "N", "T", "C", "G", "logh", "log", "mean", "cov",
+                      "shift")
 BUILTIN_FUNCS = {"dot", "exp", "log", "sqrt", "sum", "diag", "eye", "zeros", "ones",
                  "transpose", "lgamma", "digamma"}
 # element type kinds and how many element dims each takes
@@ -129,6 +144,7 @@ class _Checker:
             else:
                 self._statement(item, ())
         self._roles()
+        self._generated_clashes()
         return CheckedModel(self.m, dict(self.dims), dict(self.vars), self.families,
                             tuple(self.factors))
 
@@ -137,9 +153,12 @@ class _Checker:
         if name.startswith("_"):
             raise self.err(f"the {what} '{name}' begins with '_'", span,
                            "names beginning with '_' are reserved for generated code")
-        if keyword.iskeyword(name) or name in ("print", "np", "sp", "scipy", "numpy"):
+        if keyword.iskeyword(name) or name in ("print", "sp", "numpy"):
             raise self.err(f"the {what} '{name}' is a reserved word", span,
                            "choose another name (generated Python code must stay valid)")
+        if name in GENERATED_NAMES:
+            raise self.err(f"the {what} '{name}' is a name the generated code uses", span,
+                           "choose another name")
         if name in FIT_OPTIONS:
             raise self.err(f"the {what} '{name}' is the name of a fit option", span,
                            f"fit options ({', '.join(FIT_OPTIONS)}) cannot be model names")
@@ -396,6 +415,16 @@ class _Checker:
                             tuple(ast.KwArg(k.name, self._inline(k.value), k.span)
                                   for k in e.kwargs), e.span, e.func_span)
         return e
+
+    def _generated_clashes(self):
+        """``N_y`` next to a datum ``y`` would clash with the generated count of ``y``."""
+        names = set(self.vars) | set(self.dims)
+        for name, v in self.vars.items():
+            head, _, rest = name.partition("_")
+            base = re.sub(r"_\d+$", "", rest)
+            if head in GENERATED_PREFIXES and base in names:
+                raise self.err(f"the {v.role} '{name}' clashes with the generated code's name "
+                               f"for a statistic of '{base}'", v.span, "choose another name")
 
     # ------------------------------------------------------------------ roles
     def _roles(self):

@@ -87,8 +87,8 @@ class _Writer:
 
     def shapes(self, s):
         s("")
-        s("def param_shapes(h):")
-        s('    """The numpy shape of every param, from the dims in ``h``."""')
+        s("def param_shapes(hyp):")
+        s('    """The numpy shape of every param, from the dims in ``hyp``."""')
         s("    return {")
         for name, v in self.r.params.items():
             dims = [known(d) for d in v.shape]
@@ -103,13 +103,13 @@ class _Writer:
     def prepare(self, s):
         s("")
         s("")
-        s("def prepare(data, h):")
+        s("def prepare(data, hyp):")
         s('    """Sufficient statistics t(x) of every emission, computed once per data set.')
         s("")
-        s("    data: dict name -> array (0-based categories); h: dims and hypers by name.")
+        s("    data: dict name -> array (0-based categories); hyp: dims and hypers by name.")
         s('    """')
         s.indent()
-        s(f'n_rows = int(h["{self.plate.stop.id}"])' if hasattr(self.plate.stop, "id")
+        s(f'n_rows = int(hyp["{self.plate.stop.id}"])' if hasattr(self.plate.stop, "id")
           else f"n_rows = int({known(self.plate.stop)})")
         s('st = {"n_rows": n_rows}')
         for v in self.cm.vars.values():
@@ -153,21 +153,21 @@ class _Writer:
     def _hyper_locals(self, s, symbols):
         for sym in sorted(symbols, key=str):
             if str(sym) in self.cm.dims or self.cm.role(str(sym)) == "hyper":
-                s(f'{sym} = h["{sym}"]')
+                s(f'{sym} = hyp["{sym}"]')
 
     # ------------------------------------------------------------------ E-step
     def e_step(self, s):
         r = self.r
         s("")
         s("")
-        s("def e_step(st, params, h):")
+        s("def e_step(st, params, hyp):")
         s('    """Responsibilities and log likelihood (Linderman eq. 14, 39 and 44).')
         s("")
         s("    Returns resp (N, K), the expected sufficient statistics, and")
         s("    log p(data | params) in nats (with all constants).")
         s('    """')
         s.indent()
-        s(f'K = int({known(self.K)})')
+        s(f'n_comp = int({known(self.K)})')
         s('n_rows = st["n_rows"]')
         s(self.cite(r.assign))
         ref = r.assign_ref
@@ -183,21 +183,21 @@ class _Writer:
         if folded:
             s(f"log_prior_z = log_prior_z - {' - '.join(folded)}  # fold every -A(theta_k) "
               "into the per-k constant")
-        s("resp = np.empty((n_rows, K))")
+        s("resp = np.empty((n_rows, n_comp))")
         s("ess = {}")
         s("loglik = 0.0")
         s("for lo in range(0, n_rows, BLOCK_ROWS):")
         s.indent()
         s("hi = min(n_rows, lo + BLOCK_ROWS)")
-        s("L = resp[lo:hi]  # the block's log joint, normalised in place below")
+        s("log_joint = resp[lo:hi]  # log p(x_n, z_n = k), normalised in place below")
         if ref.axes == ():
-            s("L[...] = log_prior_z  # log p(z_n = k)")
+            s("log_joint[...] = log_prior_z  # log p(z_n = k)")
         else:
-            s(f'L[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
+            s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
         for e in r.emissions:
             self._e_block(s, e)
-        s("loglik += float(_log_normalise(L).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
-        s("block_stats(ess, st, L, lo, hi)  # while the block is in cache")
+        s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
+        s("block_stats(ess, st, log_joint, lo, hi)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
         s("return resp, finish_stats(ess, st, resp), loglik")
@@ -252,19 +252,19 @@ class _Writer:
             out = "nk" if "k" in el else "n"
             for i in range(len(fm.t)):
                 term = f'np.einsum("{tl},{el}->{out}", st["T_{x}_{i}"][lo:hi], eta_{x}_{i})'
-                s(f"L += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
+                s(f"log_joint += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
         elif e.kind == "categorical":
             ref = e.refs[0]
             if ref.uses_latent:
-                s(f'L += log_{ref.param}.T[st["{x}"][lo:hi]]  # log p[k, {x}_n]')
+                s(f'log_joint += log_{ref.param}.T[st["{x}"][lo:hi]]  # log p[k, {x}_n]')
             else:
-                s(f'L += log_{ref.param}[st["{x}"][lo:hi]][:, None]  # log p[{x}_n]')
+                s(f'log_joint += log_{ref.param}[st["{x}"][lo:hi]][:, None]  # log p[{x}_n]')
         else:
             gu = next(g for g in self.us.gaussian if g.emission is e)
             if gu.axes:
-                s(f'L += st["T_{x}"][lo:hi] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
+                s(f'log_joint += st["T_{x}"][lo:hi] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
             else:
-                s(f'L += (st["T_{x}"][lo:hi] @ eta_{x}.T)[:, :1]')
+                s(f'log_joint += (st["T_{x}"][lo:hi] @ eta_{x}.T)[:, :1]')
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is
@@ -274,15 +274,15 @@ class _Writer:
         z = r.latent.name
         s("")
         s("")
-        s("def block_stats(ess, st, R, lo, hi):")
+        s("def block_stats(ess, st, resp_block, lo, hi):")
         s('    """Add rows lo:hi to the expected sufficient statistics (eq. 50):')
-        s("    phi_N,k += sum_n r[n,k] t(x_n) for this block; R is resp[lo:hi] (B, K).")
+        s("    phi_N,k += sum_n r[n,k] t(x_n) for this block; resp_block is resp[lo:hi] (B, K).")
         s('    """')
         s.indent()
         ref = r.assign_ref
         if ref.axes == ():
             s(self.cite(r.assign))
-            s(f'_add(ess, "C_{z}", np.ones(R.shape[0]) @ R)  # expected counts N_k')
+            s(f'_add(ess, "C_{z}", np.ones(resp_block.shape[0]) @ resp_block)  # expected counts N_k')
         for e in r.emissions:
             x = e.factor.target
             if e.kind == "scalar":
@@ -293,7 +293,7 @@ class _Writer:
                 el = self.axis_letters(fm.axes, e)
                 for i in range(len(fm.t)):
                     if "k" in el:
-                        s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", R, '
+                        s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", resp_block, '
                           f'st["T_{x}_{i}"][lo:hi]))')
                     else:
                         s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", st["T_{x}_{i}"][lo:hi]))')
@@ -301,7 +301,7 @@ class _Writer:
                 s(self.cite(e.factor))
                 gu = next(g for g in self.us.gaussian if g.emission is e)
                 if gu.axes:
-                    s(f'_add(ess, "S_{x}", R.T @ st["T_{x}"][lo:hi])  # (K, P): R^T T, one product')
+                    s(f'_add(ess, "S_{x}", resp_block.T @ st["T_{x}"][lo:hi])  # (K, P): R^T T, one product')
                 else:
                     s(f'_add(ess, "S_{x}", st["T_{x}"][lo:hi].sum(axis=0)[None])')
         s("return ess")
@@ -358,36 +358,36 @@ class _Writer:
         dense = [e.factor.target for e in self.r.emissions if e.kind != "categorical"]
         s("")
         s("")
-        s("def init(st, data, h, rng, reg=1e-6):")
+        s("def init(st, data, hyp, rng, reg=1e-6):")
         s('    """A data-driven start: k-means++ hard assignments on the modelled data (or')
         s('    random soft assignments for categorical data), then one M-step."""')
         s.indent()
-        s(f'K = int({known(self.K)})')
+        s(f'n_comp = int({known(self.K)})')
         if dense:
             feats = ", ".join(f'np.asarray(data["{x}"], dtype=float).reshape(st["n_rows"], -1)'
                               for x in dense)
-            s(f"F = np.concatenate([{feats}], axis=1)")
-            s("resp = _kmeanspp_resp(F, K, rng)")
+            s(f"features = np.concatenate([{feats}], axis=1)")
+            s("resp = _kmeanspp_resp(features, n_comp, rng)")
         else:
-            s('resp = rng.dirichlet(np.ones(K), size=st["n_rows"])')
-        s("return m_step(expected_stats(st, resp), None, h, reg)")
+            s('resp = rng.dirichlet(np.ones(n_comp), size=st["n_rows"])')
+        s("return m_step(expected_stats(st, resp), None, hyp, reg)")
         s.dedent()
         s("")
         s("")
-        s("def elbo(st, params, h):")
+        s("def elbo(st, params, hyp):")
         s('    """log p(data | params) + log p(params): the ELBO right after an exact E-step."""')
-        s("    return e_step(st, params, h)[2] + log_prior(params, h)")
+        s("    return e_step(st, params, hyp)[2] + log_prior(params, hyp)")
         s("")
         s("")
-        s("def fit(data, h, max_iter=100, tol=1e-8, seed=0, reg=1e-6):")
+        s("def fit(data, hyp, max_iter=100, tol=1e-8, seed=0, reg=1e-6):")
         s('    """A minimal batch EM loop (emdsl.runtime adds restarts and diagnostics)."""')
-        s("    st = prepare(data, h)")
-        s("    params = init(st, data, h, np.random.default_rng(seed), reg)")
+        s("    st = prepare(data, hyp)")
+        s("    params = init(st, data, hyp, np.random.default_rng(seed), reg)")
         s("    trace = []")
         s("    for _ in range(max_iter):")
-        s("        resp, ess, loglik = e_step(st, params, h)")
-        s("        trace.append(loglik + log_prior(params, h))")
-        s("        params = m_step(ess, params, h, reg)")
+        s("        resp, ess, loglik = e_step(st, params, hyp)")
+        s("        trace.append(loglik + log_prior(params, hyp))")
+        s("        params = m_step(ess, params, hyp, reg)")
         s("        if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):")
         s("            break")
         s("    return params, resp, np.array(trace)")

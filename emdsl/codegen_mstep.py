@@ -19,7 +19,7 @@ class MStepWriter:
     def write(self, s):
         s("")
         s("")
-        s("def m_step(ess, params, h, reg=1e-6):")
+        s("def m_step(ess, params, hyp, reg=1e-6):")
         s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
         s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
         s('    the start of numerical M-steps and fills in empty components."""')
@@ -45,15 +45,15 @@ class MStepWriter:
         s(f"# {su.param}: maximise sum_j c_j log p_j subject to sum_j p_j = 1 (Lagrange):")
         s(f"#   {su.lagrange}")
         key = self.r.latent.name if su.source == "assign" else su.source.factor.target
-        s(f'c = np.array(ess["C_{key}"], dtype=float)  # expected counts')
+        s(f'counts = np.array(ess["C_{key}"], dtype=float)  # expected counts c_j')
         if su.prior_alpha is not None:
             pf = self.r.priors[su.param]
             s(self.w.cite(pf) + "  (MAP: add alpha - 1 pseudo-counts)")
-            s(f"c = c + ({known(su.prior_alpha)}) - 1")
-            s("if np.any(c < 0):")
-            s("    c = np.maximum(c, 0.0)  # alpha < 1: the mode lies on the boundary")
-        s("total = c.sum(axis=-1, keepdims=True)")
-        s(f'new["{su.param}"] = c / np.where(total > 0, total, 1.0)')
+            s(f"counts = counts + ({known(su.prior_alpha)}) - 1")
+            s("if np.any(counts < 0):")
+            s("    counts = np.maximum(counts, 0.0)  # alpha < 1: the mode lies on the boundary")
+        s("counts_total = counts.sum(axis=-1, keepdims=True)")
+        s(f'new["{su.param}"] = counts / np.where(counts_total > 0, counts_total, 1.0)')
         if su.source != "assign" and su.axes and su.axes[0].kind == "latent":
             s(f'new["{su.param}"] = _keep_empty(new["{su.param}"], old.get("{su.param}"), count_k)')
 
@@ -103,53 +103,53 @@ class MStepWriter:
     def gaussian(self, s, gu):
         x = gu.emission.factor.target
         s(self.w.cite(gu.emission.factor))
-        s(f'S, Nk = ess["S_{x}"], ess["N_{x}"]')
-        s(f'D = ess["shift_{x}"].shape[0]')
-        s("Sx, Sxx = S[:, :D], _unpack_sym(S[:, D:], D)")
+        s(f'stats, n_k = ess["S_{x}"], ess["N_{x}"]')
+        s(f'dim = ess["shift_{x}"].shape[0]')
+        s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
         s(f'shift = ess["shift_{x}"]')
         if gu.mean and gu.cov is None:
             C = known(gu.cov_known)
             if gu.cov_keyword == "prec":
-                s(f"prec_x = np.broadcast_to({C}, (D, D))")
+                s(f"prec_x = np.broadcast_to({C}, (dim, dim))")
             else:
-                s(f"prec_x = np.linalg.solve(np.broadcast_to({C}, (D, D)), np.eye(D))")
+                s(f"prec_x = np.linalg.solve(np.broadcast_to({C}, (dim, dim)), np.eye(dim))")
             if gu.prior is not None:
                 pf = gu.prior
                 s(self.w.cite(pf) + "  (conjugate prior: complete the square, eq. 32)")
                 m0 = known(pf.arg["mean"])
                 C0 = known(pf.arg["cov"])
                 if dict(pf.keywords).get("cov") == "prec":
-                    s(f"prec_0 = np.broadcast_to({C0}, (D, D))")
+                    s(f"prec_0 = np.broadcast_to({C0}, (dim, dim))")
                 else:
-                    s(f"prec_0 = np.linalg.solve(np.broadcast_to({C0}, (D, D)), np.eye(D))")
-                s(f"m0 = np.broadcast_to({m0}, (D,)) - shift")
-                s("# (N_k C^-1 + C0^-1) mu_k = C^-1 Sx_k + C0^-1 m0")
-                s("lhs = Nk[:, None, None] * prec_x + prec_0")
-                s("rhs = Sx @ prec_x.T + prec_0 @ m0")
-                s("mean = np.linalg.solve(lhs, rhs[..., None])[..., 0]")
+                    s(f"prec_0 = np.linalg.solve(np.broadcast_to({C0}, (dim, dim)), np.eye(dim))")
+                s(f"prior_mean = np.broadcast_to({m0}, (dim,)) - shift")
+                s("# (N_k C^-1 + C0^-1) mu_k = C^-1 sum_x_k + C0^-1 prior_mean")
+                s("lhs = n_k[:, None, None] * prec_x + prec_0")
+                s("rhs = sum_x @ prec_x.T + prec_0 @ prior_mean")
+                s("mean_k = np.linalg.solve(lhs, rhs[..., None])[..., 0]")
             else:
-                s("mean = Sx / Nk[:, None]  # mu_k = Sx_k / N_k (eq. 51)")
+                s("mean_k = sum_x / n_k[:, None]  # mu_k = sum_x_k / N_k (eq. 51)")
             self._store_mean(s, gu)
             return
         if gu.mean:
-            s("mean = Sx / Nk[:, None]  # mu_k = Sx_k / N_k (eq. 51)")
+            s("mean_k = sum_x / n_k[:, None]  # mu_k = sum_x_k / N_k (eq. 51)")
             self._store_mean(s, gu)
         else:
-            s(f"mean = np.broadcast_to(np.atleast_2d({known(gu.mean_known)}) - shift, Sx.shape)")
+            s(f"mean_k = np.broadcast_to(np.atleast_2d({known(gu.mean_known)}) - shift, sum_x.shape)")
         s("# Sigma_k = E[(x - mu)(x - mu)^T] under r[:, k]  (eq. 51), plus reg * I")
-        s("cov = (Sxx - Sx[:, :, None] * mean[:, None, :] - mean[:, :, None] * Sx[:, None, :]) "
-          "/ Nk[:, None, None]")
-        s("cov = cov + mean[:, :, None] * mean[:, None, :] + reg * np.eye(D)")
-        s("cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))")
-        val = "cov" if gu.cov_keyword != "prec" else \
-            "np.linalg.solve(cov, np.broadcast_to(np.eye(D), cov.shape))"
+        s("cov_k = (sum_xx - sum_x[:, :, None] * mean_k[:, None, :] - mean_k[:, :, None] * sum_x[:, None, :]) "
+          "/ n_k[:, None, None]")
+        s("cov_k = cov_k + mean_k[:, :, None] * mean_k[:, None, :] + reg * np.eye(dim)")
+        s("cov_k = 0.5 * (cov_k + np.swapaxes(cov_k, -1, -2))")
+        val = "cov_k" if gu.cov_keyword != "prec" else \
+            "np.linalg.solve(cov_k, np.broadcast_to(np.eye(dim), cov_k.shape))"
         s(f'new["{gu.cov}"] = {val}' + ("" if gu.axes else "[0]"))
         if gu.axes:
             s(f'new["{gu.cov}"] = _keep_empty(new["{gu.cov}"], old.get("{gu.cov}"), count_k)')
 
     def _store_mean(self, s, gu):
         tail = "" if gu.axes else "[0]"
-        s(f'new["{gu.mean}"] = (mean + shift){tail}')
+        s(f'new["{gu.mean}"] = (mean_k + shift){tail}')
         if gu.axes:
             s(f'new["{gu.mean}"] = _keep_empty(new["{gu.mean}"], old.get("{gu.mean}"), count_k)')
 
@@ -157,28 +157,28 @@ class MStepWriter:
     def log_prior(self, s):
         s("")
         s("")
-        s("def log_prior(params, h):")
+        s("def log_prior(params, hyp):")
         s('    """log p(params) for the params with a prior (0 for maximum likelihood)."""')
         s.indent()
-        s("total = 0.0")
+        s("log_p = 0.0")
         for name, pf in self.r.priors.items():
             s(self.w.cite(pf))
             fam = pf.family.name
             if fam == "Dirichlet":
-                s(f'total += _dirichlet_logpdf(params["{name}"], {known(pf.arg["alpha"])})')
+                s(f'log_p += _dirichlet_logpdf(params["{name}"], {known(pf.arg["alpha"])})')
             elif fam == "MvNormal":
                 cov = known(pf.arg["cov"])
                 if dict(pf.keywords).get("cov") == "prec":
                     cov = f"np.linalg.inv({cov})"
-                s(f'mean = np.atleast_2d(params["{name}"])')
-                s(f"total += float(_mvn_logpdf(mean, np.broadcast_to({known(pf.arg['mean'])}, "
-                  f"mean.shape[1:]), np.broadcast_to({cov}, mean.shape[1:] * 2)).sum())")
+                s(f'values = np.atleast_2d(params["{name}"])')
+                s(f"log_p += float(_mvn_logpdf(values, np.broadcast_to({known(pf.arg['mean'])}, "
+                  f"values.shape[1:]), np.broadcast_to({cov}, values.shape[1:] * 2)).sum())")
             else:
                 g = next(g for g in self.us.groups if name in g.priors)
                 lp = g.priors[name]
                 s(f'{name} = params["{name}"]')
                 self.w._hyper_locals(s, lp.free_symbols)
-                s(f"total += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
-        s("return total")
+                s(f"log_p += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
+        s("return log_p")
         s.dedent()
 

@@ -37,7 +37,7 @@ _FUNCS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sum": "np.sum", "diag": "
           "dot": "np.dot"}
 
 
-def known(e: ast.Expr, env: str = "h") -> str:
+def known(e: ast.Expr, env: str = "hyp") -> str:
     """numpy source for an expression of dims, hypers and numbers (values from dict ``env``)."""
     if isinstance(e, ast.Num):
         return str(int(e.value)) if e.is_int else repr(e.value)

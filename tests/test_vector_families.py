@@ -1,0 +1,96 @@
+"""Property tests for the vector families' numerics used by every generated module
+(``codegen_runtime.HELPERS``): MvNormal natural parameters and log-normaliser, the
+Dirichlet and MvNormal log densities, against scipy.stats and finite differences."""
+import numpy as np
+import pytest
+import scipy.stats as st
+from scipy.special import gammaln, logsumexp
+
+from emdsl.codegen_runtime import HELPERS
+
+
+@pytest.fixture(scope="module")
+def helpers():
+    ns = {"np": np, "gammaln": gammaln, "logsumexp": logsumexp, "BLOCK_ROWS": 7}
+    exec(HELPERS, ns)  # noqa: S102 - our own helper source, as the generated modules do
+    return ns
+
+
+def random_spd(rng, d):
+    a = rng.normal(size=(d, d))
+    return a @ a.T + d * np.eye(d)
+
+
+@pytest.mark.parametrize("d", [1, 2, 4])
+def test_mvn_natural_parameters_give_scipy_logpdf(helpers, rng, d):
+    mean = rng.normal(size=(3, d))
+    cov = np.stack([random_spd(rng, d) for _ in range(3)])
+    eta, A = helpers["_mvn_natural"](mean, cov=cov)
+    x = rng.normal(size=(50, d)) * 2
+    T = helpers["_xx_stats"](x)
+    ours = T @ eta.T - A
+    for k in range(3):
+        ref = st.multivariate_normal(mean[k], cov[k]).logpdf(x)
+        np.testing.assert_allclose(ours[:, k], ref, rtol=1e-10, atol=1e-10)
+    eta_p, A_p = helpers["_mvn_natural"](mean, prec=np.linalg.inv(cov))
+    np.testing.assert_allclose(eta_p, eta, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(A_p, A, rtol=1e-9)
+
+
+def _log_normaliser(eta, d):
+    """A(eta) of the MvNormal in the packed [x, x_i x_j (i <= j)] parameterisation."""
+    lin, quad = eta[:d], eta[d:]
+    iu, ju = np.triu_indices(d)
+    prec = np.zeros((d, d))
+    prec[iu, ju] = -quad / np.where(iu == ju, 0.5, 1.0)
+    prec[ju, iu] = prec[iu, ju]
+    mean = np.linalg.solve(prec, lin)
+    return 0.5 * mean @ prec @ mean - 0.5 * np.linalg.slogdet(prec)[1] + 0.5 * d * np.log(2 * np.pi)
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_mvn_gradient_of_log_normaliser_is_mean_statistic(helpers, rng, d):
+    """dA/deta (central differences) = E[t(x)] = [mu, Sigma_ij + mu_i mu_j]."""
+    mean = rng.normal(size=(1, d))
+    cov = random_spd(rng, d)[None]
+    eta, A = helpers["_mvn_natural"](mean, cov=cov)
+    eta = eta[0]
+    assert np.isclose(_log_normaliser(eta, d), A[0])
+    h = 1e-6
+    grad = np.array([(_log_normaliser(eta + h * e, d) - _log_normaliser(eta - h * e, d)) / (2 * h)
+                     for e in np.eye(len(eta))])
+    iu, ju = np.triu_indices(d)
+    second = cov[0] + np.outer(mean[0], mean[0])
+    expected = np.concatenate([mean[0], second[iu, ju]])
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_unpack_inverts_packing(helpers, rng):
+    x = rng.normal(size=(20, 3))
+    T = helpers["_xx_stats"](x)
+    S = helpers["_unpack_sym"](T[:, 3:].sum(0)[None], 3)[0]
+    np.testing.assert_allclose(S, x.T @ x, rtol=1e-12)
+
+
+def test_dirichlet_logpdf_matches_scipy(helpers, rng):
+    alpha = np.array([0.5, 2.0, 3.0])
+    p = rng.dirichlet(alpha, size=4)
+    ours = helpers["_dirichlet_logpdf"](p, alpha)
+    ref = sum(st.dirichlet(alpha).logpdf(row) for row in p)
+    np.testing.assert_allclose(ours, ref, rtol=1e-10)
+
+
+def test_mvn_logpdf_matches_scipy(helpers, rng):
+    mean, cov = rng.normal(size=3), random_spd(rng, 3)
+    X = rng.normal(size=(5, 3))
+    np.testing.assert_allclose(helpers["_mvn_logpdf"](X, mean, cov),
+                               st.multivariate_normal(mean, cov).logpdf(X), rtol=1e-10)
+
+
+def test_log_normalise_is_a_stable_softmax(helpers, rng):
+    L = rng.normal(size=(6, 4)) * 300
+    ref = logsumexp(L, axis=1)
+    R = L.copy()
+    norm = helpers["_log_normalise"](R)
+    np.testing.assert_allclose(norm, ref, rtol=1e-12)
+    np.testing.assert_allclose(R, np.exp(L - ref[:, None]), rtol=1e-10, atol=1e-300)

@@ -235,6 +235,34 @@ def _csv_bytes(model, arrays: dict) -> str:
     return "\n".join([",".join(header)] + [",".join(map(repr, r)) for r in table]) + "\n"
 
 
+def _default_sizes(model, sets: dict) -> None:
+    """For ``check``: sizes the user did not give (2000 items in the latent's plate, 3 for
+    any other size) and uniformly drawn covariates, so that it runs with no options."""
+    from . import ast
+    cm = model.checked
+    latent = next((v for v in cm.vars.values() if v.role == "latent"), None)
+    plate = {e.id for e in (latent.shape if latent else ()) if isinstance(e, ast.Name)}
+    for name, d in cm.dims.items():
+        if name not in sets and d.default is None:
+            sets[name] = 2000 if name in plate else 3
+
+
+def _covariates(model, sets: dict, seed: int) -> dict:
+    """Uniformly drawn values for the data the model conditions on (e.g. ``doc[t]``)."""
+    from .data import eval_const
+    cm, rng, out = model.checked, np.random.default_rng(seed), {}
+    sampled = {f.target for f in cm.factors}
+    for v in cm.vars.values():
+        if v.role == "data" and v.name not in sampled and v.name not in sets:
+            shape = tuple(int(eval_const(e, sets)) for e in v.shape)
+            if v.kind != "cat":
+                raise EmmDataError(f"check cannot invent the covariate '{v.name}' ({v.kind})",
+                                   hint="use `emdsl fit` with your own data instead")
+            size = int(eval_const(v.elem_dims[0], sets))
+            out[v.name] = rng.integers(0, size, shape)
+    return out
+
+
 def _true_params(model, args, sets: dict) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
     ``sets`` are read off their shapes), else drawn at random from ``--seed``."""
@@ -276,12 +304,16 @@ def _true_params(model, args, sets: dict) -> dict:
     return {**out, **given}
 
 
-def _simulate(model, args) -> tuple[dict, dict, dict]:
-    """(true params, the simulation, the dims and hypers used)."""
+def _simulate(model, args, auto=False) -> tuple[dict, dict, dict]:
+    """(true params, the simulation, the dims and hypers used); ``auto`` fills in sizes
+    and covariates that were not given (for ``check``)."""
     sets = dict(args.set or [])
+    if auto:
+        _default_sizes(model, sets)
     truth = _true_params(model, args, sets)
-    sim = model.sample(params=truth, seed=args.seed, **sets)
-    return truth, {k: np.asarray(v) for k, v in sim.items()}, sets
+    covariates = _covariates(model, sets, args.seed) if auto else {}
+    sim = model.sample(params=truth, seed=args.seed, **sets, **covariates)
+    return truth, {k: np.asarray(v) for k, v in {**covariates, **sim}.items()}, sets
 
 
 def cmd_sample(args) -> int:
@@ -304,7 +336,7 @@ def cmd_check(args) -> int:
 
     from .data import bind
     model = _load(args.model)
-    truth, sim, sets = _simulate(model, args)
+    truth, sim, sets = _simulate(model, args, auto=True)
     sim = {**truth, **sim}
     data = {k: v for k, v in sim.items() if model.checked.role(k) == "data"}
     res = model.fit(**data, **sets, seed=args.seed + 1, n_init=args.n_init)

@@ -60,6 +60,7 @@ class SimplexUpdate:
     source: object               # 'assign' or an Emission
     prior_alpha: ast.Expr | None
     lagrange: str                # the sympy-derived solution, as text
+    lagrange_tex: str = ""       # the same in LaTeX
 
 
 @dataclass
@@ -257,11 +258,11 @@ def _simplex_updates(cm, report: ConjugacyReport) -> list:
             raise NonConjugateError(f"not supported yet: simplex '{ref.param}' used by two "
                                     "statements", cm.vars[ref.param].span, None,
                                     cm.model.source)
-        out.append(SimplexUpdate(ref.param, ref.axes, src, alpha, _lagrange_text()))
+        out.append(SimplexUpdate(ref.param, ref.axes, src, alpha, *_lagrange()))
     return out
 
 
-def _lagrange_text() -> str:
+def _lagrange() -> tuple[str, str]:
     """Solve max_p sum_j c_j log p_j  s.t. sum_j p_j = 1 with sympy (a Lagrange multiplier)."""
     j, K = sp.symbols("j K", integer=True, positive=True)
     c, p = sp.IndexedBase("c"), sp.IndexedBase("p")
@@ -270,8 +271,12 @@ def _lagrange_text() -> str:
     pj = sp.solve(stationary, p[j])[0]
     # sum_j p_j = (sum_j c_j) * (p_j / c_j), since p_j / c_j does not depend on j
     lam_sol = sp.solve(sp.Eq(sp.Sum(c[j], (j, 1, K)) * sp.simplify(pj / c[j]), 1), lam)[0]
-    return f"d/dp_j: {sp.sstr(stationary)} = 0  =>  p_j = {sp.sstr(pj)};  " \
-           f"sum_j p_j = 1  =>  lambda = {sp.sstr(lam_sol)}"
+    plain = f"d/dp_j: {sp.sstr(stationary)} = 0  =>  p_j = {sp.sstr(pj)};  " \
+            f"sum_j p_j = 1  =>  lambda = {sp.sstr(lam_sol)}"
+    tex = rf"\frac{{\partial}}{{\partial p_j}}: {sp.latex(stationary)} = 0 \;\Rightarrow\; " \
+          rf"p_j = {sp.latex(pj)}, \quad \sum_j p_j = 1 \;\Rightarrow\; " \
+          rf"\lambda = {sp.latex(lam_sol)}"
+    return plain, tex
 
 
 def axes_text(axes: tuple[Axis, ...]) -> str:

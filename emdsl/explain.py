@@ -1,114 +1,195 @@
 """``emdsl derive``: the derivation of the updates as a document (Markdown, LaTeX or text).
 
 It follows the order a teacher would write on the board: the model, the complete-data
-log likelihood, the E-step, each param's M-step from the expected complete-data log
-likelihood, and the objective.
+log likelihood in exponential-family form, the E-step, each param's M-step from the
+expected complete-data log likelihood, and the objective.  Every formula is given in a
+plain form and a LaTeX form; sympy expressions are printed by sympy.
 """
 from __future__ import annotations
+
+import re
 
 import sympy as sp
 
 from . import ast
 from .derive import UpdateSet, axes_text
+from .errors import EmmError
+
+FORMATS = ("markdown", "latex", "text")
+
+
+class _Doc:
+    """Collects a document in one of FORMATS."""
+
+    def __init__(self, fmt: str):
+        self.fmt, self.lines = fmt, []
+
+    def title(self, text):
+        self.lines.append({"markdown": f"# {text}", "latex": f"\\section*{{{self._tex(text)}}}",
+                           "text": f"{text}\n{'=' * len(text)}"}[self.fmt])
+
+    def heading(self, text):
+        self.lines.append({"markdown": f"\n## {text}\n",
+                           "latex": f"\n\\subsection*{{{self._tex(text)}}}\n",
+                           "text": f"\n{text}\n{'-' * len(text)}\n"}[self.fmt])
+
+    def para(self, text):
+        self.lines.append(("\n" + self._tex(text)) if self.fmt == "latex" else "\n" + text)
+
+    def items(self, texts):
+        if self.fmt == "latex":
+            self.lines += ["\\begin{itemize}"] + [f"  \\item {self._tex(t)}" for t in texts] \
+                + ["\\end{itemize}"]
+        else:
+            self.lines += [f"- {t}" for t in texts]
+
+    def math(self, plain: str, latex: str | None = None):
+        if self.fmt == "latex":
+            self.lines.append(f"\\[ {latex if latex is not None else plain} \\]")
+            return
+        if self.lines and not self.lines[-1].startswith("    "):
+            self.lines.append("")  # Markdown: an indented block needs a blank line before it
+        self.lines.append(f"    {plain}")
+
+    def expr(self, e) -> str:
+        return sp.latex(e) if self.fmt == "latex" else sp.sstr(e)
+
+    def _tex(self, text: str) -> str:
+        """Plain text with `code` spans -> LaTeX text with \\texttt."""
+        parts = re.split(r"`([^`]*)`", text)
+        out = []
+        for i, part in enumerate(parts):
+            esc = part.replace("\\", "\\textbackslash{}")
+            for ch in "&%$#_{}":
+                esc = esc.replace(ch, "\\" + ch)
+            esc = esc.replace("~", "\\textasciitilde{}").replace("^", "\\textasciicircum{}")
+            out.append(f"\\texttt{{{esc}}}" if i % 2 else esc)
+        return "".join(out)
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 def explain(us: UpdateSet, format: str = "markdown") -> str:
     fmt = {"md": "markdown", "tex": "latex"}.get(format, format)
-    if fmt not in ("markdown", "latex", "text"):
-        from .errors import EmmError
-        raise EmmError(f"unknown derivation format '{format}'", hint="use markdown, latex or text")
-    math = sp.latex if fmt == "latex" else sp.sstr
+    if fmt not in FORMATS:
+        raise EmmError(f"unknown derivation format '{format}'",
+                       hint="use markdown (md), latex (tex) or text")
+    doc = _Doc(fmt)
     r, cm = us.report, us.checked
-    z, K = r.latent.name, ast.show(r.latent.elem_dims[0])
-    n = r.plate.var
-    out = []
-
-    def h(title):
-        out.append({"markdown": f"\n## {title}\n", "latex": f"\n\\section*{{{title}}}\n",
-                    "text": f"\n{title}\n{'=' * len(title)}\n"}[fmt])
-
-    def eq(text):
-        out.append(f"    {text}" if fmt != "latex" else f"\\[ {text} \\]")
-
-    out.append({"markdown": f"# Derivation: {cm.name} ({r.algorithm})",
-                "latex": f"\\section*{{Derivation: {cm.name} ({r.algorithm})}}",
-                "text": f"Derivation: {cm.name} ({r.algorithm})"}[fmt])
-    h("1. The model")
-    for f in cm.factors:
-        out.append(f"- line {f.span.line}: `{f.text}`")
-    what = "maximum likelihood" if not r.priors else \
-        f"MAP (priors on {', '.join(r.priors)})"
-    out.append(f"\nParams are point estimates by {what}; the latent `{z}[{n}]` takes values "
-               f"1..{K}, so given the params the posterior of each `{z}[{n}]` is a finite "
-               "discrete distribution and the E-step is exact (EM).")
-    h("2. Complete-data log likelihood")
-    out.append(f"log p(x, {z} | theta) = sum_{n} sum_k 1[{z}[{n}] = k] ( log p({z}[{n}] = k) "
-               "+ sum_f log p(x_f | theta_k) )   (Linderman eq. 6)")
+    z, n, K = r.latent.name, r.plate.var, ast.show(r.latent.elem_dims[0])
+    doc.title(f"Derivation: {cm.name} ({r.algorithm})")
+    doc.heading("1. The model")
+    doc.items([f"line {f.span.line}: `{f.text}`" for f in cm.factors])
+    what = "maximum likelihood" if not r.priors else f"MAP (priors on {', '.join(r.priors)})"
+    doc.para(f"Params are point estimates by {what}. Given the params, each `{z}[{n}]` takes "
+             f"one of the values 1..{K}, so its posterior is a finite discrete distribution: "
+             "the E-step is exact and the algorithm is EM.")
+    doc.heading("2. Complete-data log likelihood")
+    doc.math(f"log p(x, {z} | theta) = sum_{n} sum_k 1[{z}[{n}] = k] (log p({z}[{n}] = k) "
+             "+ sum_f log p(x_f | theta_k))   (Linderman eq. 6)",
+             rf"\log p(x, {z} \mid \theta) = \sum_{n} \sum_k \mathbb{{1}}[{z}_{n} = k]"
+             rf"\Big(\log p({z}_{n} = k) + \sum_f \log p(x_f \mid \theta_k)\Big)")
     for fm in us.forms:
         f = fm.emission.factor
-        out.append(f"\nEmission `{f.text}` (line {f.span.line}) in exponential-family form "
-                   "log p = eta . t(x) - A + log h:")
+        doc.para(f"Emission `{f.text}` (line {f.span.line}) in exponential-family form "
+                 "log p = eta . t(x) - A + log h (found by sympy from the log density):")
         for t, e in zip(fm.t, fm.eta):
-            eq(f"t(x) = {math(t)},  eta = {math(e)}")
-        eq(f"A = {math(fm.A)},  log h(x) = {math(fm.logh)}")
+            doc.math(f"t(x) = {doc.expr(t)},   eta = {doc.expr(e)}",
+                     rf"t(x) = {doc.expr(t)}, \quad \eta = {doc.expr(e)}")
+        doc.math(f"A = {doc.expr(fm.A)},   log h(x) = {doc.expr(fm.logh)}",
+                 rf"A = {doc.expr(fm.A)}, \quad \log h(x) = {doc.expr(fm.logh)}")
     for gu in us.gaussian:
         f = gu.emission.factor
-        out.append(f"\nEmission `{f.text}` (line {f.span.line}): MvNormal with "
-                   "t(x) = [x, x x^T], eta = [Sigma^-1 mu, -1/2 Sigma^-1], "
-                   "A = 1/2 mu^T Sigma^-1 mu + 1/2 log|Sigma| + D/2 log(2 pi).")
-    h("3. E-step")
-    out.append(f"q({z}[{n}] = k) = r[{n}, k] = p({z}[{n}] = k) prod_f p(x_f | theta_k) / "
-               f"sum_j p({z}[{n}] = j) prod_f p(x_f | theta_j)   (eq. 14, 39)")
-    out.append("computed in log space with logsumexp; the log densities of all components "
-               "are one product of the statistics t(x) with the natural parameters.")
-    out.append("\nExpected sufficient statistics (eq. 50): S_k = sum_n r[n, k] t(x_n), "
-               "N_k = sum_n r[n, k].")
-    h("4. M-step")
+        doc.para(f"Emission `{f.text}` (line {f.span.line}): a multivariate normal, with")
+        doc.math("t(x) = [x, x x^T],  eta = [Sigma^-1 mu, -1/2 Sigma^-1],  "
+                 "A = 1/2 mu^T Sigma^-1 mu + 1/2 log|Sigma| + D/2 log(2 pi)   (eq. 12)",
+                 r"t(x) = [x, x x^\top],\ \eta = [\Sigma^{-1}\mu, -\tfrac12\Sigma^{-1}],\ "
+                 r"A = \tfrac12 \mu^\top\Sigma^{-1}\mu + \tfrac12\log|\Sigma| + \tfrac D2\log 2\pi")
+    doc.heading("3. E-step")
+    doc.math(f"r[{n}, k] = q({z}[{n}] = k) = p({z}[{n}] = k) prod_f p(x_f | theta_k) / "
+             f"sum_j p({z}[{n}] = j) prod_f p(x_f | theta_j)   (eq. 14, 39)",
+             rf"r_{{{n}k}} = q({z}_{n} = k) = \frac{{p({z}_{n} = k) \prod_f p(x_f \mid "
+             rf"\theta_k)}}{{\sum_j p({z}_{n} = j) \prod_f p(x_f \mid \theta_j)}}")
+    doc.para("It is computed in log space with a log-sum-exp; the log densities of all "
+             "components are one product of the statistics t(x) with the natural parameters.")
+    doc.para("Expected sufficient statistics (eq. 50):")
+    doc.math(f"S_k = sum_{n} r[{n}, k] t(x_{n}),   N_k = sum_{n} r[{n}, k]",
+             rf"S_k = \sum_{n} r_{{{n}k}}\, t(x_{n}), \quad N_k = \sum_{n} r_{{{n}k}}")
+    doc.heading("4. M-step")
+    _simplex(doc, us)
+    _scalar(doc, us)
+    _gaussian(doc, us)
+    doc.heading("5. Objective")
+    prior = " + log p(theta)" if r.priors else ""
+    prior_tex = r" + \log p(\theta)" if r.priors else ""
+    doc.para("After the E-step the bound is tight (eq. 41-45), so the ELBO is the log "
+             f"likelihood{' plus the log prior' if r.priors else ''}, with every normalising "
+             "constant, in nats; EM never decreases it:")
+    doc.math(f"L = log p(x | theta){prior} = sum_{n} logsumexp_k (log p({z}[{n}] = k) + "
+             "sum_f log p(x_f | theta_k))",
+             rf"\mathcal{{L}} = \log p(x \mid \theta){prior_tex}"
+             rf" = \sum_{n} \log \sum_k p({z}_{n} = k) \prod_f p(x_f \mid \theta_k)")
+    return doc.text()
+
+
+def _simplex(doc: _Doc, us: UpdateSet):
     for su in us.simplex:
         grid = axes_text(su.axes)
-        prior = " + (alpha - 1)" if su.prior_alpha is not None else ""
-        out.append(f"\n**{su.param}**{f'[{grid}]' if grid else ''} (simplex): maximise "
-                   f"sum_j c_j log p_j with c = expected counts{prior}, subject to "
-                   "sum_j p_j = 1, with a Lagrange multiplier lambda:")
-        eq(su.lagrange)
-        eq(f"{su.param}_j = c_j / sum_i c_i")
+        prior = " plus alpha - 1 pseudo-counts from the Dirichlet prior" \
+            if su.prior_alpha is not None else ""
+        doc.para(f"`{su.param}`{f' (one simplex per {grid})' if grid else ''}: maximise "
+                 f"sum_j c_j log p_j, with c the expected counts{prior}, subject to "
+                 "sum_j p_j = 1, with a Lagrange multiplier lambda (solved by sympy):")
+        doc.math(su.lagrange, su.lagrange_tex)
+        doc.math(f"{su.param}_j = c_j / sum_i c_i", rf"\mathrm{{{su.param}}}_j = c_j / \sum_i c_i")
+
+
+def _scalar(doc: _Doc, us: UpdateSet):
     for g in us.groups:
         grid = axes_text(g.axes)
-        out.append(f"\n**{', '.join(g.params)}**{f'[{grid}]' if grid else ''}: the expected "
-                   "complete-data log likelihood" + (" plus log prior" if g.priors else "")
-                   + " of one cell is")
-        eq(f"Q = {math(g.Q)}")
+        names = ", ".join(f"`{p}`" for p in g.params)
+        doc.para(f"{names}{f' (one value per {grid})' if grid else ''}: the expected "
+                 "complete-data log likelihood" + (" plus log prior" if g.priors else "") +
+                 " of one cell, in the statistics S and N, is")
+        doc.math(f"Q = {doc.expr(g.Q)}", f"Q = {doc.expr(g.Q)}")
+        doc.para("Setting each derivative to zero (sympy):")
         for p, e in g.equations.items():
-            eq(f"dQ/d{p} = {math(e)} = 0")
+            doc.math(f"dQ/d{p} = {doc.expr(e)} = 0",
+                     rf"\frac{{\partial Q}}{{\partial {sp.latex(sp.Symbol(p))}}} = "
+                     rf"{doc.expr(e)} = 0")
         for p, e in g.closed.items():
-            eq(f"{p} = {math(e)}")
+            doc.math(f"{p} = {doc.expr(e)}", f"{sp.latex(sp.Symbol(p))} = {doc.expr(e)}")
         if g.numeric:
-            out.append(f"No closed form for {', '.join(g.numeric)}: sympy cannot solve its "
-                       "equation, so the M-step maximises the profiled Q numerically "
-                       "(Newton's method with the sympy gradient and Hessian, step halving "
-                       "so Q never decreases): **generalized EM** (Hennig, lecture 21).")
+            doc.para(f"No closed form for {', '.join(g.numeric)}: sympy cannot solve its "
+                     "equation, so the M-step maximises the profiled Q numerically (Newton's "
+                     "method with the sympy gradient and Hessian, halving a step that would "
+                     "lower Q): generalized EM (Hennig, lecture 21). The profiled gradient is")
             for p, gr in zip(g.numeric, g.grad):
-                eq(f"dQ/d{p} (profiled) = {math(gr)}")
+                doc.math(f"dQ/d{p} = {doc.expr(gr)}",
+                         rf"\frac{{\partial Q}}{{\partial {sp.latex(sp.Symbol(p))}}} = "
+                         rf"{doc.expr(gr)}")
+
+
+def _gaussian(doc: _Doc, us: UpdateSet):
     for gu in us.gaussian:
         if gu.mean and gu.cov:
-            out.append(f"\n**{gu.mean}, {gu.cov}** (MvNormal, inverse mean map, eq. 51):")
-            eq(f"{gu.mean}_k = Sx_k / N_k")
-            eq(f"{gu.cov}_k = Sxx_k / N_k - {gu.mean}_k {gu.mean}_k^T  (+ reg I)")
+            doc.para(f"`{gu.mean}`, `{gu.cov}` (multivariate normal): stationarity of Q inverts "
+                     "the mean map (eq. 51):")
+            doc.math(f"{gu.mean}_k = Sx_k / N_k,   {gu.cov}_k = Sxx_k / N_k - {gu.mean}_k "
+                     f"{gu.mean}_k^T  (+ reg I)",
+                     rf"\mu_k = S^{{x}}_k / N_k, \quad \Sigma_k = S^{{xx}}_k / N_k - "
+                     r"\mu_k\mu_k^\top \; (+\, \mathrm{reg}\, I)")
+        elif gu.mean and gu.prior is not None:
+            doc.para(f"`{gu.mean}` (multivariate normal mean, known covariance C, conjugate "
+                     f"prior N(m0, C0) at line {gu.prior.span.line}): completing the square "
+                     "(eq. 30-32) gives")
+            doc.math(f"(N_k C^-1 + C0^-1) {gu.mean}_k = C^-1 Sx_k + C0^-1 m0",
+                     r"(N_k C^{-1} + C_0^{-1})\,\mu_k = C^{-1} S^{x}_k + C_0^{-1} m_0")
         elif gu.mean:
-            if gu.prior is not None:
-                out.append(f"\n**{gu.mean}** (MvNormal mean, known covariance C, conjugate "
-                           f"prior N(m0, C0) at line {gu.prior.span.line}): complete the "
-                           "square (eq. 30-32):")
-                eq(f"(N_k C^-1 + C0^-1) {gu.mean}_k = C^-1 Sx_k + C0^-1 m0")
-            else:
-                out.append(f"\n**{gu.mean}** (MvNormal mean, known covariance):")
-                eq(f"{gu.mean}_k = Sx_k / N_k")
+            doc.para(f"`{gu.mean}` (multivariate normal mean, known covariance):")
+            doc.math(f"{gu.mean}_k = Sx_k / N_k", r"\mu_k = S^{x}_k / N_k")
         elif gu.cov:
-            out.append(f"\n**{gu.cov}** (MvNormal covariance, known mean m):")
-            eq(f"{gu.cov}_k = E_r[(x - m)(x - m)^T]  (+ reg I)")
-    h("5. Objective")
-    out.append("After the E-step the bound is tight (eq. 41-45), so the ELBO is log p(x | theta)"
-               + (" + log p(theta)" if r.priors else "") +
-               f" = sum_{n} logsumexp_k(log p({z}[{n}] = k) + sum_f log p(x_f | theta_k))"
-               " with every normalising constant, in nats. EM never decreases it.")
-    return "\n".join(out) + "\n"
+            doc.para(f"`{gu.cov}` (multivariate normal covariance, known mean m):")
+            doc.math(f"{gu.cov}_k = E_r[(x - m)(x - m)^T]  (+ reg I)",
+                     r"\Sigma_k = \mathbb{E}_r[(x - m)(x - m)^\top] \; (+\, \mathrm{reg}\, I)")

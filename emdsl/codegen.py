@@ -29,6 +29,14 @@ class _Writer:
         self.K = self.r.latent.elem_dims[0]
         self.plate = self.r.plate
 
+    def form_of(self, emission):
+        """The exponential-family form of a scalar emission."""
+        return next(fm for fm in self.us.forms if fm.emission is emission)
+
+    def gaussian_of(self, emission):
+        """The Gaussian update of an MvNormal emission."""
+        return next(g for g in self.us.gaussian if g.emission is emission)
+
     def cite(self, factor) -> str:
         return f"# {self.file}:{factor.span.line}:{factor.span.col}  {factor.text}"
 
@@ -125,7 +133,7 @@ class _Writer:
             s(self.cite(f))
             x = f.target
             if e.kind == "scalar":
-                fm = next(fm for fm in self.us.forms if fm.emission is e)
+                fm = self.form_of(e)
                 s(f'{x} = np.asarray(data["{x}"], dtype=float)')
                 self._hyper_locals(s, set().union(*[t.free_symbols for t in fm.t],
                                                   fm.logh.free_symbols) - {fm.x})
@@ -207,7 +215,7 @@ class _Writer:
         f, x = e.factor, e.factor.target
         s(self.cite(f))
         if e.kind == "scalar":
-            fm = next(fm for fm in self.us.forms if fm.emission is e)
+            fm = self.form_of(e)
             for r in e.refs:
                 s(f'{r.param} = params["{r.param}"]')
             syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
@@ -225,7 +233,7 @@ class _Writer:
             ref = e.refs[0]
             s(f'log_{ref.param} = log(params["{ref.param}"])  # natural parameters log p')
         else:
-            gu = next(g for g in self.us.gaussian if g.emission is e)
+            gu = self.gaussian_of(e)
             if gu.mean:
                 s(f'mean_{x} = np.atleast_2d(params["{gu.mean}"]) - st["shift_{x}"]')
             else:
@@ -241,7 +249,7 @@ class _Writer:
     def _e_block(self, s, e):
         x = e.factor.target
         if e.kind == "scalar":
-            fm = next(fm for fm in self.us.forms if fm.emission is e)
+            fm = self.form_of(e)
             lt = self.letters(e)
             tl = "n" + "".join(lt[lp.var] for lp in e.inner)
             el = self.axis_letters(fm.axes, e)
@@ -260,7 +268,7 @@ class _Writer:
             else:
                 s(f'log_joint += log_{ref.param}[st["{x}"][lo:hi]][:, None]  # log p[{x}_n]')
         else:
-            gu = next(g for g in self.us.gaussian if g.emission is e)
+            gu = self.gaussian_of(e)
             if gu.axes:
                 s(f'log_joint += st["T_{x}"][lo:hi] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
             else:
@@ -287,7 +295,7 @@ class _Writer:
             x = e.factor.target
             if e.kind == "scalar":
                 s(self.cite(e.factor))
-                fm = next(fm for fm in self.us.forms if fm.emission is e)
+                fm = self.form_of(e)
                 lt = self.letters(e)
                 tl = "n" + "".join(lt[lp.var] for lp in e.inner)
                 el = self.axis_letters(fm.axes, e)
@@ -299,7 +307,7 @@ class _Writer:
                         s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", st["T_{x}_{i}"][lo:hi]))')
             elif e.kind == "mvnormal":
                 s(self.cite(e.factor))
-                gu = next(g for g in self.us.gaussian if g.emission is e)
+                gu = self.gaussian_of(e)
                 if gu.axes:
                     s(f'_add(ess, "S_{x}", resp_block.T @ st["T_{x}"][lo:hi])  # (K, P): R^T T, one product')
                 else:
@@ -320,7 +328,7 @@ class _Writer:
             x = e.factor.target
             s(self.cite(e.factor))
             if e.kind == "scalar":
-                fm = next(fm for fm in self.us.forms if fm.emission is e)
+                fm = self.form_of(e)
                 el = self.axis_letters(fm.axes, e)
                 shape = f'ess["S_{x}_0"].shape'
                 if "k" in el:
@@ -335,7 +343,7 @@ class _Writer:
                 else:
                     s(f'ess["C_{x}"] = np.asarray(st["G_{x}"].sum(axis=1)).ravel()')
             else:
-                gu = next(g for g in self.us.gaussian if g.emission is e)
+                gu = self.gaussian_of(e)
                 s(f'ess["shift_{x}"] = st["shift_{x}"]  # statistics are of centred data')
                 if gu.axes:
                     s(f'ess["N_{x}"] = count_k + _EPS10')

@@ -153,11 +153,25 @@ def _emission(cm: CheckedModel, number: int, f: Factor, z: Var, plate: Loop) -> 
                 raise _unsupported(cm, sub.span, f"'{sub.id}' inside the arguments of "
                                    f"{name} (regression-type emissions)",
                                    "arguments may use params, hypers, dims and numbers")
+    if kind in ("categorical", "mvnormal") and inner:
+        raise _unsupported(cm, f.span, f"a {name} emission inside an inner plate "
+                           f"(for {inner[0].var} in ...)", f"give '{f.target}' one element "
+                           f"per {plate.var} and sample it directly in the plate of {plate.var}")
     if kind == "categorical":
         ref = next((r for r in refs), None)
         if ref is None or not isinstance(f.arg["p"], (ast.Index, ast.Name)):
             raise _unsupported(cm, f.span, "a Categorical whose probabilities are not a "
                                "simplex param", "write e.g. `w[t] ~ Categorical(phi[c[t]])`")
+        if any(a.kind == "covariate" for a in ref.axes):
+            raise _unsupported(cm, f.arg["p"].span, "Categorical probabilities indexed by a "
+                               "covariate in an emission", "index them by the latent, e.g. "
+                               f"`phi[{z.name}[{plate.var}]]`")
+    if kind == "mvnormal" and len({r.axes for r in refs}) > 1:
+        raise _unsupported(cm, f.span, "MvNormal params indexed differently in one statement "
+                           "(a tied covariance or a shared mean)", "index the mean and the "
+                           f"covariance the same way, e.g. both by {z.name}[{plate.var}]")
+    if kind == "mvnormal" and any(a.kind == "covariate" for r in refs for a in r.axes):
+        raise _unsupported(cm, f.span, "MvNormal params indexed by a covariate", None)
     return Emission(f, number, kind, tuple(refs), inner)
 
 

@@ -222,7 +222,13 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
 
 
 def _unique_solution(eq, u, kind):
-    """The unique admissible root of ``eq`` in ``u``, or None (no closed form)."""
+    """The unique admissible root of ``eq`` in ``u``, or None (no closed form).
+
+    Polynomial equations of degree > 2 are left to the numerical M-step: sympy's cubic and
+    quartic formulas are slow with symbolic coefficients and never give a usable update."""
+    numer = sp.numer(sp.together(eq))
+    if numer.is_polynomial(u) and sp.degree(numer, u) > 2:
+        return None
     try:
         sols = sp.solve(eq, u, dict=False)
     except (NotImplementedError, ValueError, TypeError):

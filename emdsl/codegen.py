@@ -309,7 +309,7 @@ class _Writer:
                 s(self.cite(e.factor))
                 gu = self.gaussian_of(e)
                 if gu.axes:
-                    s(f'_add(ess, "S_{x}", resp_block.T @ st["T_{x}"][lo:hi])  # (K, P): R^T T, one product')
+                    s(f'_add(ess, "S_{x}", (st["T_{x}"][lo:hi].T @ resp_block).T)  # (K, P) = R^T T')
                 else:
                     s(f'_add(ess, "S_{x}", st["T_{x}"][lo:hi].sum(axis=0)[None])')
         s("return ess")

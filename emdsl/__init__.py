@@ -1,11 +1,11 @@
 """emdsl: derive and run EM / MAP-EM from a model written in the .emm language."""
 __version__ = "0.1.0"
 
-from .errors import (EmmDataError, EmmError, EmmSemanticError, EmmSyntaxError,  # noqa: E402
-                     InternalError, NonConjugateError)
+from .errors import (EmmDataError, EmmError, EmmFitError, EmmSemanticError,  # noqa: E402
+                     EmmSyntaxError, InternalError, NonConjugateError)
 
 __all__ = ["load", "loads", "EmmError", "EmmSyntaxError", "EmmSemanticError",
-           "NonConjugateError", "EmmDataError", "InternalError", "__version__"]
+           "NonConjugateError", "EmmDataError", "EmmFitError", "InternalError", "__version__"]
 
 
 def load(path, **kwargs):

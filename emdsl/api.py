@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from .compile import compile_source
-from .errors import EmmDataError, EmmError
+from .check import FIT_OPTIONS
+from .errors import EmmDataError, EmmError, EmmFitError
 from .runtime import batch
 
-FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "batch_size", "kappa",
-               "reg", "verbose", "callback")
 
 
 def load(path, use_cache: bool = True) -> "Model":
@@ -30,6 +29,43 @@ def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
         exc.source = exc.source or source
         raise
     return Model(compiled)
+
+
+def _fit_options(opts: dict) -> dict:
+    """Validate the fit options (INTERFACE.md); returns those the batch driver takes."""
+    method = opts.pop("method", "batch")
+    if method != "batch":
+        raise EmmDataError(f"method '{method}' is not available yet",
+                           hint="use method='batch' (stepwise and incremental EM land later)")
+    for k in ("batch_size", "kappa"):  # options of the stepwise driver
+        opts.pop(k, None)
+
+    def number(name, cast, low, strict=False):
+        if name not in opts:
+            return
+        val = opts[name]
+        try:
+            num = cast(val)
+            if cast is int and num != val:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise EmmDataError(f"fit option {name} must be a{'n integer' if cast is int else ' number'}"
+                               f", got {val!r}") from None
+        if not np.isfinite(num) or num < low or (strict and num == low):
+            raise EmmDataError(f"fit option {name} must be {'>' if strict else '>='} {low}, "
+                               f"got {val!r}")
+        opts[name] = num
+    number("max_iter", int, 1)
+    number("n_init", int, 1)
+    number("tol", float, 0.0)
+    number("reg", float, 0.0)
+    if "seed" in opts and opts["seed"] is not None:
+        number("seed", int, 0)
+    if "init" in opts and opts["init"] is not None and not isinstance(opts["init"], dict):
+        raise EmmDataError("fit option init must be a dict of param name -> array")
+    if "callback" in opts and opts["callback"] is not None and not callable(opts["callback"]):
+        raise EmmDataError("fit option callback must be callable(iteration, elbo, params)")
+    return opts
 
 
 class Model:
@@ -65,16 +101,16 @@ class Model:
         return bind(self.checked, values)
 
     def fit(self, **kwargs) -> batch.FitResult:
-        """Fit by EM / MAP-EM. Keyword arguments: data, dims, hypers, fit options."""
-        opts = {k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS}
-        method = opts.pop("method", "batch")
-        if method != "batch":
-            raise EmmDataError(f"method '{method}' is not available yet",
-                               hint="use method='batch' (stepwise and incremental EM land later)")
-        for k in ("batch_size", "kappa"):
-            opts.pop(k, None)
+        """Fit by EM / MAP-EM. Keyword arguments: data, dims, hypers, fit options.
+
+        Numerical failures (a covariance that is not positive definite, an objective that
+        is not finite) raise :class:`~emdsl.errors.EmmFitError` with advice."""
+        opts = _fit_options({k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS})
         bound = self._bind(kwargs)
         h = {**bound.dims, **bound.hypers}
+        problems = self.module.hyper_problems(h)
+        if problems:
+            raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
         init = opts.get("init")
         if init:
             shapes = self.module.param_shapes(h)
@@ -85,11 +121,12 @@ class Model:
                 if np.shape(v) != shapes[k]:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
-        reg = float(opts.pop("reg", 1e-6))
-        if reg < 0:
-            raise EmmDataError(f"reg must be >= 0, got {reg}")
-        with np.errstate(divide="ignore", under="ignore"):
-            return batch.run(self.module, bound.data, h, reg=reg, **opts)
+        try:
+            with np.errstate(divide="ignore", under="ignore"):
+                return batch.run(self.module, bound.data, h, **opts)
+        except (FloatingPointError, np.linalg.LinAlgError) as exc:
+            raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
+                              "components or a larger `reg`") from None
 
     def sample(self, params=None, seed=0, **kwargs) -> dict:
         """Forward-simulate data and latents; see :mod:`emdsl.runtime.sample`."""

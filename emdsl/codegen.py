@@ -11,7 +11,7 @@ import string
 from . import __version__
 from .codegen_mstep import MStepWriter
 from .codegen_runtime import HELPERS
-from .codegen_util import Source, known, py
+from .codegen_util import Source, comment_safe, known, py
 from .derive import UpdateSet
 from .errors import NonConjugateError
 
@@ -25,7 +25,7 @@ class _Writer:
         self.us = us
         self.r = us.report
         self.cm = us.checked
-        self.file = self.cm.model.file
+        self.file = comment_safe(self.cm.model.file)  # user text: escaped for comments
         self.K = self.r.latent.elem_dims[0]
         self.plate = self.r.plate
 
@@ -38,7 +38,7 @@ class _Writer:
         return next(g for g in self.us.gaussian if g.emission is emission)
 
     def cite(self, factor) -> str:
-        return f"# {self.file}:{factor.span.line}:{factor.span.col}  {factor.text}"
+        return f"# {self.file}:{factor.span.line}:{factor.span.col}  {comment_safe(factor.text)}"
 
     def letters(self, emission) -> dict:
         free = [c for c in string.ascii_lowercase if c not in "nk"]
@@ -73,7 +73,7 @@ class _Writer:
         s("import numpy as np")
         if any(v.kind == "cat" for v in self.cm.vars.values() if v.role == "data"):
             s("import scipy.sparse")
-        s("from numpy import exp, log, sqrt, pi  # noqa: F401")
+        s("from numpy import exp, log, sqrt  # noqa: F401")
         s("from scipy.special import digamma, gammaln, logsumexp, polygamma  # noqa: F401")
         s("")
         params = tuple(self.r.params)
@@ -82,7 +82,6 @@ class _Writer:
         s(f"LATENT = {self.r.latent.name!r}")
         s(f"PARAMS = {params!r}")
         s(f"DATA = {tuple(v.name for v in self.cm.vars.values() if v.role == 'data')!r}")
-        s(f"COMPONENTS = {self.K.id if hasattr(self.K, 'id') else known(self.K)!r}")
         s("BLOCK_ROWS = 4096")
         s(HELPERS)
         self.shapes(s)
@@ -94,6 +93,24 @@ class _Writer:
         return s.text()
 
     def shapes(self, s):
+        s("")
+        s("def n_components(hyp):")
+        s(f'    """The number of values of latent {self.r.latent.name!r} (K), from the dims."""')
+        s(f"    return int({known(self.K)})")
+        s("")
+        s("")
+        s("def hyper_problems(hyp):")
+        s('    """Hyper values for which the derived updates do not exist (one message each)."""')
+        s("    problems = []")
+        for su in self.us.simplex:
+            if su.prior_alpha is not None:
+                line = self.r.priors[su.param].span.line
+                s(f"    if np.any(np.asarray({known(su.prior_alpha)}) < 1):")
+                s(f"        problems.append('the Dirichlet prior on {su.param} (line {line}) has "
+                  "a concentration below 1: its density is unbounded at the boundary, so the "
+                  "MAP estimate does not exist; use concentrations >= 1')")
+        s("    return problems")
+        s("")
         s("")
         s("def param_shapes(hyp):")
         s('    """The numpy shape of every param, from the dims in ``hyp``."""')
@@ -175,7 +192,7 @@ class _Writer:
         s("    log p(data | params) in nats (with all constants).")
         s('    """')
         s.indent()
-        s(f'n_comp = int({known(self.K)})')
+        s("n_comp = n_components(hyp)")
         s('n_rows = st["n_rows"]')
         s(self.cite(r.assign))
         ref = r.assign_ref
@@ -327,7 +344,9 @@ class _Writer:
         for e in r.emissions:
             x = e.factor.target
             s(self.cite(e.factor))
-            if e.kind == "scalar":
+            if e.kind == "scalar" and not self.form_of(e).t:
+                s("# no unknown param: no statistics (its log density is a constant)")
+            elif e.kind == "scalar":
                 fm = self.form_of(e)
                 el = self.axis_letters(fm.axes, e)
                 shape = f'ess["S_{x}_0"].shape'
@@ -370,7 +389,7 @@ class _Writer:
         s('    """A data-driven start: k-means++ hard assignments on the modelled data (or')
         s('    random soft assignments for categorical data), then one M-step."""')
         s.indent()
-        s(f'n_comp = int({known(self.K)})')
+        s("n_comp = n_components(hyp)")
         if dense:
             feats = ", ".join(f'np.asarray(data["{x}"], dtype=float).reshape(st["n_rows"], -1)'
                               for x in dense)

@@ -54,8 +54,9 @@ class MStepWriter:
             s("    counts = np.maximum(counts, 0.0)  # alpha < 1: the mode lies on the boundary")
         s("counts_total = counts.sum(axis=-1, keepdims=True)")
         s(f'new["{su.param}"] = counts / np.where(counts_total > 0, counts_total, 1.0)')
-        if su.source != "assign" and su.axes and su.axes[0].kind == "latent":
-            s(f'new["{su.param}"] = _keep_empty(new["{su.param}"], old.get("{su.param}"), count_k)')
+        s("# a simplex with no data (and no prior counts) keeps its value, or starts uniform")
+        s(f'new["{su.param}"] = np.where(counts_total > 0, new["{su.param}"], '
+          f'old.get("{su.param}", 1.0 / counts.shape[-1]))')
 
     # ------------------------------------------------------------------ scalar groups
     def scalar_group(self, s, g):

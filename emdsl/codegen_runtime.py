@@ -146,7 +146,9 @@ def _newton(q, grad, hess, start, kinds, iters=100, tol=1e-10):
         q0 = np.asarray(q(*theta), dtype=float).reshape(-1)
         t = np.ones(step.shape[1])
         for _ in range(40):
-            cand = [np.where(lg, th_i.reshape(-1) * np.exp(t * s), th_i.reshape(-1) + t * s)
+            # positive unknowns stay within [1e-12, 1e12]: beyond, a component has collapsed
+            cand = [np.where(lg, np.clip(th_i.reshape(-1) * np.exp(t * s), 1e-12, 1e12),
+                             th_i.reshape(-1) + t * s)
                     for lg, th_i, s in zip(logs, theta, step)]
             q1 = np.asarray(q(*[c.reshape(gshape[1:]) for c in cand]), dtype=float).reshape(-1)
             worse = ~(q1 >= q0 - 1e-12 * np.abs(q0))

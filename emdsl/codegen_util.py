@@ -6,7 +6,7 @@ import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
 from . import ast
-from .errors import InternalError
+from .errors import NonConjugateError
 
 
 class EmmPrinter(SciPyPrinter):
@@ -23,6 +23,9 @@ class EmmPrinter(SciPyPrinter):
     def _print_loggamma(self, expr):
         return f"gammaln({self._print(expr.args[0])})"
 
+    def _print_Pi(self, expr):
+        return "np.pi"  # the constant; a model's own `pi` is a Symbol, printed by its name
+
 
 _PRINTER = EmmPrinter()
 
@@ -37,12 +40,21 @@ _FUNCS = {"exp": "exp", "log": "log", "sqrt": "sqrt", "sum": "np.sum", "diag": "
           "dot": "np.dot"}
 
 
+def comment_safe(text: str) -> str:
+    """Text that can stand in a generated comment or docstring: no line breaks, quotes
+    or non-printable characters (file names and source lines come from the user)."""
+    out = text.encode("unicode_escape").decode("ascii")
+    return out.replace('"""', '\\"\\"\\"')
+
+
 def known(e: ast.Expr, env: str = "hyp") -> str:
     """numpy source for an expression of dims, hypers and numbers (values from dict ``env``)."""
     if isinstance(e, ast.Num):
         return str(int(e.value)) if e.is_int else repr(e.value)
     if isinstance(e, ast.Name):
-        return f'{env}["{e.id}"]' if e.id != "pi" else "pi"
+        if e.id == "pi":  # a model's own pi (a hyper) shadows the constant
+            return f'{env}.get("pi", np.pi)'
+        return f'{env}["{e.id}"]'
     if isinstance(e, ast.Neg):
         return f"(-{known(e.operand, env)})"
     if isinstance(e, ast.BinOp):
@@ -56,7 +68,12 @@ def known(e: ast.Expr, env: str = "hyp") -> str:
             return f"np.{e.func}(int({args[0]}))"
         if e.func in _FUNCS:
             return f"{_FUNCS[e.func]}({', '.join(args)})"
-    raise InternalError(f"cannot print known expression {ast.show(e)}")
+    if isinstance(e, ast.Index) and all(isinstance(i, ast.Num) and i.is_int for i in e.indices):
+        idx = ", ".join(str(int(i.value) - 1) for i in e.indices)  # 1-based -> 0-based
+        return f"np.asarray({known(e.base, env)})[{idx}]"
+    raise NonConjugateError(f"not supported yet: '{ast.show(e)}' in this position (only "
+                            "dims, hypers, numbers and constant indices)", e.span,
+                            "use a hyper without a plate index here")
 
 
 class Source:

@@ -189,6 +189,11 @@ def _prior(cm: CheckedModel, f: Factor) -> Factor:
                 raise _unsupported(cm, sub.span, f"a prior on '{v.name}' that depends on "
                                    f"'{sub.id}' (hierarchical priors)",
                                    "prior arguments may use hypers, dims and numbers")
+            if isinstance(sub, ast.Index) and not all(isinstance(i, ast.Num)
+                                                      for i in sub.indices):
+                raise _unsupported(cm, sub.span, f"a prior on '{v.name}' whose arguments "
+                                   f"change with the plate ('{ast.show(sub)}')",
+                                   "give every element the same prior arguments")
     return f
 
 

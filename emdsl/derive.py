@@ -94,7 +94,8 @@ def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
 
 # ----------------------------------------------------------------------------- symbols
 def _known_symbols(cm: CheckedModel) -> dict:
-    syms = {d: sp.Symbol(d, positive=True, integer=True) for d in cm.dims}
+    # no integer=True: sympy would turn loggamma(M + 1) into log(gamma(M + 1))
+    syms = {d: sp.Symbol(d, positive=True) for d in cm.dims}
     for v in cm.vars.values():
         if v.role in ("hyper", "param"):
             syms[v.name] = sp.Symbol(v.name, **ASSUMPTIONS.get(v.kind, {}))
@@ -191,7 +192,6 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         lp = pf.family.log_density(symbols[p], *args)
         priors[p] = lp
         Q += lp
-    unknowns = [symbols[p] for p in members]
     eqs = {p: sp.simplify(sp.diff(Q, symbols[p])) for p in members}
     group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors)
     closed: dict = {}
@@ -217,7 +217,6 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         us = [symbols[p] for p in remaining]
         group.grad = [sp.simplify(sp.diff(prof, u)) for u in us]
         group.hess = [[sp.simplify(sp.diff(g, u)) for u in us] for g in group.grad]
-    del unknowns
     return group
 
 

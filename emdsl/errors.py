@@ -70,6 +70,11 @@ class EmmDataError(EmmError):
     """Data, dims, hypers or fit options given at fit time do not fit the model."""
 
 
+class EmmFitError(EmmError):
+    """The fit failed numerically (a covariance not positive definite, a non-finite
+    objective); the message says what happened and the hint what to try."""
+
+
 class InternalError(Exception):
     """A bug in emdsl itself, never the user's fault."""
 

@@ -22,7 +22,6 @@ ASSUMPTIONS = {
     "spd": dict(real=True),
 }
 
-# the support/type lattice: a value of type A may be used where B is expected
 FUNCTIONS = {
     "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "lgamma": sp.loggamma,
     "digamma": sp.digamma,

@@ -95,8 +95,13 @@ def test_gmm_identity_map_fit_uses_the_model_file_defaults():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)   # one iteration on purpose
         r = model("gmm_identity_map").fit(x=X, K=K, max_iter=1, init=init)
-    R = r.posterior["z"]
+    mod = model("gmm_identity_map").module
+    hyp = {"N": N, "D": D, "K": K, "alpha": 2.0, "phi": np.zeros(D), "nu": 0.1}
+    R = mod.e_step(mod.prepare({"x": X}, hyp), init, hyp)[0]  # the E-step at the start
     mu, weights = linderman_eq32(X, R, np.zeros(D), 0.1, 2.0)
+    # the returned posterior belongs to the returned params (one E-step later)
+    R1 = mod.e_step(mod.prepare({"x": X}, hyp), r.params, hyp)[0]
+    np.testing.assert_allclose(r.posterior["z"], R1, rtol=1e-12)
     np.testing.assert_allclose(r.params["mu"], mu, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(r.params["weights"], weights, rtol=1e-10)
 

@@ -66,8 +66,10 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
         value = loglik + mod.log_prior(params, h)
         if not np.isfinite(value):
             raise FloatingPointError(
-                f"the objective became {value} at iteration {it + 1}; the data may lie outside "
-                "the support of a family, or a parameter reached a boundary")
+                f"the objective became {value} at iteration {it + 1}: a component may have "
+                "collapsed onto a few points (the likelihood is then unbounded), a prior with a "
+                "shape or concentration below 1 may be pushing a param to its boundary, or the "
+                "data may lie outside the support of a family")
         trace.append(value)
         if verbose:
             change = value - trace[-2] if len(trace) > 1 else float("nan")
@@ -95,6 +97,10 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
                 break
         params = mod.m_step(ess, params, h, reg)
     if not converged:
+        # params went through one more M-step than the last E-step: refresh the posterior so
+        # that result.params and result.posterior belong together (elbo keeps its meaning:
+        # elbo[t] is the objective at the params of iteration t's E-step)
+        resp = mod.e_step(st, params, h)[0]
         notes.append((ConvergenceWarning,
                       f"EM did not converge in {max_iter} iterations (last relative change "
                       f"{_rel_change(trace):.3g} > tol={tol:g}); increase max_iter, loosen "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import ast
 from .check import CheckedModel, Factor, Loop, Var
-from .errors import NonConjugateError
+from .errors import InternalError, NonConjugateError
 from .graph import FactorGraph
 
 
@@ -85,7 +85,7 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
         raise _unsupported(cm, latents[1].span, "more than one discrete latent",
                            "use a single `latent z[N] : cat[K]`")
     z = latents[0]
-    assigns = [f for f in cm.factors if f.target == z.name]
+    assigns = [cm.factors[i] for i in fg.sampling_factors(z.name)]
     chain = len(assigns) > 1 or any(
         z.name in _names(e) for f in assigns for _, e in f.args)
     if chain:
@@ -106,17 +106,17 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
     if assign_ref is None:
         raise _unsupported(cm, assign.span, "mixture weights that are not a param",
                            "use a `param weights : simplex[K]`")
-    emissions, priors = [], {}
-    for i, f in enumerate(cm.factors):
-        if f is assign:
-            continue
-        role = cm.role(f.target)
-        if role == "param":
-            priors[f.target] = _prior(cm, f)
-        elif role == "data":
-            emissions.append(_emission(cm, i, f, z, plate))
-        else:  # pragma: no cover - checker guarantees roles
-            raise _unsupported(cm, f.span, f"a statement sampling a {role}", "")
+    priors = {}
+    for name in params:
+        for i in fg.sampling_factors(name):
+            priors[name] = _prior(cm, cm.factors[i])
+    data = [v.name for v in cm.vars.values() if v.role == "data"]
+    emissions = [_emission(cm, i, cm.factors[i], z, plate)
+                 for i in sorted(i for d in data for i in fg.sampling_factors(d))]
+    blanket = set(fg.factors_of(z.name))  # the factors the E-step of z reads
+    for e in emissions:
+        if e.uses_latent != (e.number in blanket):  # pragma: no cover - a compiler bug
+            raise InternalError(f"factor graph and param axes disagree on line {e.factor.span.line}")
     algorithm = "MAP-EM" if priors else "EM"
     return ConjugacyReport(algorithm, z, plate, assign, assign_ref, tuple(emissions), priors,
                            params)

@@ -34,6 +34,11 @@ class FactorGraph:
         """Indices (into ``model.factors``) of the factors that mention ``var``."""
         return sorted(self.g.nodes[f]["index"] for f in self.g.neighbors(var))
 
+    def sampling_factors(self, var: str) -> list[int]:
+        """Indices (into ``model.factors``) of the factors that sample ``var``."""
+        return sorted(self.g.nodes[f]["index"] for _, f, d in self.g.edges(var, data=True)
+                      if d["arg"] == "target")
+
     def to_dot(self) -> str:
         """The graph in Graphviz DOT: ellipses for variables, boxes for factors."""
         shade = {"data": "gray80", "latent": "white", "param": "lightblue",

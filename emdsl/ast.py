@@ -189,6 +189,15 @@ def walk_expr(e: Expr):
             yield from walk_expr(k.value)
 
 
+def names(e: Expr) -> list[str]:
+    """The names ``e`` mentions, in order of first appearance."""
+    out: list[str] = []
+    for sub in walk_expr(e):
+        if isinstance(sub, Name) and sub.id not in out:
+            out.append(sub.id)
+    return out
+
+
 def show(e: Expr) -> str:
     """Print an expression back in .emm syntax."""
     if isinstance(e, Num):

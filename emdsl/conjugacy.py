@@ -87,7 +87,7 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
     z = latents[0]
     assigns = [cm.factors[i] for i in fg.sampling_factors(z.name)]
     chain = len(assigns) > 1 or any(
-        z.name in _names(e) for f in assigns for _, e in f.args)
+        z.name in ast.names(e) for f in assigns for _, e in f.args)
     if chain:
         raise _unsupported(cm, assigns[-1].span, f"latent '{z.name}' is a chain of discrete "
                            "states (forward-backward E-step)", "a mixture draws each "
@@ -256,10 +256,6 @@ def _inside_index_of_param(e, name_node, cm) -> bool:
                 if any(n is name_node for n in ast.walk_expr(i)):
                     return True
     return False
-
-
-def _names(e: ast.Expr):
-    return {s.id for s in ast.walk_expr(e) if isinstance(s, ast.Name)}
 
 
 def _unsupported(cm: CheckedModel, span, what: str, hint: str) -> NonConjugateError:

@@ -130,12 +130,8 @@ def _full_exprs(v: Var) -> tuple:
     return tuple(v.shape) + elem
 
 
-def _names(e) -> set:
-    return {s.id for s in ast.walk_expr(e) if isinstance(s, ast.Name)}
-
-
 def _dim_of(e, dims):
-    return eval_const(e, dims) if _names(e) <= set(dims) else None
+    return eval_const(e, dims) if set(ast.names(e)) <= set(dims) else None
 
 
 def _tup(xs) -> str:
@@ -220,7 +216,7 @@ def bind(cm: CheckedModel, values: dict) -> Bound:
                 put(e.id, arr.shape[ax], f"from {v.name}.shape[{ax}]")
                 seen.add(e.id)
     pending = [d for d in cm.dims.values() if d.name not in dims and d.default is not None]
-    while ready := [d for d in pending if _names(d.default) <= set(dims)]:
+    while ready := [d for d in pending if set(ast.names(d.default)) <= set(dims)]:
         for d in ready:
             val = eval_const(d.default, dims)
             dims[d.name] = _dim_value(cm, d.name, val, f"{ast.show(d.default)} = {val!r}")

@@ -178,7 +178,7 @@ def _gaussian(doc: _Doc, us: UpdateSet):
                      "the mean map (eq. 51):")
             doc.math(f"{gu.mean}_k = Sx_k / N_k,   {gu.cov}_k = Sxx_k / N_k - {gu.mean}_k "
                      f"{gu.mean}_k^T  (+ reg I)",
-                     rf"\mu_k = S^{{x}}_k / N_k, \quad \Sigma_k = S^{{xx}}_k / N_k - "
+                     r"\mu_k = S^{x}_k / N_k, \quad \Sigma_k = S^{xx}_k / N_k - "
                      r"\mu_k\mu_k^\top \; (+\, \mathrm{reg}\, I)")
         elif gu.mean and gu.prior is not None:
             doc.para(f"`{gu.mean}` (multivariate normal mean, known covariance C, conjugate "

@@ -80,8 +80,5 @@ def build_graph(cm: CheckedModel) -> FactorGraph:
 
 
 def _names(e: ast.Expr, cm: CheckedModel) -> list[str]:
-    seen = []
-    for sub in ast.walk_expr(e):
-        if isinstance(sub, ast.Name) and sub.id in cm.vars and sub.id not in seen:
-            seen.append(sub.id)
-    return seen
+    """The model variables ``e`` mentions."""
+    return [n for n in ast.names(e) if n in cm.vars]

@@ -197,12 +197,25 @@ def _fit(model, values: dict, args):
             sys.stderr.write("\n")
 
 
+def _agree(sets: dict, found: dict) -> None:
+    """Dims that a data file determines (``found``: name -> (value, where from)) must agree
+    with the ones given with ``--set``; a dim given twice with different values is an error
+    naming both."""
+    for name, (val, where) in found.items():
+        if name in sets and sets[name] != val:
+            raise EmmDataError(
+                f"dim '{name}' is given twice with different values: {name} = {val} ({where}) "
+                f"and {name} = {sets[name]} (given as --set {name}={sets[name]})",
+                hint=f"leave out --set {name}=... (the data file determines it), or use data "
+                     "that agree with it")
+
+
 def cmd_fit(args) -> int:
     from .data import read_data_file
     model, sets = _load(args.model), dict(args.set or [])
     arrays, dims = read_data_file(args.data, model.checked)
-    res = _fit(model, {**{k: v for k, v in dims.items() if k not in sets}, **arrays, **sets},
-               args)
+    _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
+    res = _fit(model, {**dims, **arrays, **sets}, args)
     print(f"{model.name} ({model.module.ALGORITHM}) fitted to {args.data}")
     with np.printoptions(precision=4, suppress=True, linewidth=100):
         for name, val in res.params.items():
@@ -235,6 +248,58 @@ def _csv_bytes(model, arrays: dict) -> str:
     return "\n".join([",".join(header)] + [",".join(map(repr, r)) for r in table]) + "\n"
 
 
+def _read_covariates(model, path, sets: dict) -> dict:
+    """The covariates (data the model conditions on but does not draw) in the data file
+    ``path``, read as ``fit`` reads data.  Dims that the file or the covariates' shapes
+    determine, and hypers stored in it, are added to ``sets`` (a disagreement with ``--set``
+    is an error); the data that the model draws are ignored."""
+    import dataclasses
+
+    from . import ast
+    from .data import read_data_file
+    cm, name = model.checked, Path(path).name
+    sampled = {f.target for f in cm.factors}
+    covs = [v for v in cm.vars.values() if v.role == "data" and v.name not in sampled]
+    if not covs:
+        raise EmmDataError(f"model {cm.name} has no covariates (data that it conditions on "
+                           "but does not draw), so there is nothing to read from --data",
+                           hint="leave out --data and give the sizes with --set")
+    view = cm  # an .ldac file holds both the document index and the drawn word
+    if Path(path).suffix.lower() != ".ldac":  # else the drawn data need not be in the file
+        view = dataclasses.replace(cm, vars={
+            k: dataclasses.replace(v, role="latent") if v.role == "data" and k in sampled
+            else v for k, v in cm.vars.items()})
+    arrays, dims = read_data_file(path, view)
+    found: dict = {}
+
+    def put(dim, val, where):
+        if found.setdefault(dim, (val, where))[0] != val:
+            raise EmmDataError(f"dim '{dim}' is given twice with different values: {dim} = "
+                               f"{found[dim][0]} ({found[dim][1]}) and {dim} = {val} ({where})",
+                               hint="make the data agree")
+
+    for dim, val in dims.items():
+        put(dim, val, f"from {name}")
+    for v in covs:  # plate axes, and element axes when the array has them (as bind does)
+        arr = np.asarray(arrays[v.name])
+        elem = () if v.kind == "cat" else (v.elem_dims[0],) * 2 if v.kind == "spd" \
+            else tuple(v.elem_dims)
+        exprs = tuple(v.shape) + elem
+        exprs = exprs if arr.ndim == len(exprs) else v.shape if arr.ndim >= len(v.shape) else ()
+        for ax, e in enumerate(exprs):
+            if isinstance(e, ast.Name) and e.id in cm.dims:
+                put(e.id, arr.shape[ax], f"from {v.name}.shape[{ax}] in {name}")
+    _agree(sets, found)
+    sets.update({k: val for k, (val, _) in found.items()})
+    for k, arr in arrays.items():
+        if cm.role(k) == "hyper":
+            if k in sets and not np.array_equal(np.asarray(sets[k]), arr):
+                raise EmmDataError(f"hyper '{k}' is given twice with different values: in "
+                                   f"{name} and as --set {k}={sets[k]}")
+            sets[k] = arr
+    return {v.name: arrays[v.name] for v in covs}
+
+
 def _default_sizes(model, sets: dict) -> None:
     """For ``check``: sizes the user did not give (2000 items in the latent's plate, 3 for
     any other size) and uniformly drawn covariates, so that it runs with no options."""
@@ -247,17 +312,19 @@ def _default_sizes(model, sets: dict) -> None:
             sets[name] = 2000 if name in plate else 3
 
 
-def _covariates(model, sets: dict, seed: int) -> dict:
-    """Uniformly drawn values for the data the model conditions on (e.g. ``doc[t]``)."""
+def _covariates(model, sets: dict, seed: int, given=()) -> dict:
+    """Uniformly drawn values for the data the model conditions on (e.g. ``doc[t]``) that
+    are not in ``given``."""
     from .data import eval_const
     cm, rng, out = model.checked, np.random.default_rng(seed), {}
     sampled = {f.target for f in cm.factors}
     for v in cm.vars.values():
-        if v.role == "data" and v.name not in sampled and v.name not in sets:
+        if v.role == "data" and v.name not in sampled and v.name not in given:
             shape = tuple(int(eval_const(e, sets)) for e in v.shape)
             if v.kind != "cat":
                 raise EmmDataError(f"check cannot invent the covariate '{v.name}' ({v.kind})",
-                                   hint="use `emdsl fit` with your own data instead")
+                                   hint="give it in a data file with --data FILE, or use "
+                                        "`emdsl fit` with your own data")
             size = int(eval_const(v.elem_dims[0], sets))
             out[v.name] = rng.integers(0, size, shape)
     return out
@@ -268,6 +335,7 @@ def _true_params(model, args, sets: dict) -> dict:
     ``sets`` are read off their shapes), else drawn at random from ``--seed``."""
     from . import ast
     from .data import eval_const
+    from .runtime.sample import dim_value
     cm, given = model.checked, {}
     if args.params:
         path = Path(args.params)
@@ -288,9 +356,13 @@ def _true_params(model, args, sets: dict) -> dict:
                     sets.setdefault(e.id, n)
     env = {}
     for name, d in cm.dims.items():
-        if name not in sets and d.default is None:
+        if name in sets:
+            env[name] = dim_value(name, sets[name])
+        elif d.default is None:
             raise EmmDataError(f"dim '{name}' has no default; give it with --set {name}=...")
-        env[name] = int(sets[name] if name in sets else eval_const(d.default, env))
+        else:
+            env[name] = dim_value(name, eval_const(d.default, env),
+                                  f" (its default {ast.show(d.default)})")
     rng, out = np.random.default_rng(args.seed), {}
     for v in (v for v in cm.vars.values() if v.role == "param" and v.name not in given):
         plate = tuple(int(eval_const(e, env)) for e in v.shape)
@@ -307,12 +379,24 @@ def _true_params(model, args, sets: dict) -> dict:
 def _simulate(model, args, auto=False) -> tuple[dict, dict, dict]:
     """(true params, the simulation, the dims and hypers used); ``auto`` fills in sizes
     and covariates that were not given (for ``check``)."""
+    from .data import INT_KINDS
     sets = dict(args.set or [])
+    given = _read_covariates(model, args.data, sets) if args.data else {}
+    sampled = {f.target for f in model.checked.factors}
+    missing = [v.name for v in model.checked.vars.values()
+               if v.role == "data" and v.name not in sampled and v.name not in given]
+    if missing and not auto:
+        raise EmmDataError(f"model {model.name} conditions on the covariate(s) "
+                           f"{', '.join(missing)}, which sample does not draw",
+                           hint="give them in a data file with --data FILE (.csv, .npz, .npy "
+                                "or .ldac)")
     if auto:
         _default_sizes(model, sets)
     truth = _true_params(model, args, sets)
-    covariates = _covariates(model, sets, args.seed) if auto else {}
+    covariates = {**(_covariates(model, sets, args.seed, given) if auto else {}), **given}
     sim = model.sample(params=truth, seed=args.seed, **sets, **covariates)
+    covariates = {k: np.asarray(a, dtype=np.int64 if model.checked.vars[k].kind in INT_KINDS
+                                else float) for k, a in covariates.items()}  # as validated
     return truth, {k: np.asarray(v) for k, v in {**covariates, **sim}.items()}, sets
 
 
@@ -328,6 +412,19 @@ def cmd_sample(args) -> int:
         _write(args.output, _csv_bytes(model, sim))
     print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in sim.items())} to {args.output}")
     return 0
+
+
+def _n_components(model, bound) -> int:
+    """The number of values of the latent, evaluated from the bound dims and hypers."""
+    from .data import eval_const
+    h = {**bound.dims, **bound.hypers}
+    if hasattr(model.module, "n_components"):
+        return int(model.module.n_components(h))
+    name = getattr(model.module, "COMPONENTS", None)  # modules generated before n_components
+    if isinstance(name, str) and name in bound.dims:
+        return bound.dims[name]
+    latent = model.checked.vars[model.module.LATENT]  # a literal (cat[2]) or an expression
+    return int(eval_const(latent.elem_dims[0], h))
 
 
 def cmd_check(args) -> int:
@@ -346,7 +443,7 @@ def cmd_check(args) -> int:
     if not truth:
         print("the simulation holds no true params to compare with")
         return 0
-    K = bind(model.checked, {**data, **sets}).dims[model.module.COMPONENTS]
+    K = _n_components(model, bind(model.checked, {**data, **sets}))
     est = {k: np.asarray(res.params[k], dtype=float) for k in truth}
     lead = [k for k in truth if truth[k].ndim and truth[k].shape[0] == K]
     cost = sum(np.abs(truth[k][:, None] - est[k][None]).reshape(K, K, -1).sum(-1) for k in lead)
@@ -382,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
         if func in (cmd_sample, cmd_check):
             p.add_argument("--params", metavar="FILE", help="true params: the JSON of "
                            "`fit -o` or a .npz (default: drawn at random)")
+            p.add_argument("--data", metavar="FILE", help="covariates (data the model "
+                           "conditions on, e.g. doc in topics_em): .csv, .npz, .npy or .ldac")
         return p
 
     p = cmd("compile", "write the generated numpy module", cmd_compile)

@@ -61,6 +61,29 @@ def test_fit_ldac_dims_come_from_the_file(capsys):
     assert "phi  shape (3, " in out
 
 
+def test_fit_set_disagreeing_with_the_data_file_is_an_error(tmp_path, capsys):
+    """reuters.ldac has 395 documents: --set D=5000 must not fit 4605 empty rows."""
+    out_json = tmp_path / "out.json"
+    status, out, err = run(capsys, "fit", MODELS / "topics_em.emm", "--data",
+                           MODELS / "data" / "reuters.ldac", "--set", "D=5000", "K=3",
+                           "-o", out_json)
+    assert status == 1, out + err
+    assert err.startswith("error: dim 'D' is given twice with different values")
+    assert "D = 395 (from reuters.ldac)" in err and "D = 5000 (given as --set D=5000)" in err
+    assert out == "" and not out_json.exists()
+
+
+def test_fit_set_agreeing_with_the_data_file(tmp_path, capsys):
+    sim = tmp_path / "sim.npz"
+    assert run(capsys, "sample", GMM, "--set", "N=200", "D=2", "K=2", "-o", sim)[0] == 0
+    status, out, err = run(capsys, "fit", GMM, "--data", sim, "--set", "K=2.0", "D=2")
+    assert status == 0, err
+    assert "mu  shape (2, 2)" in out
+    status, _, err = run(capsys, "fit", GMM, "--data", sim, "--set", "K=3")
+    assert status == 1
+    assert "K = 2 (from sim.npz)" in err and "K = 3 (given as --set K=3)" in err
+
+
 def test_data_error_dim_zero(tmp_path, capsys):
     out_json = tmp_path / "out.json"
     status, out, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--set", "K=0",
@@ -205,6 +228,42 @@ def test_check_recovers_poisson_mixture(capsys):
     status, out, err = run(capsys, "check", POISSON, "--set", "N=2000")
     assert status == 0, out + err
     assert "rate" in out and "recovered" in out
+
+
+CAT2 = """
+model TwoComponents
+dim N
+data   x[N]      : real
+param  weights   : simplex[2]
+param  mu[2]     : real
+latent z[N]      : cat[2]
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ Normal(mu[z[n]], 1)
+}
+"""
+
+
+@pytest.mark.parametrize("decl", ["", "dim J\ndim K = J + 1\n"])
+def test_check_with_a_literal_or_computed_category_count(decl, tmp_path, capsys):
+    """The latent's category count need not be a dim name (it used to be a KeyError)."""
+    text = CAT2 if not decl else CAT2.replace("dim N\n", "dim N\n" + decl).replace(
+        "[2]", "[K]")
+    path = tmp_path / "m.emm"
+    path.write_text(text)
+    argv = ["check", path, "--set", "N=1500"] + (["J=1"] if decl else [])
+    status, out, err = run(capsys, *argv)
+    assert status == 0, out + err
+    assert "weights" in out and "mu" in out and "recovered" in out
+
+
+def test_sample_dim_must_be_a_positive_integer(tmp_path, capsys):
+    for bad, shown in (("N=0", "N = 0"), ("K=2.5", "K = 2.5"), ("D=-1", "D = -1")):
+        status, _, err = run(capsys, "sample", GMM, "--set", "N=5", "D=2", "K=2", bad,
+                             "-o", tmp_path / "s.npz")
+        assert status == 1, err
+        assert f"dim '{bad[0]}' must be a positive integer" in err and shown in err
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- usage, bugs

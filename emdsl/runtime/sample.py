@@ -7,7 +7,9 @@ a prior are drawn from it when not given.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 
 import numpy as np
 
@@ -31,66 +33,125 @@ _SCALAR = {
 }
 
 
+def dim_value(name: str, value, where: str = "") -> int:
+    """``value`` as a dim: a positive integer (3, 3.0, np.int64(3) and np.array(3) are fine),
+    else an :class:`EmmDataError` naming the dim and the value (``where`` says where it came
+    from, e.g. ``" (the default J + 1)"``)."""
+    val = value.item() if isinstance(value, (np.generic, np.ndarray)) and np.ndim(value) == 0 \
+        else value
+    if isinstance(val, (int, float)) and not isinstance(val, bool) and math.isfinite(val) \
+            and val == int(val) and val >= 1:
+        return int(val)
+    raise EmmDataError(f"dim '{name}' must be a positive integer, got {name} = {val!r}{where}")
+
+
 def simulate(model, params: dict, seed, values: dict) -> dict:
-    """Draw every data and latent variable; returns a dict name -> numpy array."""
-    from ..data import eval_const
+    """Draw every data and latent variable; returns a dict name -> numpy array.
+
+    ``values`` holds dims, hypers and covariates (data the model conditions on but does not
+    draw) by name; dims may also be read off the covariates' shapes, as in ``fit``.
+    """
+    from ..data import bind
     cm = model.checked
     rng = np.random.default_rng(seed)
-    dims = {}
-    for name, d in cm.dims.items():
-        if name in values:
-            dims[name] = int(values[name])
-        elif d.default is not None:
-            dims[name] = int(eval_const(d.default, dims))
-    env = dict(dims)
-    for v in cm.vars.values():
-        if v.role == "hyper":
-            env[v.name] = np.asarray(values.get(v.name, eval_const(v.default, env)
-                                                if v.default is not None else None))
     sampled = {f.target for f in cm.factors}
+    covariates = [v for v in cm.vars.values() if v.role == "data" and v.name not in sampled]
+    values = {k: v for k, v in values.items() if v is not None}
+    for name in values:
+        role = cm.role(name)
+        if role is None:
+            valid = list(cm.dims) + [v.name for v in cm.vars.values() if v.role == "hyper"] \
+                + [v.name for v in covariates]
+            raise EmmDataError(f"'{name}' is not a dim, hyper or covariate of model {cm.name}",
+                               hint=f"valid names: {', '.join(valid) or 'none'}")
+        if role == "param":
+            raise EmmDataError(f"'{name}' is a param of model {cm.name}",
+                               hint="give it with the params")
+        if name in sampled:
+            raise EmmDataError(f"'{name}' is a {role} of model {cm.name} that sample draws; "
+                               "it cannot be given")
+    for name in cm.dims:
+        if name in values:
+            values[name] = dim_value(name, values[name])
+    for v in covariates:
+        if v.name not in values:
+            raise EmmDataError(f"sample needs the covariate '{v.name}' (data that the model "
+                               "conditions on but does not draw)", v.span,
+                               hint=f"give the covariate '{v.name}'", source=cm.model.source)
+    known = set(values) & set(cm.dims)
+    for v in covariates:  # dims that bind reads off the covariates' shapes
+        elem = () if v.kind == "cat" else v.elem_dims
+        known |= {e.id for e in (*v.shape, *elem) if isinstance(e, ast.Name)}
+    pending = [d for d in cm.dims.values() if d.name not in known and d.default is not None]
+    while ready := [d for d in pending if _names(d.default) <= known]:
+        known |= {d.name for d in ready}
+        pending = [d for d in pending if d not in ready]
+    for name, d in cm.dims.items():
+        if name not in known:
+            raise EmmDataError(f"sample needs dim '{name}' (it has no default)", d.span,
+                               hint=f"give dim '{name}' a value", source=cm.model.source)
+    # bind validates dims, hypers and covariates as fit does; the data that sample draws
+    # are outputs here, so they are hidden from it
+    view = dataclasses.replace(cm, vars={
+        k: dataclasses.replace(v, role="latent") if v.role == "data" and k in sampled else v
+        for k, v in cm.vars.items()})
+    bound = bind(view, values)
+    env = {**bound.dims, **bound.hypers, **bound.data}
     for v in cm.vars.values():
-        if v.role == "data" and v.name not in sampled:
-            if v.name not in values:
-                raise EmmDataError(f"sample needs the covariate '{v.name}'",
-                                   hint=f"pass {v.name}=array")
-            env[v.name] = np.asarray(values[v.name])
         if v.role == "param":
             if v.name in params:
                 env[v.name] = np.asarray(params[v.name], dtype=float)
             elif v.name not in sampled:
-                raise EmmDataError(f"sample needs a value for param '{v.name}'",
-                                   hint="pass params={...}")
-    for name in cm.dims:
-        if name not in env:
-            raise EmmDataError(f"sample needs dim '{name}'", hint=f"pass {name}=...")
+                raise EmmDataError(f"sample needs a value for param '{v.name}' (it has no "
+                                   "prior to draw it from)", v.span,
+                                   hint=f"give param '{v.name}' a value",
+                                   source=cm.model.source)
     out = {}
     for f in cm.factors:
         v = cm.vars[f.target]
         if v.role == "param" and v.name in params:
             continue
         if v.name not in env:
-            shape = tuple(int(eval_const(s, env)) for s in v.shape) + _elem_shape(v, env)
+            shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
             dtype = np.int64 if v.kind in ("cat", "count", "bin") else float
             env[v.name] = np.zeros(shape, dtype=dtype)
         draw = _SCALAR.get(f.family.name) or _InverseCdf(f.family)
-        ranges = [range(int(eval_const(lp.start, env)), int(eval_const(lp.stop, env)) + 1)
-                  for lp in f.loops]
+        ranges = [range(_int(lp.start, env), _int(lp.stop, env) + 1) for lp in f.loops]
+        # keywords with a map to the canonical parameter (Normal's prec/sd, MvNormal's prec)
+        alts = [(canon, f.family.alternatives[kw][1]) for canon, kw in f.keywords
+                if kw in f.family.alternatives]
         for combo in itertools.product(*ranges):
             loop = {lp.var: i for lp, i in zip(f.loops, combo)}
             args = {n: _eval(e, env, loop, cm) for n, e in f.args}
-            kw = dict(f.keywords)
-            if kw.get("var") == "prec":
-                args["var"] = 1 / args["var"]
-            elif kw.get("var") == "sd":
-                args["var"] = args["var"] ** 2
-            if kw.get("cov") == "prec":
-                args["cov"] = np.linalg.inv(args["cov"])
+            for canon, to_canon in alts:
+                args[canon] = to_canon(args[canon]) if to_canon is not None \
+                    else _inverse(args[canon], f)
             if f.family.name == "Dirichlet":
                 args["alpha"] = np.broadcast_to(args["alpha"], _elem_shape(v, env))
             idx = tuple(int(_eval(i, env, loop, cm)) - 1 for i in f.index)
             env[v.name][idx] = draw(rng, args)
         out[v.name] = env[v.name]
     return out
+
+
+def _inverse(matrix, f):
+    """A precision matrix given for MvNormal's ``cov``: its inverse."""
+    a = np.asarray(matrix, dtype=float)
+    try:
+        return np.linalg.solve(a, np.eye(a.shape[-1]))
+    except np.linalg.LinAlgError:
+        raise EmmDataError(f"the precision matrix in line {f.span.line} ({f.text}) is "
+                           "singular, so it has no covariance", f.span,
+                           hint="a precision matrix must be positive definite") from None
+
+
+def _int(e, env) -> int:
+    from ..data import eval_const
+    return int(eval_const(e, env))
+
+
+def _names(e) -> set:
+    return {s.id for s in ast.walk_expr(e) if isinstance(s, ast.Name)}
 
 
 class _InverseCdf:

@@ -7,6 +7,7 @@ Every error is an :class:`~emdsl.errors.EmmSemanticError` with a span and a hint
 """
 from __future__ import annotations
 
+import builtins
 import keyword
 import re
 from dataclasses import dataclass
@@ -16,13 +17,18 @@ from .errors import EmmError, EmmSemanticError, Span
 from .check_types import expr_kind, fmt, kind_fits, literal_value, overlap, type_hint
 from .families import Family, family_table, is_subtype
 
+__all__ = ["FIT_OPTIONS", "GENERATED_NAMES", "PYTHON_BUILTINS", "BUILTIN_FUNCS", "Var", "Loop",
+           "Factor", "CheckedModel", "check"]
+
+# keyword arguments of Model.fit (api.py imports them from here); a model may not use them
 FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
                "batch_size", "kappa", "reg", "callback")
 # names the generated module uses next to the model's own names (its functions, imports
 # and the locals of its functions); a model may not declare them
 GENERATED_NAMES = frozenset((
     "np", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
-    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "COMPONENTS", "BLOCK_ROWS",
+    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_ROWS", "n_components",
+    "hyper_problems", "problems",
     "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",
     "m_step", "log_prior", "init", "elbo", "fit", "st", "hyp", "data", "params", "n_rows",
     "n_comp", "resp", "resp_block", "ess", "loglik", "lo", "hi", "log_joint", "log_prior_z",
@@ -37,6 +43,12 @@ BUILTIN_FUNCS = {"dot", "exp", "log", "sqrt", "sum", "diag", "eye", "zeros", "on
 # element type kinds and how many element dims each takes
 TYPE_RANK = {"real": None, "pos": None, "unit": 0, "simplex": 1, "spd": 1, "cat": 1,
              "count": 0, "bin": 0}
+# names the language itself defines (functions, types, the constant pi); the ones that are
+# also Python builtins (`sum`, `bin`) are reported by the language's own rules instead
+LANGUAGE_NAMES = frozenset(BUILTIN_FUNCS) | frozenset(TYPE_RANK) | {"pi"}
+# Python's builtins (float, int, min, range, ...): generated code calls them, so a model
+# name may not hide them
+PYTHON_BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_")) - LANGUAGE_NAMES
 
 
 @dataclass(frozen=True)
@@ -123,17 +135,35 @@ class _Checker:
         self.factors: list[Factor] = []
         self.sampled: dict[str, Factor] = {}
         self.used: set[str] = set()
+        # every name the model declares anywhere (dims, variables, lets) -> (what, span),
+        # so that a use above its declaration is reported as such
+        self.declared: dict[str, tuple[str, Span]] = {}
+        self._prescan(model.items)
+        self.declaring: str | None = None   # the declaration being checked
+
+    def _prescan(self, items):
+        for item in items:
+            if isinstance(item, ast.DimDecl):
+                self.declared.setdefault(item.name, ("dim", item.span))
+            elif isinstance(item, ast.VarDecl):
+                self.declared.setdefault(item.name, (item.role, item.span))
+            elif isinstance(item, ast.Let):
+                self.declared.setdefault(item.name, ("let", item.span))
+            elif isinstance(item, ast.For):
+                self._prescan(item.body)
 
     def err(self, msg, span, hint):
         return EmmSemanticError(msg, span, hint, self.src)
 
     def run(self) -> CheckedModel:
+        self._identifier(self.m.name, self.m.span, "model name")
+        for decl in self.m.families:
+            self._family_names(decl)
         try:
             self.families = family_table(self.m)
         except EmmError as exc:
             exc.source = exc.source or self.src
             raise
-        self._identifier(self.m.name, self.m.span, "model name")
         for item in self.m.items:
             if isinstance(item, ast.DimDecl):
                 self._declare_dim(item)
@@ -162,6 +192,42 @@ class _Checker:
         if name in FIT_OPTIONS:
             raise self.err(f"the {what} '{name}' is the name of a fit option", span,
                            f"fit options ({', '.join(FIT_OPTIONS)}) cannot be model names")
+        if name in PYTHON_BUILTINS:
+            raise self.err(f"the {what} '{name}' is the name of a Python builtin", span,
+                           f"generated Python code uses Python's '{name}', so a model may "
+                           "not hide it; choose another name")
+
+    def _family_names(self, decl: ast.FamilyDecl):
+        """The identifier rules for a family block: its name, parameters and variable."""
+        self._identifier(decl.name, decl.span, "family name")
+        for p in decl.params:
+            self._identifier(p.name, p.span, "family parameter")
+        self._identifier(decl.var, self._family_var_span(decl), "family variable")
+
+    def _family_var_span(self, decl: ast.FamilyDecl) -> Span:
+        """Where ``logpdf(x)`` names the family's variable (the AST keeps no span for it)."""
+        lines = self.src.split("\n") if self.src else []
+        if not 1 <= decl.span.line <= len(lines):
+            return decl.span
+        start = sum(len(ln) + 1 for ln in lines[:decl.span.line - 1]) + decl.span.col - 1
+        m = re.compile(r"logpdf\s*\(\s*(" + re.escape(decl.var) + r")\b").search(self.src, start)
+        if m is None:
+            return decl.span
+        line = self.src.count("\n", 0, m.start(1)) + 1
+        col = m.start(1) - (self.src.rfind("\n", 0, m.start(1)) + 1) + 1
+        return Span(decl.span.file, line, col, line, col + len(decl.var))
+
+    def _declared_later(self, name: str, span: Span):
+        """The error for a name that is declared, but below its use (None if it is not)."""
+        later = self.declared.get(name)
+        if later is None:
+            return None
+        what, where = later
+        if name == self.declaring:
+            return self.err(f"'{name}' is used in its own declaration", span,
+                            "a declaration may only use names declared above it")
+        return self.err(f"'{name}' is used before its declaration at line {where.line}", span,
+                        f"move the declaration of {what} '{name}' above line {span.line}")
 
     def _new_name(self, name: str, span: Span, what: str):
         self._identifier(name, span, what)
@@ -177,7 +243,9 @@ class _Checker:
     def _declare_dim(self, d: ast.DimDecl):
         self._new_name(d.name, d.span, "dim")
         if d.default is not None:
+            self.declaring = d.name
             self._dim_expr(d.default)
+            self.declaring = None
             if isinstance(d.default, ast.Num) and (not d.default.is_int or d.default.value < 1):
                 raise self.err(f"dim '{d.name}' must be a positive integer", d.default.span,
                                "write e.g. `dim K = 3`")
@@ -186,6 +254,8 @@ class _Checker:
     def _dim_expr(self, e: ast.Expr):
         for sub in ast.walk_expr(e):
             if isinstance(sub, ast.Name) and sub.id not in self.dims:
+                if self.declared.get(sub.id, ("",))[0] == "dim":
+                    raise self._declared_later(sub.id, sub.span)
                 raise self.err(f"'{sub.id}' in a size is not a declared dim", sub.span,
                                "sizes use dim names and integers; declare it with `dim`")
             if isinstance(sub, (ast.Call, ast.Index)):
@@ -196,6 +266,13 @@ class _Checker:
 
     def _declare_var(self, d: ast.VarDecl):
         self._new_name(d.name, d.span, d.role)
+        self.declaring = d.name
+        try:
+            self._check_var(d)
+        finally:
+            self.declaring = None
+
+    def _check_var(self, d: ast.VarDecl):
         t = d.type
         if t.kind not in TYPE_RANK:
             raise self.err(f"unknown type '{t.kind}'", t.span,
@@ -212,8 +289,6 @@ class _Checker:
         if d.role in ("data", "latent", "param") and d.default is not None:
             raise self.err(f"a {d.role} cannot have a default value", d.default.span,
                            "only hypers and dims have defaults")
-        if d.role == "latent" and d.shape == () and t.kind == "cat":
-            pass
         if d.role == "hyper":
             if d.shape:
                 raise self.err("a hyper cannot have a plate shape", d.span,
@@ -225,8 +300,19 @@ class _Checker:
     def _hyper_default(self, d: ast.VarDecl):
         e = d.default
         for sub in ast.walk_expr(e):
-            if isinstance(sub, ast.Name) and sub.id not in self.dims \
-                    and sub.id not in self.vars and sub.id != "pi":
+            if not isinstance(sub, ast.Name) or sub.id in self.dims:
+                continue
+            if sub.id in self.vars:  # declared names first: a model's own `pi` shadows pi
+                role = self.vars[sub.id].role
+                if role != "hyper":
+                    raise self.err(f"the default of '{d.name}' uses the {role} '{sub.id}'",
+                                   sub.span, "a default may use dims, numbers and earlier "
+                                   "hypers (it is known before the fit)")
+                continue
+            later = self._declared_later(sub.id, sub.span)
+            if later is not None:
+                raise later
+            if sub.id != "pi":
                 raise self.err(f"undeclared name '{sub.id}' in the default of '{d.name}'",
                                sub.span, "a default may use dims, numbers and earlier hypers")
         val = literal_value(e)
@@ -241,7 +327,9 @@ class _Checker:
     def _statement(self, s, loops: tuple[Loop, ...]):
         if isinstance(s, ast.Let):
             self._new_name(s.name, s.span, "let")
+            self.declaring = s.name
             self._expr(s.value, loops)
+            self.declaring = None
             self.lets[s.name] = self._inline(s.value)
         elif isinstance(s, ast.For):
             self._loop(s, loops)
@@ -253,6 +341,13 @@ class _Checker:
         if s.var in self.dims or s.var in self.vars or any(lp.var == s.var for lp in loops):
             raise self.err(f"loop variable '{s.var}' shadows an earlier name", s.span,
                            "use a fresh index name such as i, j or t")
+        if s.var in self.families or s.var in BUILTIN_FUNCS:
+            raise self.err(f"loop variable '{s.var}' is the name of a family or function",
+                           s.span, "use a fresh index name such as i, j or t")
+        if s.var in self.declared:
+            what, where = self.declared[s.var]
+            raise self.err(f"loop variable '{s.var}' has the name of the {what} declared at "
+                           f"line {where.line}", s.span, "use a fresh index name such as i, j or t")
         for e in (s.start, s.stop):
             self._dim_expr(e)
         lp = Loop(s.var, s.start, s.stop, s.span)
@@ -268,6 +363,10 @@ class _Checker:
             raise self.err(f"dim '{name}' cannot be sampled", span,
                            "dims are sizes; declare a data, param or latent instead")
         v = self.vars.get(name)
+        if v is None and name not in self.lets:
+            later = self._declared_later(name, span)
+            if later is not None:
+                raise later
         if v is None:
             raise self.err(f"'{name}' is sampled but not declared", span,
                            f"declare it first, e.g. `latent {name}[N] : real`")
@@ -285,28 +384,76 @@ class _Checker:
                            "declare it with a `family` block or use a built-in family")
         args, kws = self._bind_args(fam, s.dist, loops)
         self._support(v, fam, tgt.span)
-        line = self.src.splitlines()[s.span.line - 1].strip() if self.src else ""
+        line = _source_line(self.src, s.span.line).strip()
         f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line)
         if prev is None or literal_value(index[0]) is None:
             self.sampled[name] = f
         self.factors.append(f)
 
     def _target_index(self, v: Var, index, loops, span):
+        """A sampled variable's indices are plain loop variables or integer constants."""
         if len(index) != len(v.shape):
             raise self.err(f"'{v.name}' has {len(v.shape)} plate index(es) but is sampled with "
-                           f"{len(index)}", span,
-                           f"write `{v.name}[{', '.join('i' * 0 or 'n' for _ in v.shape)}]`"
+                           f"{len(index)}", span, self._index_hint(v, loops)
                            if v.shape else f"write `{v.name} ~ ...` without an index")
-        loop_vars = [lp.var for lp in loops]
+        loop_vars = {lp.var: lp for lp in loops}
         for i, e in enumerate(index):
             if isinstance(e, ast.Name) and e.id in loop_vars:
                 continue
-            if (isinstance(e, ast.BinOp) and isinstance(e.left, ast.Name)
-                    and e.left.id in loop_vars and isinstance(e.right, ast.Num)) \
-                    or isinstance(e, ast.Num):
-                continue
+            if isinstance(e, ast.Num):
+                if e.is_int and e.value >= 1:
+                    continue
+                raise self.err(f"index {i + 1} of '{v.name}' must be a positive integer, not "
+                               f"{self._text(e)}", e.span,
+                               f"indices are 1-based: the first element is `{v.name}[1]`")
+            used = [lp for lp in loops if any(isinstance(s, ast.Name) and s.id == lp.var
+                                              for s in ast.walk_expr(e))]
+            if used:
+                lv = used[-1]
+                raise self.err(f"index {i + 1} of '{v.name}' is '{self._text(e)}', but the "
+                               "indices of a sampled variable must be plain loop variables or "
+                               "integer constants", e.span,
+                               f"sample `{v.name}[{lv.var}]` and change the range of the loop "
+                               f"(a chain: `{v.name}[1] ~ ...` then `for {lv.var} in "
+                               f"2:{ast.show(lv.stop)} {{ {v.name}[{lv.var}] ~ ... }}`); index "
+                               f"arithmetic such as `{v.name}[{lv.var}-1]` belongs on the right "
+                               "of `~`")
             raise self.err(f"index {i + 1} of '{v.name}' must be a loop variable", e.span,
                            "sample array elements inside a plate: `for n in 1:N { x[n] ~ ... }`")
+
+    def _index_hint(self, v: Var, loops) -> str:
+        """Write ``x[n, i]``: one distinct index variable per plate index of ``v``, the
+        enclosing loop over each size if there is one, else a fresh name and its loop."""
+        free = list(loops)
+        taken = {lp.var for lp in loops} | set(self.declared) | set(self.dims) | set(self.vars)
+        fresh = (c for c in "ijklmpqrsuvw" + "abcdefgh" if c not in taken)
+        names, new_loops = [], []
+        for size in v.shape:
+            lp = next((lp for lp in free if ast.show(lp.stop) == ast.show(size)), None)
+            if lp is not None:
+                free.remove(lp)
+                names.append(lp.var)
+            else:
+                name = next(fresh, f"i{len(names) + 1}")
+                names.append(name)
+                new_loops.append(f"for {name} in 1:{ast.show(size)}")
+        target = f"{v.name}[{', '.join(names)}]"
+        if new_loops:
+            nested = " ".join(f"{lp} {{" for lp in new_loops)
+            return (f"index each plate axis by its own loop variable: "
+                    f"`{nested} {target} ~ ... {' '.join('}' * len(new_loops))}`")
+        if len(names) > 1:
+            return f"write `{target}`, one loop variable per index"
+        return f"write `{target}`"
+
+    def _text(self, e: ast.Expr) -> str:
+        """The source text of an expression (as written), or its printed form."""
+        sp = e.span
+        if sp and sp.line == sp.end_line and sp.end_col > sp.col:
+            text = _source_line(self.src, sp.line)[sp.col - 1:sp.end_col - 1]
+            if text:
+                return text
+        return ast.show(e)
 
     def _bind_args(self, fam: Family, call: ast.Call, loops):
         names = fam.param_names
@@ -376,10 +523,15 @@ class _Checker:
         for sub in ast.walk_expr(e):
             if isinstance(sub, ast.Name):
                 n = sub.id
-                if n in loop_vars or n in self.dims or n in self.lets or n == "pi":
+                if n in loop_vars or n in self.dims or n in self.lets:
                     continue
                 if n in self.vars:
                     self.used.add(n)
+                    continue
+                later = self._declared_later(n, sub.span)
+                if later is not None:
+                    raise later
+                if n == "pi":  # the constant, unless the model declares its own pi
                     continue
                 raise self.err(f"undeclared name '{n}'", sub.span,
                                "declare it before this statement or fix the spelling")
@@ -391,6 +543,11 @@ class _Checker:
                                    f"functions: {', '.join(sorted(BUILTIN_FUNCS))}")
             elif isinstance(sub, ast.Index):
                 if not isinstance(sub.base, ast.Name) or sub.base.id not in self.vars:
+                    if isinstance(sub.base, ast.Name) and sub.base.id not in loop_vars \
+                            and sub.base.id not in self.dims and sub.base.id not in self.lets:
+                        later = self._declared_later(sub.base.id, sub.base.span)
+                        if later is not None:
+                            raise later
                     raise self.err(f"'{ast.show(sub.base)}' cannot be indexed", sub.span,
                                    "only declared variables can be indexed")
                 v = self.vars[sub.base.id]
@@ -468,3 +625,10 @@ class _Checker:
                            Span(lp.span.file, lp.start.span.line, lp.start.span.col,
                                 lp.stop.span.end_line, lp.stop.span.end_col),
                            f"loop `for {idx.id} in 1:{ast.show(size)}`")
+
+
+def _source_line(source: str | None, line: int) -> str:
+    """Line ``line`` (1-based) of ``source`` as the parser counts lines: only ``\\n`` ends a
+    line (``str.splitlines`` would also split at ``\\x0c``, ``\\u2028`` ... in comments)."""
+    lines = source.split("\n") if source else []
+    return lines[line - 1].rstrip("\r") if 1 <= line <= len(lines) else ""

@@ -17,10 +17,11 @@ def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):
         if e.id in lets:
             return expr_kind(lets[e.id], vars, dims, lets)
         v = vars.get(e.id)
-        if v is None:
-            return ("count", 0) if e.id in dims else ("pos", 0) if e.id == "pi" \
-                else ("cat", 0)
-        return v.kind, (len(v.shape) + v.elem_rank if v.shape else v.elem_rank)
+        if v is not None:  # declared names first: a model's own `pi` shadows the constant
+            return v.kind, (len(v.shape) + v.elem_rank if v.shape else v.elem_rank)
+        if e.id in dims:
+            return "count", 0
+        return ("pos", 0) if e.id == "pi" else ("cat", 0)  # the constant, or a loop index
     if isinstance(e, ast.Index):
         v = vars[e.base.id]
         total = len(v.shape) + v.elem_rank

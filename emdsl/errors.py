@@ -87,10 +87,12 @@ def caret_excerpt(source: str | None, span: Span | None) -> str:
     """The source line of ``span`` with a ``^`` under its first column (and ``~`` after)."""
     if not source or not span or span.line < 1:
         return ""
-    src_lines = source.splitlines()
+    # only "\n" ends a line, as in the parser (splitlines() would also split at "\x0c",
+    # "\u2028" ... inside comments and shift every later line)
+    src_lines = source.split("\n")
     if span.line > len(src_lines):
         return ""
-    text = src_lines[span.line - 1].rstrip("\n").replace("\t", " ")
+    text = src_lines[span.line - 1].rstrip("\r").replace("\t", " ")
     width = 1
     if span.end_line == span.line and span.end_col > span.col:
         width = span.end_col - span.col

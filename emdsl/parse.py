@@ -8,11 +8,13 @@ The Transformer only builds AST nodes; meaning is checked in ``check.py``.
 from __future__ import annotations
 
 import functools
+import math
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInput,
+                             UnexpectedToken, VisitError)
 
 from . import ast
 from .errors import EmmSyntaxError, Span
@@ -81,9 +83,10 @@ def _span(file: str, meta_or_tok) -> Span:
 class _ToAst(Transformer):
     """Lark tree -> frozen AST nodes (one method per aliased alternative)."""
 
-    def __init__(self, file: str):
+    def __init__(self, file: str, source: str | None = None):
         super().__init__()
         self.file = file
+        self.source = source
 
     def _s(self, meta):
         return _span(self.file, meta)
@@ -92,7 +95,13 @@ class _ToAst(Transformer):
     def number(self, meta, tok):
         text = str(tok)
         is_int = text.isdigit()
-        return ast.Num(float(text), is_int, self._s(meta))
+        value = float(text)
+        if not math.isfinite(value):  # 1e400, or 400 digits: float() gives inf
+            shown = text if len(text) <= 24 else text[:20] + "..."
+            raise EmmSyntaxError(f"number out of range: {shown}", self._s(meta),
+                                 "a number must be below about 1.8e308 (a double precision "
+                                 "float)", self.source)
+        return ast.Num(value, is_int, self._s(meta))
 
     def name(self, meta, tok):
         return ast.Name(str(tok), self._s(meta))
@@ -239,7 +248,12 @@ def parse(source: str, file: str = "<string>") -> ast.Model:
         tree = _parser().parse(source)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, file) from None
-    (name, span), items = _ToAst(file).transform(tree)
+    try:
+        (name, span), items = _ToAst(file, source).transform(tree)
+    except VisitError as exc:  # Lark wraps what a transformer method raises
+        if isinstance(exc.orig_exc, EmmSyntaxError):
+            raise exc.orig_exc from None
+        raise
     return ast.Model(name, items, file, source, span)
 
 
@@ -274,10 +288,12 @@ def _match_example(exc):
 def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxError:
     line, col = getattr(exc, "line", 0), getattr(exc, "column", 0)
     if isinstance(exc, UnexpectedEOF) or line is None or line < 1:
-        lines = source.rstrip().splitlines() or [""]
+        lines = source.rstrip().split("\n")  # only "\n" ends a line, as in the lexer
         line, col = len(lines), len(lines[-1]) + 1
+    # copy the unclosed brackets of this parse first: matching the examples below parses
+    # them (on first use), which resets the post-lexer's state
+    open_brackets = list(_parser().options.postlex.open)
     label = _match_example(exc)
-    open_brackets = _parser().options.postlex.open
     tok = getattr(exc, "token", None)
     if open_brackets and not isinstance(exc, UnexpectedCharacters) and (
             isinstance(exc, UnexpectedEOF) or tok is None

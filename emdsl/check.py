@@ -7,49 +7,19 @@ Every error is an :class:`~emdsl.errors.EmmSemanticError` with a span and a hint
 """
 from __future__ import annotations
 
-import builtins
-import keyword
-import re
 from dataclasses import dataclass
 
 from . import ast
 from .errors import EmmError, EmmSemanticError, Span
-from .check_types import expr_kind, fmt, kind_fits, literal_value, overlap, type_hint
+from .check_names import (BUILTIN_FUNCS, FIT_OPTIONS, GENERATED_NAMES, PYTHON_BUILTINS,
+                          TYPE_RANK, family_var_span, generated_clash, identifier_problem,
+                          index_hint)
+from .check_types import (expr_kind, fmt, inline_lets, kind_fits, literal_value, overlap,
+                          type_hint)
 from .families import Family, family_table, is_subtype
 
 __all__ = ["FIT_OPTIONS", "GENERATED_NAMES", "PYTHON_BUILTINS", "BUILTIN_FUNCS", "Var", "Loop",
            "Factor", "CheckedModel", "check"]
-
-# keyword arguments of Model.fit (api.py imports them from here); a model may not use them
-FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
-               "batch_size", "kappa", "reg", "callback")
-# names the generated module uses next to the model's own names (its functions, imports
-# and the locals of its functions); a model may not declare them
-GENERATED_NAMES = frozenset((
-    "np", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
-    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_ROWS", "n_components",
-    "hyper_problems", "problems",
-    "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",
-    "m_step", "log_prior", "init", "elbo", "fit", "st", "hyp", "data", "params", "n_rows",
-    "n_comp", "resp", "resp_block", "ess", "loglik", "lo", "hi", "log_joint", "log_prior_z",
-    "count_k", "old", "new", "counts", "counts_total", "stats", "n_k", "dim", "sum_x",
-    "sum_xx", "shift", "mean_k", "cov_k", "prec_x", "prec_0", "prior_mean", "lhs", "rhs",
-    "features", "rng", "reg", "trace", "log_p", "values"))
-# generated names built from a model name: eta_x_0, A_x, S_x_0, N_x, log_phi, ...
-GENERATED_PREFIXES = ("eta", "A", "S", "N", "T", "C", "G", "logh", "log", "mean", "cov",
-                      "shift")
-BUILTIN_FUNCS = {"dot", "exp", "log", "sqrt", "sum", "diag", "eye", "zeros", "ones",
-                 "transpose", "lgamma", "digamma"}
-# element type kinds and how many element dims each takes
-TYPE_RANK = {"real": None, "pos": None, "unit": 0, "simplex": 1, "spd": 1, "cat": 1,
-             "count": 0, "bin": 0}
-# names the language itself defines (functions, types, the constant pi); the ones that are
-# also Python builtins (`sum`, `bin`) are reported by the language's own rules instead
-LANGUAGE_NAMES = frozenset(BUILTIN_FUNCS) | frozenset(TYPE_RANK) | {"pi"}
-# Python's builtins (float, int, min, range, ...): generated code calls them, so a model
-# name may not hide them
-PYTHON_BUILTINS = frozenset(n for n in dir(builtins) if not n.startswith("_")) - LANGUAGE_NAMES
-
 
 @dataclass(frozen=True)
 class Var:
@@ -180,42 +150,16 @@ class _Checker:
 
     # ------------------------------------------------------------------ declarations
     def _identifier(self, name: str, span: Span, what: str):
-        if name.startswith("_"):
-            raise self.err(f"the {what} '{name}' begins with '_'", span,
-                           "names beginning with '_' are reserved for generated code")
-        if keyword.iskeyword(name) or name in ("print", "sp", "numpy"):
-            raise self.err(f"the {what} '{name}' is a reserved word", span,
-                           "choose another name (generated Python code must stay valid)")
-        if name in GENERATED_NAMES:
-            raise self.err(f"the {what} '{name}' is a name the generated code uses", span,
-                           "choose another name")
-        if name in FIT_OPTIONS:
-            raise self.err(f"the {what} '{name}' is the name of a fit option", span,
-                           f"fit options ({', '.join(FIT_OPTIONS)}) cannot be model names")
-        if name in PYTHON_BUILTINS:
-            raise self.err(f"the {what} '{name}' is the name of a Python builtin", span,
-                           f"generated Python code uses Python's '{name}', so a model may "
-                           "not hide it; choose another name")
+        problem = identifier_problem(name, what)
+        if problem:
+            raise self.err(problem[0], span, problem[1])
 
     def _family_names(self, decl: ast.FamilyDecl):
         """The identifier rules for a family block: its name, parameters and variable."""
         self._identifier(decl.name, decl.span, "family name")
         for p in decl.params:
             self._identifier(p.name, p.span, "family parameter")
-        self._identifier(decl.var, self._family_var_span(decl), "family variable")
-
-    def _family_var_span(self, decl: ast.FamilyDecl) -> Span:
-        """Where ``logpdf(x)`` names the family's variable (the AST keeps no span for it)."""
-        lines = self.src.split("\n") if self.src else []
-        if not 1 <= decl.span.line <= len(lines):
-            return decl.span
-        start = sum(len(ln) + 1 for ln in lines[:decl.span.line - 1]) + decl.span.col - 1
-        m = re.compile(r"logpdf\s*\(\s*(" + re.escape(decl.var) + r")\b").search(self.src, start)
-        if m is None:
-            return decl.span
-        line = self.src.count("\n", 0, m.start(1)) + 1
-        col = m.start(1) - (self.src.rfind("\n", 0, m.start(1)) + 1) + 1
-        return Span(decl.span.file, line, col, line, col + len(decl.var))
+        self._identifier(decl.var, family_var_span(self.src, decl), "family variable")
 
     def _declared_later(self, name: str, span: Span):
         """The error for a name that is declared, but below its use (None if it is not)."""
@@ -330,7 +274,7 @@ class _Checker:
             self.declaring = s.name
             self._expr(s.value, loops)
             self.declaring = None
-            self.lets[s.name] = self._inline(s.value)
+            self.lets[s.name] = inline_lets(self.lets, s.value)
         elif isinstance(s, ast.For):
             self._loop(s, loops)
         else:
@@ -394,7 +338,7 @@ class _Checker:
         """A sampled variable's indices are plain loop variables or integer constants."""
         if len(index) != len(v.shape):
             raise self.err(f"'{v.name}' has {len(v.shape)} plate index(es) but is sampled with "
-                           f"{len(index)}", span, self._index_hint(v, loops)
+                           f"{len(index)}", span, index_hint(v, loops, set(self.declared) | set(self.dims) | set(self.vars))
                            if v.shape else f"write `{v.name} ~ ...` without an index")
         loop_vars = {lp.var: lp for lp in loops}
         for i, e in enumerate(index):
@@ -420,31 +364,6 @@ class _Checker:
                                "of `~`")
             raise self.err(f"index {i + 1} of '{v.name}' must be a loop variable", e.span,
                            "sample array elements inside a plate: `for n in 1:N { x[n] ~ ... }`")
-
-    def _index_hint(self, v: Var, loops) -> str:
-        """Write ``x[n, i]``: one distinct index variable per plate index of ``v``, the
-        enclosing loop over each size if there is one, else a fresh name and its loop."""
-        free = list(loops)
-        taken = {lp.var for lp in loops} | set(self.declared) | set(self.dims) | set(self.vars)
-        fresh = (c for c in "ijklmpqrsuvw" + "abcdefgh" if c not in taken)
-        names, new_loops = [], []
-        for size in v.shape:
-            lp = next((lp for lp in free if ast.show(lp.stop) == ast.show(size)), None)
-            if lp is not None:
-                free.remove(lp)
-                names.append(lp.var)
-            else:
-                name = next(fresh, f"i{len(names) + 1}")
-                names.append(name)
-                new_loops.append(f"for {name} in 1:{ast.show(size)}")
-        target = f"{v.name}[{', '.join(names)}]"
-        if new_loops:
-            nested = " ".join(f"{lp} {{" for lp in new_loops)
-            return (f"index each plate axis by its own loop variable: "
-                    f"`{nested} {target} ~ ... {' '.join('}' * len(new_loops))}`")
-        if len(names) > 1:
-            return f"write `{target}`, one loop variable per index"
-        return f"write `{target}`"
 
     def _text(self, e: ast.Expr) -> str:
         """The source text of an expression (as written), or its printed form."""
@@ -498,7 +417,7 @@ class _Checker:
                 raise self.err(f"{fam.name} needs '{p.name}' to be {shape[p.rank]}, but "
                                f"'{ast.show(e)}' is {shape[min(rank, 2)]}", e.span,
                                "check the indices of this argument")
-        args = tuple((n, self._inline(bound[n])) for n in names)
+        args = tuple((n, inline_lets(self.lets, bound[n])) for n in names)
         return args, tuple(sorted(keywords.items()))
 
     def _support(self, v: Var, fam: Family, span):
@@ -556,30 +475,12 @@ class _Checker:
                                    f"with {len(sub.indices)}", sub.span,
                                    "drop the extra index")
 
-    def _inline(self, e: ast.Expr) -> ast.Expr:
-        """Replace ``let`` names by their (already inlined) definitions."""
-        if isinstance(e, ast.Name) and e.id in self.lets:
-            return self.lets[e.id]
-        if isinstance(e, ast.Index):
-            return ast.Index(self._inline(e.base), tuple(self._inline(i) for i in e.indices),
-                             e.span)
-        if isinstance(e, ast.BinOp):
-            return ast.BinOp(e.op, self._inline(e.left), self._inline(e.right), e.span)
-        if isinstance(e, ast.Neg):
-            return ast.Neg(self._inline(e.operand), e.span)
-        if isinstance(e, ast.Call):
-            return ast.Call(e.func, tuple(self._inline(a) for a in e.args),
-                            tuple(ast.KwArg(k.name, self._inline(k.value), k.span)
-                                  for k in e.kwargs), e.span, e.func_span)
-        return e
-
     def _generated_clashes(self):
         """``N_y`` next to a datum ``y`` would clash with the generated count of ``y``."""
-        names = set(self.vars) | set(self.dims)
+        declared = set(self.vars) | set(self.dims)
         for name, v in self.vars.items():
-            head, _, rest = name.partition("_")
-            base = re.sub(r"_\d+$", "", rest)
-            if head in GENERATED_PREFIXES and base in names:
+            base = generated_clash(name, declared)
+            if base:
                 raise self.err(f"the {v.role} '{name}' clashes with the generated code's name "
                                f"for a statistic of '{base}'", v.span, "choose another name")
 

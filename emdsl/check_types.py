@@ -128,3 +128,21 @@ def type_hint(kind: str) -> str:
         "spd": "pass a covariance declared `spd[D]`, or e.g. `eye(D)`",
         "count": "pass a count (a dim, a count datum or a non-negative integer)",
     }.get(kind, f"pass a value of type {kind}")
+
+
+def inline_lets(lets: dict, e: ast.Expr) -> ast.Expr:
+    """``e`` with every ``let`` name replaced by its (already inlined) definition."""
+    if isinstance(e, ast.Name) and e.id in lets:
+        return lets[e.id]
+    if isinstance(e, ast.Index):
+        return ast.Index(inline_lets(lets, e.base),
+                         tuple(inline_lets(lets, i) for i in e.indices), e.span)
+    if isinstance(e, ast.BinOp):
+        return ast.BinOp(e.op, inline_lets(lets, e.left), inline_lets(lets, e.right), e.span)
+    if isinstance(e, ast.Neg):
+        return ast.Neg(inline_lets(lets, e.operand), e.span)
+    if isinstance(e, ast.Call):
+        return ast.Call(e.func, tuple(inline_lets(lets, a) for a in e.args),
+                        tuple(ast.KwArg(k.name, inline_lets(lets, k.value), k.span)
+                              for k in e.kwargs), e.span, e.func_span)
+    return e

@@ -152,6 +152,9 @@ class _Writer:
             if e.kind == "scalar":
                 fm = self.form_of(e)
                 s(f'{x} = np.asarray(data["{x}"], dtype=float)')
+                if fm.shift is not None:
+                    s(f'{fm.shift} = st["{fm.shift}"] = float(np.mean({x}))')
+                    s(f"{x} = {x} - {fm.shift}  # statistics of the centred data (no cancellation)")
                 self._hyper_locals(s, set().union(*[t.free_symbols for t in fm.t],
                                                   fm.logh.free_symbols) - {fm.x})
                 for i, t in enumerate(fm.t):
@@ -235,6 +238,8 @@ class _Writer:
             fm = self.form_of(e)
             for r in e.refs:
                 s(f'{r.param} = params["{r.param}"]')
+            if fm.shift is not None:
+                s(f'{fm.shift} = st["{fm.shift}"]  # the statistics are of {x} - {fm.shift}')
             syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
             self._hyper_locals(s, syms)
             grid = f'params["{e.refs[0].param}"].shape' if e.refs else "()"
@@ -344,6 +349,9 @@ class _Writer:
         for e in r.emissions:
             x = e.factor.target
             s(self.cite(e.factor))
+            if e.kind == "scalar" and self.form_of(e).shift is not None:
+                shift = self.form_of(e).shift
+                s(f'ess["{shift}"] = st["{shift}"]  # statistics are of the centred data')
             if e.kind == "scalar" and not self.form_of(e).t:
                 s("# no unknown param: no statistics (its log density is a constant)")
             elif e.kind == "scalar":

@@ -70,7 +70,7 @@ class MStepWriter:
             s(f"# dQ/d{p} = {sp.sstr(eq)} = 0")
         syms = set()
         for fm in g.forms:
-            for sym in (*fm.ess, fm.count):
+            for sym in (*fm.ess, fm.count) + ((fm.shift,) if fm.shift is not None else ()):
                 s(f'{sym} = ess["{sym}"]')
         exprs = list(g.closed.values()) + ([g.profile] if g.profile is not None else [])
         for e in exprs:

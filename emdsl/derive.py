@@ -34,6 +34,7 @@ class EmissionForm:
     ess: tuple            # S symbols, one per statistic
     count: sp.Symbol      # N symbol
     axes: tuple           # the grid of its params
+    shift: sp.Symbol | None = None  # c when the statistics are of the centred data x - c
 
 
 @dataclass
@@ -139,10 +140,35 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
                                 "statement (e.g. mu[z[n]] with a shared variance)", f.span,
                                 "index every param of the statement the same way",
                                 cm.model.source)
+    shift = None
+    if fam.support == "real" and ef.t and all(t.is_polynomial(x) for t in ef.t):
+        # real data with polynomial statistics (x, x^2): derive in the centred variable
+        # x - c (c = the data mean, in the generated code) so that neither the E-step's
+        # eta . t(x) - A nor the M-step's S2/N - (S1/N)^2 cancels when the data are far
+        # from 0 (the same centring as the MvNormal's)
+        shift = sp.Symbol(f"shift_{f.target}", real=True)
+        ef = _centred(decompose(fam.log_density(x + shift, *args), x, unknowns), shift,
+                      [u for u in unknowns if u.is_real and not u.is_positive])
     ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
     count = sp.Symbol(f"N_{f.target}", positive=True)
     return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count,
-                        next(iter(axes)) if axes else ())
+                        next(iter(axes)) if axes else (), shift)
+
+
+def _centred(ef, shift, candidates):
+    """Write a location param u as (u - shift) in eta and A, so that numpy subtracts the two
+    large numbers first instead of cancelling u^2 - 2 u shift + shift^2 afterwards.
+
+    u is a location param when substituting u -> v + shift removes ``shift`` entirely."""
+    eta, A = list(ef.eta), ef.A
+    for u in candidates:
+        v = sp.Dummy("v", real=True)
+        moved = [sp.simplify(e.xreplace({u: v + shift})) for e in (*eta, A)]
+        if any(shift in m.free_symbols for m in moved):
+            continue
+        back = {v: sp.UnevaluatedExpr(u - shift)}
+        *eta, A = [m.xreplace(back) for m in moved]
+    return type(ef)(ef.t, tuple(eta), A, ef.logh)
 
 
 # ----------------------------------------------------------------------------- scalar M-steps
@@ -176,7 +202,7 @@ def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
 def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
     Q = sp.Integer(0)
     for fm in gforms:
-        Q += sum(e * s for e, s in zip(fm.eta, fm.ess)) - fm.A * fm.count
+        Q += (sum(e * s for e, s in zip(fm.eta, fm.ess)) - fm.A * fm.count).doit()
     priors = {}
     for p in members:
         pf = report.priors.get(p)
@@ -225,11 +251,13 @@ def _unique_solution(eq, u, kind):
 
     Polynomial equations of degree > 2 are left to the numerical M-step: sympy's cubic and
     quartic formulas are slow with symbolic coefficients and never give a usable update."""
-    numer = sp.numer(sp.together(eq))
+    numer = sp.numer(sp.cancel(sp.together(eq)))
     if numer.is_polynomial(u) and sp.degree(numer, u) > 2:
         return None
     try:
-        sols = sp.solve(eq, u, dict=False)
+        # check=False: sympy's own verification simplifies every candidate and can take
+        # minutes on symbolic coefficients; the admissibility filter below is enough
+        sols = sp.solve(eq, u, dict=False, check=False)
     except (NotImplementedError, ValueError, TypeError):
         return None
     good = []

@@ -127,6 +127,10 @@ class Model:
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
+        except ValueError as exc:  # numpy could not combine the given arrays
+            raise EmmFitError(f"the given values do not fit together: {exc}",
+                              hint="check that vector hypers have the sizes the model's types "
+                              "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
 
     def sample(self, params=None, seed=0, **kwargs) -> dict:
         """Forward-simulate data and latents; see :mod:`emdsl.runtime.sample`."""

@@ -77,7 +77,7 @@ class Model:
         self.name = self.checked.name
         self.code = compiled.code
         self.module = types.ModuleType(f"emdsl_generated_{self.name}")
-        exec(compile(self.code, f"<emdsl:{self.checked.model.file}>", "exec"),  # noqa: S102
+        exec(compile(self.code, f"<emdsl:{self.checked.model.file!r}>", "exec"),  # noqa: S102
              self.module.__dict__)
 
     @property
@@ -128,6 +128,8 @@ class Model:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
         except ValueError as exc:  # numpy could not combine the given arrays
+            if "broadcast" not in str(exc) and "shape" not in str(exc):
+                raise
             raise EmmFitError(f"the given values do not fit together: {exc}",
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None

@@ -37,6 +37,20 @@ class _Writer:
         """The Gaussian update of an MvNormal emission."""
         return next(g for g in self.us.gaussian if g.emission is emission)
 
+    def shift_on_grid(self, e) -> str:
+        """Source for a scalar emission's data shift (one per inner index) laid out like its
+        params' grid (the latent axis a broadcast axis of length 1)."""
+        fm = self.form_of(e)
+        lt = self.letters(e)
+        inner = "".join(lt[lp.var] for lp in e.inner)
+        grid = self.axis_letters(fm.axes, e)
+        src = f'st["{fm.shift}"]'
+        if inner:
+            src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
+            if "k" in grid:
+                src = f'np.expand_dims({src}, {grid.index("k")})'
+        return src
+
     def cite(self, factor) -> str:
         return f"# {self.file}:{factor.span.line}:{factor.span.col}  {comment_safe(factor.text)}"
 
@@ -153,7 +167,7 @@ class _Writer:
                 fm = self.form_of(e)
                 s(f'{x} = np.asarray(data["{x}"], dtype=float)')
                 if fm.shift is not None:
-                    s(f'{fm.shift} = st["{fm.shift}"] = float(np.mean({x}))')
+                    s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis=0)  # one per inner index')
                     s(f"{x} = {x} - {fm.shift}  # statistics of the centred data (no cancellation)")
                 self._hyper_locals(s, set().union(*[t.free_symbols for t in fm.t],
                                                   fm.logh.free_symbols) - {fm.x})
@@ -239,7 +253,7 @@ class _Writer:
             for r in e.refs:
                 s(f'{r.param} = params["{r.param}"]')
             if fm.shift is not None:
-                s(f'{fm.shift} = st["{fm.shift}"]  # the statistics are of {x} - {fm.shift}')
+                s(f'{fm.shift} = {self.shift_on_grid(e)}  # the statistics are of {x} - {fm.shift}')
             syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
             self._hyper_locals(s, syms)
             grid = f'params["{e.refs[0].param}"].shape' if e.refs else "()"
@@ -351,7 +365,7 @@ class _Writer:
             s(self.cite(e.factor))
             if e.kind == "scalar" and self.form_of(e).shift is not None:
                 shift = self.form_of(e).shift
-                s(f'ess["{shift}"] = st["{shift}"]  # statistics are of the centred data')
+                s(f'ess["{shift}"] = {self.shift_on_grid(e)}  # statistics of the centred data')
             if e.kind == "scalar" and not self.form_of(e).t:
                 s("# no unknown param: no statistics (its log density is a constant)")
             elif e.kind == "scalar":

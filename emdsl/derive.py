@@ -162,8 +162,10 @@ def _centred(ef, shift, candidates):
     u is a location param when substituting u -> v + shift removes ``shift`` entirely."""
     eta, A = list(ef.eta), ef.A
     for u in candidates:
+        if not all(e.is_polynomial(u) for e in (*eta, A)):
+            continue  # e.g. exp(u): not a location, and sympy's simplify may not return
         v = sp.Dummy("v", real=True)
-        moved = [sp.simplify(e.xreplace({u: v + shift})) for e in (*eta, A)]
+        moved = [sp.expand(e.xreplace({u: v + shift})) for e in (*eta, A)]
         if any(shift in m.free_symbols for m in moved):
             continue
         back = {v: sp.UnevaluatedExpr(u - shift)}
@@ -261,9 +263,12 @@ def _unique_solution(eq, u, kind):
     except (NotImplementedError, ValueError, TypeError):
         return None
     good = []
+    pole = sp.denom(sp.together(eq)).has(u)
     for s in sols if isinstance(sols, list) else [sols]:
         if isinstance(s, dict) or s.has(u) or s.has(sp.I) or s.has(sp.Piecewise):
             continue
+        if s.has(sp.zoo, sp.oo, -sp.oo, sp.nan) or (pole and s.is_zero):
+            continue  # not a root: a pole of the equation (solve ran with check=False)
         if kind in ("pos", "unit") and s.is_positive is False:
             continue
         good.append(s)

@@ -43,3 +43,66 @@ def test_scalar_normal_mixture_far_from_zero(offset):
     hyp = {"N": len(y), "K": 2}
     loglik = m.module.e_step(m.module.prepare({"y": y}, hyp), p, hyp)[2]
     assert abs(loglik - ref) <= 1e-9 * abs(ref)
+
+
+LOG_SCALE = """model M
+dim N
+dim K = 2
+data x[N] : real
+data y[N] : real
+param w : simplex[K]
+param mu[K] : real
+param ls[K] : real
+param a[K] : real
+param s2[K] : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  x[n] ~ Normal(mu[z[n]], exp(ls[z[n]]))
+  y[n] ~ Normal(exp(a[z[n]]), s2[z[n]])
+}"""
+
+
+@pytest.mark.parametrize("hashseed", ["1", "6"])
+def test_params_through_exp_compile_to_closed_forms(hashseed):
+    """exp(.) of a param is not a location: the centring leaves it alone (under any hash
+    seed), and solve's poles (zoo) are not taken for roots, so both get closed forms."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, emdsl; from emdsl.compile import derive_updates; "
+            "m = emdsl.loads(sys.stdin.read(), name='e.emm', use_cache=False); "
+            "print(sorted((g.params, tuple(sorted(g.closed)), g.numeric) "
+            "for g in derive_updates(m.checked).groups))")
+    out = subprocess.run([sys.executable, "-c", code], input=LOG_SCALE, text=True,
+                         capture_output=True, timeout=120,
+                         env={**os.environ, "PYTHONHASHSEED": hashseed})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ("[(('a', 's2'), ('a', 's2'), ()), "
+                                  "(('ls', 'mu'), ('ls', 'mu'), ())]")
+
+
+def test_inner_plate_columns_far_apart():
+    """One shift per column: columns around 0, 1e6 and -1e5 fit like centred data."""
+    src = """model M
+dim N, D
+dim K = 2
+data x[N, D] : real
+param w : simplex[K]
+param mu[D, K] : real
+param s2[D, K] : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  for d in 1:D { x[n, d] ~ Normal(mu[d, z[n]], s2[d, z[n]]) }
+}"""
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 1500)
+    offsets = np.array([0.0, 1e6, -1e5])
+    x = rng.normal(np.array([[0.0, 0, 0], [4, 4, 4]])[z], 1.0) + offsets
+    m = emdsl.loads(src, name="cols.emm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = m.fit(x=x, seed=0, n_init=2, reg=0)
+    centred = np.sort(r.params["mu"] - offsets[:, None], axis=1)
+    np.testing.assert_allclose(centred, [[0, 4]] * 3, atol=0.15)

@@ -147,30 +147,35 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
         # eta . t(x) - A nor the M-step's S2/N - (S1/N)^2 cancels when the data are far
         # from 0 (the same centring as the MvNormal's)
         shift = sp.Symbol(f"shift_{f.target}", real=True)
-        ef = _centred(decompose(fam.log_density(x + shift, *args), x, unknowns), shift,
-                      [u for u in unknowns if u.is_real and not u.is_positive])
+        locations = [sym for sym in sorted(set().union(*[a.free_symbols for a in args]), key=str)
+                     if sym.is_real and not sym.is_positive]
+        ef = _centred(fam.log_density(x + shift, *args), x, shift, unknowns, locations)
     ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
     count = sp.Symbol(f"N_{f.target}", positive=True)
     return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count,
                         next(iter(axes)) if axes else (), shift)
 
 
-def _centred(ef, shift, candidates):
-    """Write a location param u as (u - shift) in eta and A, so that numpy subtracts the two
-    large numbers first instead of cancelling u^2 - 2 u shift + shift^2 afterwards.
+def _centred(logp, x, shift, unknowns, candidates):
+    """The exponential-family form of ``logp`` (a log density in the centred datum x, that
+    is x + shift in the data's units) with every location symbol u (a param or a hyper)
+    written as (u - shift), so that numpy subtracts the two large numbers first instead of
+    cancelling u^2 - 2 u shift + shift^2 afterwards (in A, and in log h for a known mean).
 
-    u is a location param when substituting u -> v + shift removes ``shift`` entirely."""
-    eta, A = list(ef.eta), ef.A
+    u is a location when substituting u -> v + shift removes ``shift`` from ``logp``."""
+    back = {}
     for u in candidates:
-        if not all(e.is_polynomial(u) for e in (*eta, A)):
-            continue  # e.g. exp(u): not a location, and sympy's simplify may not return
-        v = sp.Dummy("v", real=True)
-        moved = [sp.expand(e.xreplace({u: v + shift})) for e in (*eta, A)]
-        if any(shift in m.free_symbols for m in moved):
+        v = sp.Dummy(f"{u}_centred", real=True)
+        moved = sp.expand(sp.expand_log(logp.xreplace({u: v + shift}), force=True))
+        if shift in moved.free_symbols:
             continue
-        back = {v: sp.UnevaluatedExpr(u - shift)}
-        *eta, A = [m.xreplace(back) for m in moved]
-    return type(ef)(ef.t, tuple(eta), A, ef.logh)
+        logp = moved
+        back[v] = sp.UnevaluatedExpr(u - shift)
+        if u in unknowns:
+            unknowns = (unknowns - {u}) | {v}
+    ef = decompose(logp, x, unknowns)
+    return type(ef)(ef.t, tuple(e.xreplace(back) for e in ef.eta), ef.A.xreplace(back),
+                    ef.logh.xreplace(back))
 
 
 # ----------------------------------------------------------------------------- scalar M-steps

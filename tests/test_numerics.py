@@ -106,3 +106,36 @@ for n in 1:N {
         r = m.fit(x=x, seed=0, n_init=2, reg=0)
     centred = np.sort(r.params["mu"] - offsets[:, None], axis=1)
     np.testing.assert_allclose(centred, [[0, 4]] * 3, atol=0.15)
+
+
+@pytest.mark.parametrize("emission", ["x[n] ~ Normal(mu[z[n]], 1.0)",
+                                      "x[n] ~ Normal(m, s2[z[n]])"])
+def test_known_variance_or_hyper_mean_far_from_zero(emission):
+    """A known variance (log h of the centred data) and a hyper mean (written m - shift)
+    give the same fit at offset 1e6 as at 0."""
+    src = """model M
+dim N
+dim K = 2
+hyper m : real = 0
+data x[N] : real
+param w : simplex[K]
+PARAMS
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  EMIT
+}""".replace("EMIT", emission).replace(
+        "PARAMS", "param mu[K] : real" if "mu" in emission else "param s2[K] : pos")
+    m = emdsl.loads(src, name="known.emm")
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 1500)
+    x = rng.normal(np.array([0.0, 4.0])[z] if "mu" in emission else 0.0,
+                   1.0 if "mu" in emission else np.array([1.0, 3.0])[z])
+    fits = []
+    for offset in (0.0, 1e6):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            r = m.fit(x=x + offset, m=offset, seed=0, reg=0)
+        fits.append((r.n_iter, r.elbo[-1]))
+    assert fits[0][0] == fits[1][0]
+    np.testing.assert_allclose(fits[1][1], fits[0][1], rtol=1e-9)

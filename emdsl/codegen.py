@@ -13,7 +13,6 @@ from .codegen_mstep import MStepWriter
 from .codegen_runtime import HELPERS
 from .codegen_util import Source, comment_safe, known, py
 from .derive import UpdateSet
-from .errors import NonConjugateError
 
 
 def generate(us: UpdateSet) -> str:
@@ -41,9 +40,7 @@ class _Writer:
         """Source for a scalar emission's data shift (one per inner index) laid out like its
         params' grid (the latent axis a broadcast axis of length 1)."""
         fm = self.form_of(e)
-        lt = self.letters(e)
-        inner = "".join(lt[lp.var] for lp in e.inner)
-        grid = self.axis_letters(fm.axes, e)
+        inner, grid = self.data_letters(e)[1:], self.grid_letters(e)
         src = f'st["{fm.shift}"]'
         if inner:
             src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
@@ -54,23 +51,18 @@ class _Writer:
     def cite(self, factor) -> str:
         return f"# {self.file}:{factor.span.line}:{factor.span.col}  {comment_safe(factor.text)}"
 
-    def letters(self, emission) -> dict:
+    def data_letters(self, emission) -> str:
+        """einsum letters of an emission's data axes: 'n', then one per inner loop."""
         free = [c for c in string.ascii_lowercase if c not in "nk"]
-        return {lp.var: free[i] for i, lp in enumerate(emission.inner)}
+        return "n" + "".join(free[:len(emission.inner)])
 
-    def axis_letters(self, axes, emission) -> str:
-        lt = self.letters(emission)
-        out = ""
-        for a in axes:
-            if a.kind == "latent":
-                out += "k"
-            elif a.kind == "loop":
-                out += lt[a.name]
-            else:
-                raise NonConjugateError("not supported yet: a covariate-indexed param in a "
-                                        f"{emission.factor.family.name} emission",
-                                        emission.factor.span, None, self.cm.model.source)
-        return out
+    def grid_letters(self, emission) -> str:
+        """einsum letters of a scalar emission's param grid: 'k' for the latent axis, the
+        inner loop's letter for a loop axis (conjugacy admits no other axes here)."""
+        loop_letter = dict(zip((lp.var for lp in emission.inner),
+                               self.data_letters(emission)[1:]))
+        return "".join("k" if a.kind == "latent" else loop_letter[a.name]
+                       for a in self.form_of(emission).axes)
 
     # ------------------------------------------------------------------ module
     def module(self) -> str:
@@ -261,7 +253,7 @@ class _Writer:
                 s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
                   f"of t_{i} = {fm.t[i]}")
             s(f"A_{x} = np.broadcast_to({py(fm.A)}, {grid})  # log-normaliser A(theta)")
-            letters = self.axis_letters(fm.axes, e)
+            letters = self.grid_letters(e)
             keep = "k" if "k" in letters else ""
             s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})')
             const.append(f'st["logh_{x}"]')
@@ -286,13 +278,7 @@ class _Writer:
         x = e.factor.target
         if e.kind == "scalar":
             fm = self.form_of(e)
-            lt = self.letters(e)
-            tl = "n" + "".join(lt[lp.var] for lp in e.inner)
-            el = self.axis_letters(fm.axes, e)
-            if set(el) - {"k"} != set(tl) - {"n"}:
-                raise NonConjugateError("not supported yet: a param that is not indexed by "
-                                        "every inner loop of its statement", e.factor.span,
-                                        None, self.cm.model.source)
+            tl, el = self.data_letters(e), self.grid_letters(e)
             out = "nk" if "k" in el else "n"
             for i in range(len(fm.t)):
                 term = f'np.einsum("{tl},{el}->{out}", st["T_{x}_{i}"][lo:hi], eta_{x}_{i})'
@@ -332,9 +318,7 @@ class _Writer:
             if e.kind == "scalar":
                 s(self.cite(e.factor))
                 fm = self.form_of(e)
-                lt = self.letters(e)
-                tl = "n" + "".join(lt[lp.var] for lp in e.inner)
-                el = self.axis_letters(fm.axes, e)
+                tl, el = self.data_letters(e), self.grid_letters(e)
                 for i in range(len(fm.t)):
                     if "k" in el:
                         s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", resp_block, '
@@ -369,8 +353,7 @@ class _Writer:
             if e.kind == "scalar" and not self.form_of(e).t:
                 s("# no unknown param: no statistics (its log density is a constant)")
             elif e.kind == "scalar":
-                fm = self.form_of(e)
-                el = self.axis_letters(fm.axes, e)
+                el = self.grid_letters(e)
                 shape = f'ess["S_{x}_0"].shape'
                 if "k" in el:
                     s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '

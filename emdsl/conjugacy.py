@@ -153,6 +153,15 @@ def _emission(cm: CheckedModel, number: int, f: Factor, z: Var, plate: Loop) -> 
                 raise _unsupported(cm, sub.span, f"'{sub.id}' inside the arguments of "
                                    f"{name} (regression-type emissions)",
                                    "arguments may use params, hypers, dims and numbers")
+    if kind == "scalar" and refs:
+        if any(a.kind == "covariate" for r in refs for a in r.axes):
+            raise _unsupported(cm, f.span, f"a covariate-indexed param in a {name} emission",
+                               f"index its params by {z.name}[{plate.var}] or inner loops")
+        loops = {a.name for r in refs for a in r.axes if a.kind == "loop"}
+        if loops != {lp.var for lp in inner}:
+            raise _unsupported(cm, f.span, "a param that is not indexed by every inner loop of "
+                               "its statement", "index the params by every loop inside "
+                               f"the plate of {plate.var}")
     if kind in ("categorical", "mvnormal") and inner:
         raise _unsupported(cm, f.span, f"a {name} emission inside an inner plate "
                            f"(for {inner[0].var} in ...)", f"give '{f.target}' one element "

@@ -67,7 +67,7 @@ def _load(path: str):
 def cmd_compile(args) -> int:
     if args.print and args.print != "code":
         from .dump import dump_ast, dump_conj, dump_updates, run_stages
-        dump = {"ast": dump_ast, "graph": lambda fg: fg.to_dot().rstrip("\n"),
+        dump = {"ast": dump_ast, "graph": lambda fg: fg.to_text(),
                 "conj": dump_conj, "updates": dump_updates}[args.print]
         print(dump(run_stages(args.model, args.print)))
         if not args.output:

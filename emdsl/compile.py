@@ -30,10 +30,10 @@ def compiler_fingerprint() -> str:
     """A hash of the compiler's own files, so a changed compiler never reuses old code."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).resolve().parent
-    for f in sorted([*here.glob("*.py"), *here.glob("*.emm"), *here.glob("_grammar/*.lark"),
+    for f in sorted([*here.rglob("*.py"), *here.glob("*.emm"), *here.glob("_grammar/*.lark"),
                      here.parent / "grammars" / "emm.lark"]):
         if f.is_file():
-            h.update(f.name.encode())
+            h.update(str(f.relative_to(here.parent)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
 

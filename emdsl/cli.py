@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import EmmDataError, EmmError, InternalError
 
-STAGES = ("ast", "graph", "conj", "updates", "code")
+STAGES = ("ast", "graph", "plan", "conj", "updates", "code")
 FORMATS = {"md": "markdown", "tex": "latex", "text": "text"}
 
 
@@ -68,7 +68,7 @@ def cmd_compile(args) -> int:
     if args.print and args.print != "code":
         from .dump import dump_ast, dump_conj, dump_updates, run_stages
         dump = {"ast": dump_ast, "graph": lambda fg: fg.to_text(),
-                "conj": dump_conj, "updates": dump_updates}[args.print]
+                "plan": lambda plan: plan.dump(), "conj": dump_conj, "updates": dump_updates}[args.print]
         print(dump(run_stages(args.model, args.print)))
         if not args.output:
             return 0
@@ -474,6 +474,12 @@ def _run(args) -> tuple[int, str]:
                    "(--n-init) or a larger --reg")
     except InternalError as exc:
         return 3, exc.format()
+    except BrokenPipeError:  # `emdsl derive m.emm | head`: the reader has gone, not a bug
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stop writes at exit failing
+        except OSError:
+            pass
+        return 0, ""
     except Exception as exc:  # noqa: BLE001 - anything else is a bug in emdsl
         return 3, (f"internal compiler error: {type(exc).__name__}: {exc}\nThis is a bug in "
                    "emdsl, please report it with the model and the command that triggered it.")

@@ -1,4 +1,5 @@
-"""The pipeline, top to bottom: parse -> check -> graph -> conjugacy -> derive -> codegen.
+"""The pipeline, top to bottom: parse -> check -> graph -> plan -> conjugacy -> derive ->
+codegen.
 
 Generated code is cached on disk under a hash of the source, the file name and the
 compiler's own files (``$EMDSL_CACHE`` or ``~/.cache/emdsl``), so loading a model a second
@@ -65,8 +66,14 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
 
 
 def derive_updates(checked: CheckedModel, fg=None):
+    """graph -> plan -> (conjugacy report) -> updates."""
     from .conjugacy import analyse
     from .derive import derive
     from .graph import build_graph
+    from .inference import make_plan
     fg = fg or build_graph(checked)
-    return derive(analyse(fg), checked)
+    plan = make_plan(fg)
+    plan.require_supported()
+    us = derive(analyse(fg), checked)
+    us.plan = plan
+    return us

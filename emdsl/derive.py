@@ -73,6 +73,7 @@ class UpdateSet:
     simplex: list
     gaussian: list
     symbols: dict
+    plan: object = None         # the inference Plan the updates were derived from
 
 
 def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:

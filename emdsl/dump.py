@@ -1,4 +1,4 @@
-"""Text dumps of each pipeline stage (``emdsl compile --print ast|graph|conj|updates``):
+"""Text dumps of each pipeline stage (``emdsl compile --print ast|graph|plan|conj|updates``):
 a stable, readable form of every intermediate object, as stanc3's ``--print-mir``."""
 from __future__ import annotations
 
@@ -23,10 +23,19 @@ def run_stages(path: str, upto: str):
         fg = build_graph(check(tree))
         if upto == "graph":
             return fg
+        from .inference import make_plan
+        plan = make_plan(fg)
+        if upto == "plan":
+            return plan
+        plan.require_supported()
         from .conjugacy import analyse
         from .derive import derive
         report = analyse(fg)
-        return report if upto == "conj" else derive(report, fg.model)
+        if upto == "conj":
+            return report
+        us = derive(report, fg.model)
+        us.plan = plan
+        return us
     except EmmError as exc:
         exc.source = exc.source or source
         raise
@@ -69,7 +78,7 @@ def dump_conj(r) -> str:
 
 
 def dump_updates(us) -> str:
-    out = [dump_conj(us.report)]
+    out = [us.plan.dump(), dump_conj(us.report)] if us.plan else [dump_conj(us.report)]
     for g in us.groups:
         out += [f"M-step {p} = {sol}" for p, sol in g.closed.items()]
         out += [f"M-step {p}: Newton on dQ/d{p} = 0 (no closed form)" for p in g.numeric]

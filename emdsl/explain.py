@@ -81,6 +81,10 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
     doc.title(f"Derivation: {cm.name} ({r.algorithm})")
     doc.heading("1. The model")
     doc.items([f"line {f.span.line}: `{f.text}`" for f in cm.factors])
+    if us.plan is not None:
+        doc.para(f"The plan (chosen from the roles and the factor graph; the algorithm is "
+                 f"{us.plan.algorithm}):")
+        doc.items(us.plan.words())
     what = "maximum likelihood" if not r.priors else f"MAP (priors on {', '.join(r.priors)})"
     doc.para(f"Params are point estimates by {what}. Given the params, each `{z}[{n}]` takes "
              f"one of the values 1..{K}, so its posterior is a finite discrete distribution: "

@@ -59,6 +59,9 @@ class Family:
     alternatives: dict = field(default_factory=dict, compare=False)
     decl: ast.FamilyDecl | None = field(default=None, compare=False)
     span: Span | None = None
+    # a location-scale family: the names of its mean and of its (co)variance argument
+    location: str = ""
+    spread: str = ""
 
     @property
     def scalar(self) -> bool:
@@ -133,7 +136,7 @@ def prelude() -> dict[str, Family]:
     normal = fams["Normal"]
     alt = {"prec": ("var", lambda v: 1 / v), "sd": ("var", lambda v: v ** 2)}
     fams["Normal"] = Family(normal.name, normal.params, normal.support, 0, alt, normal.decl,
-                            normal.span)
+                            normal.span, location="mean", spread="var")
     return fams
 
 
@@ -145,7 +148,7 @@ VECTOR_FAMILIES: dict[str, Family] = {
         Family("Multinomial", (ParamSpec("n", "count", 0), ParamSpec("p", "simplex", 1)),
                "count", 1),
         Family("MvNormal", (ParamSpec("mean", "real", 1), ParamSpec("cov", "spd", 2)), "real", 1,
-               {"prec": ("cov", None)}),
+               {"prec": ("cov", None)}, location="mean", spread="cov"),
         Family("Wishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2),
         Family("InvWishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2),
     )

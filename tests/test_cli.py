@@ -137,7 +137,7 @@ def test_compile_to_stdout(capsys):
     assert status == 0 and "def e_step" in out and "def m_step" in out
 
 
-@pytest.mark.parametrize("stage", ["ast", "graph", "conj", "updates"])
+@pytest.mark.parametrize("stage", ["ast", "graph", "plan", "conj", "updates"])
 def test_compile_print_stage(stage, capsys):
     status, out, err = run(capsys, "compile", GMM, "--print", stage)
     assert status == 0, err

@@ -31,7 +31,7 @@ def compiler_fingerprint() -> str:
     """A hash of the compiler's own files, so a changed compiler never reuses old code."""
     h = hashlib.sha256(__version__.encode())
     here = Path(__file__).resolve().parent
-    for f in sorted([*here.rglob("*.py"), *here.glob("*.emm"), *here.glob("_grammar/*.lark"),
+    for f in sorted([*here.rglob("*.py"), *here.rglob("*.emm"), *here.glob("_grammar/*.lark"),
                      here.parent / "grammars" / "emm.lark"]):
         if f.is_file():
             h.update(str(f.relative_to(here.parent)).encode())

@@ -7,7 +7,8 @@ Scalar families are declared by their log density alone: the built-in ones in
     log p(x | theta) = eta(theta) . t(x) - A(theta) + log h(x)
 
 for whichever family arguments are unknown.  Vector and matrix families carry their
-signature here and their derivations in ``derive_vector.py``.  This module does not import
+signature here and their numerics in one module each (``mvnormal``, ``wishart``,
+``simplex``).  This module does not import
 sympy (a cached model loads without it); the symbolic parts are computed on first use.
 """
 from __future__ import annotations
@@ -16,9 +17,12 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 
-from . import ast
-from .errors import EmmSemanticError, Span
-from .parse import parse
+from .. import ast
+from ..errors import EmmSemanticError, Span
+from ..parse import parse
+from . import mvnormal as _mvnormal
+from . import simplex as _simplex
+from . import wishart as _wishart
 
 # the support/type lattice: a value of type A may be used where B is expected
 SUBTYPES = {
@@ -35,7 +39,7 @@ def is_subtype(have: str, want: str) -> bool:
 def __getattr__(name):
     """The symbolic helpers, re-exported lazily from ``expfam``."""
     if name in ("decompose", "NotExponentialFamily", "ExpFamForm", "to_sympy", "ASSUMPTIONS"):
-        from . import expfam
+        from .. import expfam
         return getattr(expfam, name)
     raise AttributeError(name)
 
@@ -62,6 +66,9 @@ class Family:
     # a location-scale family: the names of its mean and of its (co)variance argument
     location: str = ""
     spread: str = ""
+    # vector / matrix families: the numerics class (see vector.ExpFamily); scalar
+    # families get theirs from the log density (scalar.ScalarNumerics)
+    numerics: type | None = field(default=None, compare=False)
 
     @property
     def scalar(self) -> bool:
@@ -70,18 +77,18 @@ class Family:
     @property
     def var(self):
         """The sympy symbol of the variable (scalar families)."""
-        from .expfam import symbolic
+        from ..expfam import symbolic
         return symbolic(self.decl)[0]
 
     @property
     def symbols(self) -> tuple:
-        from .expfam import symbolic
+        from ..expfam import symbolic
         return symbolic(self.decl)[1]
 
     @property
     def logpdf(self):
         """The log density as a sympy expression."""
-        from .expfam import symbolic
+        from ..expfam import symbolic
         return symbolic(self.decl)[2]
 
     @property
@@ -95,7 +102,7 @@ class Family:
 
     def expfam(self, unknown=None):
         """The exponential-family form with the parameters named in ``unknown`` free."""
-        from .expfam import decompose
+        from ..expfam import decompose
         names = set(self.param_names if unknown is None else unknown)
         unknowns = {s for s, p in zip(self.symbols, self.params) if p.name in names}
         return decompose(self.logpdf, self.var, unknowns)
@@ -121,7 +128,7 @@ def scalar_family(decl: ast.FamilyDecl, validate: bool = True) -> Family:
         params.append(ParamSpec(p.name, p.type.kind, 0))
     fam = Family(decl.name, tuple(params), decl.support.kind, 0, {}, decl, decl.span)
     if validate:
-        from .expfam import validate as check_exponential
+        from ..expfam import validate as check_exponential
         fam.logpdf  # noqa: B018 - translate now so unknown names are reported here
         check_exponential(fam)
     return fam
@@ -130,7 +137,7 @@ def scalar_family(decl: ast.FamilyDecl, validate: bool = True) -> Family:
 @functools.lru_cache(maxsize=1)
 def prelude() -> dict[str, Family]:
     """The built-in scalar families, from ``prelude.emm``."""
-    text = resources.files("emdsl").joinpath("prelude.emm").read_text(encoding="utf-8")
+    text = resources.files("emdsl.families").joinpath("prelude.emm").read_text(encoding="utf-8")
     model = parse(text, "<prelude>")
     fams = {d.name: scalar_family(d, validate=False) for d in model.families}
     normal = fams["Normal"]
@@ -140,17 +147,23 @@ def prelude() -> dict[str, Family]:
     return fams
 
 
-# Vector / matrix families: signature here; their derivations live in derive_vector.py.
+# Vector / matrix families: the signature here, the numerics (t, eta, A, log h, mean map,
+# mode, entropy, sampler, messages) in one module each.
 VECTOR_FAMILIES: dict[str, Family] = {
     f.name: f for f in (
-        Family("Categorical", (ParamSpec("p", "simplex", 1),), "cat", 0),
-        Family("Dirichlet", (ParamSpec("alpha", "pos", 1),), "simplex", 1),
+        Family("Categorical", (ParamSpec("p", "simplex", 1),), "cat", 0,
+               numerics=_simplex.Categorical),
+        Family("Dirichlet", (ParamSpec("alpha", "pos", 1),), "simplex", 1,
+               numerics=_simplex.Dirichlet),
         Family("Multinomial", (ParamSpec("n", "count", 0), ParamSpec("p", "simplex", 1)),
-               "count", 1),
+               "count", 1, numerics=_simplex.Multinomial),
         Family("MvNormal", (ParamSpec("mean", "real", 1), ParamSpec("cov", "spd", 2)), "real", 1,
-               {"prec": ("cov", None)}, location="mean", spread="cov"),
-        Family("Wishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2),
-        Family("InvWishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2),
+               {"prec": ("cov", None)}, location="mean", spread="cov",
+               numerics=_mvnormal.MvNormal),
+        Family("Wishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2,
+               numerics=_wishart.Wishart),
+        Family("InvWishart", (ParamSpec("scale", "spd", 2), ParamSpec("df", "pos", 0)), "spd", 2,
+               numerics=_wishart.InvWishart),
     )
 }
 

@@ -1,0 +1,128 @@
+"""Categorical, Multinomial and Dirichlet as family entries.
+
+Categorical(p):    x in 0..K-1, t = onehot(x) (..., K), eta = log p, A = logsumexp(eta)
+Multinomial(n, p): x counts (..., K), t = x, eta = log p, A = n logsumexp(eta),
+                   log h = lgamma(n + 1) - sum lgamma(x + 1)
+Dirichlet(alpha):  t = log p (..., K), eta = alpha - 1,
+                   A = sum lgamma(alpha) - lgamma(sum alpha), log h = 0
+(the categorical log-normaliser is 0 when p is normalised; written for any eta).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import digamma, gammaln, logsumexp, softmax
+
+from .vector import ExpFamily
+
+
+class Categorical(ExpFamily):
+    name = "Categorical"
+    EVENT_RANKS = (1,)
+    # p: a Dirichlet form in p (t = log p): the expected counts
+    MESSAGES = {"p": ("Dirichlet", "msg_p")}
+
+    def __init__(self, K: int | None = None):
+        self.K = K
+
+    def stats(self, x):
+        x = np.asarray(x, dtype=np.int64)
+        return (np.eye(self.K)[x],)
+
+    def natural(self, p):
+        with np.errstate(divide="ignore"):
+            return (np.log(np.asarray(p, float)),)
+
+    def log_normalizer(self, eta):
+        return logsumexp(eta[0], axis=-1)
+
+    def log_base(self, x):
+        return np.zeros(np.shape(x))
+
+    def mean_map(self, eta):
+        return (softmax(eta[0], axis=-1),)
+
+    def inverse_mean_map(self, mu):
+        return self.natural(mu[0])
+
+    def mode(self, eta):
+        return np.argmax(eta[0], axis=-1)
+
+    def entropy(self, eta):
+        p = softmax(eta[0], axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=-1)
+
+    def sample(self, rng, eta, size=()):
+        p = softmax(eta[0], axis=-1)
+        u = rng.random(tuple(np.atleast_1d(size)) + p.shape[:-1] if size != () else p.shape[:-1])
+        return (np.cumsum(p, axis=-1) < u[..., None]).sum(-1)
+
+    def msg_p(self, counts):
+        """To p: coefficients on log p = the (expected) counts of each category (..., K)."""
+        return (np.asarray(counts, float),)
+
+
+class Multinomial(Categorical):
+    name = "Multinomial"
+
+    def __init__(self, n=1):
+        super().__init__(None)
+        self.n = n
+
+    def stats(self, x):
+        return (np.asarray(x, float),)
+
+    def log_normalizer(self, eta):
+        return np.asarray(self.n, float) * logsumexp(eta[0], axis=-1)
+
+    def log_base(self, x):
+        x = np.asarray(x, float)
+        return gammaln(x.sum(-1) + 1) - gammaln(x + 1).sum(-1)
+
+    def mean_map(self, eta):
+        return (np.asarray(self.n, float)[..., None] * softmax(eta[0], axis=-1),)
+
+    def mode(self, eta):  # pragma: no cover - not needed by any update
+        raise NotImplementedError("the Multinomial mode has no closed form")
+
+    def entropy(self, eta):
+        return None  # E[log h] has no closed form
+
+    def sample(self, rng, eta, size=()):
+        return rng.multinomial(self.n, softmax(eta[0], axis=-1), size=size or None)
+
+
+class Dirichlet(ExpFamily):
+    name = "Dirichlet"
+    EVENT_RANKS = (1,)
+    MESSAGES: dict = {}  # its concentration is not conjugate to anything: numerical updates
+
+    def stats(self, p):
+        with np.errstate(divide="ignore"):
+            return (np.log(np.asarray(p, float)),)
+
+    def natural(self, alpha):
+        return (np.asarray(alpha, float) - 1.0,)
+
+    def log_normalizer(self, eta):
+        a = np.asarray(eta[0]) + 1.0
+        return gammaln(a).sum(-1) - gammaln(a.sum(-1))
+
+    def log_base(self, p):
+        return np.zeros(np.shape(p)[:-1])
+
+    def mean_map(self, eta):
+        a = np.asarray(eta[0]) + 1.0
+        return (digamma(a) - digamma(a.sum(-1, keepdims=True)),)
+
+    def mode(self, eta):
+        """(alpha - 1) / sum(alpha - 1): the argmax of sum_j eta_j log p_j on the simplex
+        (a Lagrange multiplier); the MAP / ML simplex update. eta >= 0 required."""
+        c = np.asarray(eta[0], float)
+        total = c.sum(-1, keepdims=True)
+        return c / np.where(total > 0, total, 1.0)
+
+    def sample(self, rng, eta, size=()):
+        a = np.asarray(eta[0]) + 1.0
+        g = rng.standard_gamma(a, size=tuple(np.atleast_1d(size)) + a.shape if size != () else None)
+        return g / g.sum(-1, keepdims=True)

@@ -2,6 +2,8 @@
 whether a value fits where a family expects a given type (part of stage 2)."""
 from __future__ import annotations
 
+import math
+
 from . import ast
 from .families import is_subtype
 
@@ -27,10 +29,14 @@ def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):
         total = len(v.shape) + v.elem_rank
         return v.kind, max(0, total - len(e.indices))
     if isinstance(e, ast.Neg):
-        return "real", expr_kind(e.operand, vars, dims, lets)[1]
+        rank = expr_kind(e.operand, vars, dims, lets)[1]
+        return _interval_kind(e, vars, dims, lets) or "real", rank
     if isinstance(e, ast.BinOp):
         (ka, ra), (kb, rb) = expr_kind(e.left, vars, dims, lets), expr_kind(e.right, vars, dims, lets)
         rank = None if ra is None or rb is None else max(ra, rb)
+        narrow = _interval_kind(e, vars, dims, lets) if e.op != "@" else None
+        if narrow is not None:  # elementwise arithmetic of scalars: the range decides
+            return narrow, rank
         if e.op == "@":
             rank = None if rank is None else max(0, ra + rb - 2)
             return "real", rank
@@ -67,6 +73,72 @@ def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):
         if f == "transpose":
             return (sub[0] if sub else ("real", 2))
     return None, None
+
+
+# ----------------------------------------------------------------------------- ranges
+# The range of a scalar expression as (lo, hi, lo_open, hi_open), from the ranges of the
+# type kinds: `1 - q` with q : unit is in (0, 1), `1 / (1 + exp(-a))` too.
+_RANGES = {"real": (-math.inf, math.inf, True, True), "pos": (0.0, math.inf, True, True),
+           "unit": (0.0, 1.0, True, True), "count": (0.0, math.inf, False, True),
+           "bin": (0.0, 1.0, False, False)}
+
+
+def _interval_kind(e, vars, dims, lets):
+    """'unit', 'pos' or 'real' from the range of ``e``; None when ``e`` is not elementwise
+    arithmetic of scalar kinds (then the rank rules decide)."""
+    r = _range(e, vars, dims, lets)
+    if r is None:
+        return None
+    lo, hi, lo_open, hi_open = r
+    positive = lo > 0 or (lo == 0 and lo_open)
+    if positive and (hi < 1 or (hi == 1 and hi_open)):
+        return "unit"
+    return "pos" if positive else "real"
+
+
+def _range(e, vars, dims, lets):
+    inf = math.inf
+    if isinstance(e, ast.Num):
+        return (e.value, e.value, False, False)
+    if isinstance(e, ast.Name) and e.id in lets:
+        return _range(lets[e.id], vars, dims, lets)
+    if isinstance(e, (ast.Name, ast.Index)):
+        kind, _ = expr_kind(e, vars, dims, lets)
+        if isinstance(e, ast.Name) and e.id in dims:
+            return (1.0, inf, False, True)
+        return _RANGES.get(kind)
+    if isinstance(e, ast.Neg):
+        r = _range(e.operand, vars, dims, lets)
+        return None if r is None else (-r[1], -r[0], r[3], r[2])
+    if isinstance(e, ast.Call) and e.func in ("exp", "log", "sqrt") and len(e.args) == 1:
+        r = _range(e.args[0], vars, dims, lets)
+        if r is None:
+            return None
+        fn = {"exp": math.exp, "sqrt": math.sqrt, "log": math.log}[e.func]
+        if e.func in ("log", "sqrt") and r[0] < 0:
+            return None
+        lo = -inf if (e.func == "log" and r[0] == 0) else fn(r[0]) if r[0] > -inf else 0.0
+        hi = inf if r[1] == inf else fn(r[1])
+        return (lo, hi, r[2] or r[0] == -inf, r[3])
+    if isinstance(e, ast.BinOp) and e.op in "+-*/":
+        a, b = _range(e.left, vars, dims, lets), _range(e.right, vars, dims, lets)
+        if a is None or b is None:
+            return None
+        if e.op == "+":
+            return (a[0] + b[0], a[1] + b[1], a[2] or b[2], a[3] or b[3])
+        if e.op == "-":
+            return (a[0] - b[1], a[1] - b[0], a[2] or b[3], a[3] or b[2])
+        if e.op == "/":
+            if not (b[0] > 0 or (b[0] == 0 and b[2])):
+                return None  # a divisor that may be 0 or negative: no range
+            b = (1 / b[1] if b[1] < inf else 0.0, 1 / b[0] if b[0] > 0 else inf,
+                 b[3] or b[1] == inf, b[2] or b[0] == 0)
+        if a[0] < 0 or b[0] < 0:
+            return (-inf, inf, True, True)  # signs mix: keep it simple
+        lo = a[0] * b[0]
+        hi = inf if inf in (a[1], b[1]) else a[1] * b[1]
+        return (lo, hi, a[2] or b[2], a[3] or b[3])
+    return None
 
 
 def overlap(idx_a, loops_a, idx_b, loops_b) -> bool:

@@ -273,3 +273,31 @@ def test_fit_options_come_from_the_checker():
     assert api.FIT_OPTIONS is FIT_OPTIONS
     import emdsl.check
     assert "FIT_OPTIONS" in emdsl.check.__all__
+
+
+# ----------------------------------------------------------------------------- ranges
+@pytest.mark.parametrize("arg, ok", [
+    ("1 - q[z[n]]", True), ("1 / (1 + exp(-a[z[n]]))", True), ("q[z[n]] / 2", True),
+    ("exp(-exp(a[z[n]]))", True), ("2 - q[z[n]]", False), ("q[z[n]] + q[z[n]]", False),
+    ("1 / (2 + a[z[n]])", False), ("-q[z[n]]", False),
+])
+def test_probability_arguments_by_their_range(arg, ok):
+    """A Bernoulli's p must lie in (0, 1): decided from the range of the expression."""
+    decls = "".join(f"param {name}[K] : {kind}\n" for name, kind in (("q", "unit"), ("a", "real"))
+                    if f"{name}[" in arg)
+    src = f"""model R
+dim N
+dim K = 2
+data y[N] : bin
+param w : simplex[K]
+{decls}latent z[N] : cat[K]
+for n in 1:N {{
+  z[n] ~ Categorical(w)
+  y[n] ~ Bernoulli({arg})
+}}
+"""
+    if ok:
+        check(parse(src, "r.emm"))
+    else:
+        with pytest.raises(EmmSemanticError, match="needs 'p' of type unit"):
+            check(parse(src, "r.emm"))

@@ -55,7 +55,7 @@ def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):
         f = e.func
         sub = [expr_kind(a, vars, dims, lets) for a in e.args]
         if f in ("exp", "sqrt"):
-            return "pos", sub[0][1] if sub else 0
+            return _interval_kind(e, vars, dims, lets) or "pos", sub[0][1] if sub else 0
         if f in ("log", "lgamma", "digamma"):
             return "real", sub[0][1] if sub else 0
         if f == "eye":

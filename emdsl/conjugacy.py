@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from . import ast
 from .check import CheckedModel, Factor, Loop, Var
 from .errors import InternalError, NonConjugateError
+from .graph import Axis as Axis_
 from .graph import FactorGraph
 
 
@@ -102,8 +103,10 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
     plate = assign.loops[0]
     if not params:
         raise _unsupported(cm, z.span, "a model without params (CAVI)", "declare params")
-    assign_ref = _param_ref(cm, assign.arg["p"], z, plate, (), assign)
-    if assign_ref is None:
+    prefs = [r for r in fg.refs(fg.sampling_factors(z.name)[0])[1:]
+             if r.arg == "p" and cm.role(r.var) == "param"]
+    assign_ref = _param_ref(cm, prefs[0], z, plate, ()) if prefs else None
+    if assign_ref is None or prefs[0].text != ast.show(assign.arg["p"]):
         raise _unsupported(cm, assign.span, "mixture weights that are not a param",
                            "use a `param weights : simplex[K]`")
     priors = {}
@@ -111,7 +114,7 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
         for i in fg.sampling_factors(name):
             priors[name] = _prior(cm, cm.factors[i])
     data = [v.name for v in cm.vars.values() if v.role == "data"]
-    emissions = [_emission(cm, i, cm.factors[i], z, plate)
+    emissions = [_emission(fg, i, cm.factors[i], z, plate)
                  for i in sorted(i for d in data for i in fg.sampling_factors(d))]
     blanket = set(fg.factors_of(z.name))  # the factors the E-step of z reads
     for e in emissions:
@@ -122,13 +125,15 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
                            params)
 
 
-def _emission(cm: CheckedModel, number: int, f: Factor, z: Var, plate: Loop) -> Emission:
+def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> Emission:
+    cm = fg.model
     if not f.loops or f.loops[0].var != plate.var:
         raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
                            f"'{z.name}'", f"sample it inside `for {plate.var} in ...`")
     inner = f.loops[1:]
     want = tuple(lp.var for lp in f.loops)
-    got = tuple(getattr(i, "id", None) for i in f.index)
+    target = fg.refs(number)[0]
+    got = tuple(a.name if a.kind == "loop" else None for a in target.axes)
     if got != want:
         raise _unsupported(cm, f.span, f"'{f.target}' must be indexed by its loops in order "
                            f"[{', '.join(want)}]", "write e.g. `x[n, d] ~ ...`")
@@ -139,20 +144,20 @@ def _emission(cm: CheckedModel, number: int, f: Factor, z: Var, plate: Loop) -> 
         raise _unsupported(cm, f.span, f"emissions from {name}", "use a scalar family, "
                            "Categorical or MvNormal")
     refs = []
-    for arg, e in f.args:
-        for sub in _param_refs(cm, e):
-            ref = _param_ref(cm, sub, z, plate, inner, f)
-            if any(r.param == ref.param and r != ref for r in refs):
-                raise _unsupported(cm, sub.span, f"param '{ref.param}' used with two "
-                                   "different indexings in one statement", "")
-            if ref not in refs:
-                refs.append(ref)
-        for sub in ast.walk_expr(e):
-            if isinstance(sub, ast.Name) and cm.role(sub.id) in ("data", "latent") \
-                    and not _inside_index_of_param(e, sub, cm):
-                raise _unsupported(cm, sub.span, f"'{sub.id}' inside the arguments of "
-                                   f"{name} (regression-type emissions)",
-                                   "arguments may use params, hypers, dims and numbers")
+    for gref in fg.refs(number)[1:]:
+        role = cm.role(gref.var)
+        if role in ("data", "latent") and gref.arg != "index":
+            raise _unsupported(cm, gref.span, f"'{gref.var}' inside the arguments of "
+                               f"{name} (regression-type emissions)",
+                               "arguments may use params, hypers, dims and numbers")
+        if role != "param":
+            continue
+        ref = _param_ref(cm, gref, z, plate, inner)
+        if any(r.param == ref.param and r != ref for r in refs):
+            raise _unsupported(cm, gref.span, f"param '{ref.param}' used with two "
+                               "different indexings in one statement", "")
+        if ref not in refs:
+            refs.append(ref)
     if kind == "scalar" and refs:
         if any(a.kind == "covariate" for r in refs for a in r.axes):
             raise _unsupported(cm, f.span, f"a covariate-indexed param in a {name} emission",
@@ -206,65 +211,31 @@ def _prior(cm: CheckedModel, f: Factor) -> Factor:
     return f
 
 
-def _param_refs(cm: CheckedModel, e: ast.Expr):
-    """Param references in ``e``: ``p`` or ``p[...]`` (outermost only)."""
-    if isinstance(e, ast.Name) and cm.role(e.id) == "param":
-        yield e
-    elif isinstance(e, ast.Index) and isinstance(e.base, ast.Name) \
-            and cm.role(e.base.id) == "param":
-        yield e
-    elif isinstance(e, ast.Index):
-        for i in e.indices:
-            yield from _param_refs(cm, i)
-    elif isinstance(e, ast.BinOp):
-        yield from _param_refs(cm, e.left)
-        yield from _param_refs(cm, e.right)
-    elif isinstance(e, ast.Neg):
-        yield from _param_refs(cm, e.operand)
-    elif isinstance(e, ast.Call):
-        for a in e.args:
-            yield from _param_refs(cm, a)
-
-
-def _param_ref(cm, e, z: Var, plate: Loop, inner, f: Factor) -> ParamRef | None:
-    if isinstance(e, ast.Name):
-        return ParamRef(e.id, ()) if cm.role(e.id) == "param" else None
-    if not (isinstance(e, ast.Index) and cm.role(e.base.id) == "param"):
-        return None
-    v = cm.vars[e.base.id]
-    if len(e.indices) != len(v.shape):
-        raise _unsupported(cm, e.span, f"indexing into the elements of param '{v.name}'",
+def _param_ref(cm, gref, z: Var, plate: Loop, inner) -> ParamRef:
+    """The param reference ``gref`` (a graph edge) in the terms of a mixture: each index
+    is the latent (``mu[z[n]]``), an inner loop variable, or a categorical covariate
+    indexed by the plate (``theta[doc[n]]``)."""
+    v = cm.vars[gref.var]
+    if len(gref.axes) not in (0, len(v.shape)):
+        raise _unsupported(cm, gref.span, f"indexing into the elements of param '{v.name}'",
                            f"index '{v.name}' by its plate only ({len(v.shape)} index(es))")
     inner_vars = {lp.var for lp in inner}
     axes = []
-    for idx in e.indices:
-        if isinstance(idx, ast.Index) and isinstance(idx.base, ast.Name) \
-                and len(idx.indices) == 1 and getattr(idx.indices[0], "id", None) == plate.var:
-            role = cm.role(idx.base.id)
-            if idx.base.id == z.name:
-                axes.append(Axis("latent", z.name))
-                continue
-            if role == "data" and cm.vars[idx.base.id].kind == "cat":
-                axes.append(Axis("covariate", idx.base.id))
-                continue
-        if isinstance(idx, ast.Name) and idx.id in inner_vars:
-            axes.append(Axis("loop", idx.id))
-            continue
-        raise _unsupported(cm, idx.span, f"param index '{ast.show(idx)}'",
-                           f"index params by {z.name}[{plate.var}], an inner loop variable "
-                           f"or a cat datum indexed by {plate.var}")
+    for ax in gref.axes:
+        by_plate = ax.inner == (Axis_("loop", plate.var),)
+        if ax.kind == "gate" and ax.name == z.name and by_plate:
+            axes.append(Axis("latent", z.name))
+        elif ax.kind == "group" and by_plate:
+            axes.append(Axis("covariate", ax.name))
+        elif ax.kind == "loop" and ax.name in inner_vars:
+            axes.append(Axis("loop", ax.name))
+        else:
+            raise _unsupported(cm, ax.span, f"param index '{ax.show()}'",
+                               f"index params by {z.name}[{plate.var}], an inner loop variable "
+                               f"or a cat datum indexed by {plate.var}")
     if sum(a.kind == "latent" for a in axes) > 1:
-        raise _unsupported(cm, e.span, "a param indexed twice by the latent", "")
+        raise _unsupported(cm, gref.span, "a param indexed twice by the latent", "")
     return ParamRef(v.name, tuple(axes))
-
-
-def _inside_index_of_param(e, name_node, cm) -> bool:
-    for sub in ast.walk_expr(e):
-        if isinstance(sub, ast.Index) and cm.role(getattr(sub.base, "id", "")) == "param":
-            for i in sub.indices:
-                if any(n is name_node for n in ast.walk_expr(i)):
-                    return True
-    return False
 
 
 def _unsupported(cm: CheckedModel, span, what: str, hint: str) -> NonConjugateError:

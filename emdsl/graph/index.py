@@ -17,9 +17,10 @@ axes: ``lag`` > ``gate`` > ``group`` > ``direct`` > ``whole`` (no index at all).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import ast
+from ..errors import Span
 
 EDGE_KINDS = ("whole", "direct", "group", "gate", "lag")
 
@@ -30,6 +31,7 @@ class Axis:
     name: str = ""                  # loop variable, selector variable, or the shown expr
     offset: int = 0                 # lag: the constant added; const: the 1-based value
     inner: tuple["Axis", ...] = ()  # gate / group: the selector's own index map
+    span: Span | None = field(default=None, compare=False)  # the index expression
 
     def show(self) -> str:
         if self.kind == "loop":
@@ -65,6 +67,7 @@ class Ref:
     axes: tuple[Axis, ...]
     arg: str                # the family argument it appears in, 'target' or 'index'
     text: str               # the reference printed back, e.g. 'mu[z[n]]'
+    span: Span | None = field(default=None, compare=False)
 
     @property
     def kind(self) -> str:
@@ -89,19 +92,20 @@ def index_map(e: ast.Expr, loop_vars: set, cat_role) -> Axis:
     ``loop_vars``: the loop variables in scope; ``cat_role(name)``: 'latent' or 'data'
     when ``name`` is a categorical variable of that role, else None."""
     if isinstance(e, ast.Name) and e.id in loop_vars:
-        return Axis("loop", e.id)
+        return Axis("loop", e.id, span=e.span)
     if isinstance(e, ast.Num) and e.is_int:
-        return Axis("const", offset=int(e.value))
+        return Axis("const", offset=int(e.value), span=e.span)
     if isinstance(e, ast.BinOp) and e.op in "+-" and isinstance(e.left, ast.Name) \
             and e.left.id in loop_vars and isinstance(e.right, ast.Num) and e.right.is_int:
         off = int(e.right.value)
-        return Axis("lag", e.left.id, offset=off if e.op == "+" else -off)
+        return Axis("lag", e.left.id, offset=off if e.op == "+" else -off, span=e.span)
     if isinstance(e, ast.Index) and isinstance(e.base, ast.Name):
         role = cat_role(e.base.id)
         if role in ("latent", "data"):
             inner = tuple(index_map(i, loop_vars, cat_role) for i in e.indices)
-            return Axis("gate" if role == "latent" else "group", e.base.id, inner=inner)
-    return Axis("other", ast.show(e))
+            return Axis("gate" if role == "latent" else "group", e.base.id, inner=inner,
+                        span=e.span)
+    return Axis("other", ast.show(e), span=e.span)
 
 
 def references(e: ast.Expr, arg: str, is_var, loop_vars: set, cat_role) -> list[Ref]:
@@ -111,11 +115,11 @@ def references(e: ast.Expr, arg: str, is_var, loop_vars: set, cat_role) -> list[
     out: list[Ref] = []
     if isinstance(e, ast.Name):
         if is_var(e.id):
-            out.append(Ref(e.id, (), arg, e.id))
+            out.append(Ref(e.id, (), arg, e.id, e.span))
         return out
     if isinstance(e, ast.Index) and isinstance(e.base, ast.Name) and is_var(e.base.id):
         axes = tuple(index_map(i, loop_vars, cat_role) for i in e.indices)
-        out.append(Ref(e.base.id, axes, arg, ast.show(e)))
+        out.append(Ref(e.base.id, axes, arg, ast.show(e), e.span))
         for i in e.indices:
             out += references(i, "index", is_var, loop_vars, cat_role)
         return out

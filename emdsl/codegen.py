@@ -40,7 +40,9 @@ class _Writer:
         """Source for a scalar emission's data shift (one per inner index) laid out like its
         params' grid (the latent axis a broadcast axis of length 1)."""
         fm = self.form_of(e)
-        inner, grid = self.data_letters(e)[1:], self.grid_letters(e)
+        summed = self.summed_positions(e)
+        inner = "".join(c for i, c in enumerate(self.data_letters(e)) if i and i not in summed)
+        grid = self.grid_letters(e)
         src = f'st["{fm.shift}"]'
         if inner:
             src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
@@ -57,12 +59,36 @@ class _Writer:
         return "n" + "".join(free[:len(emission.inner)])
 
     def grid_letters(self, emission) -> str:
-        """einsum letters of a scalar emission's param grid: 'k' for the latent axis, the
+        """einsum letters of a scalar emission's cell grid: 'k' for the latent axis, the
         inner loop's letter for a loop axis (conjugacy admits no other axes here)."""
+        return self.letters(emission, self.form_of(emission).axes)
+
+    def letters(self, emission, axes) -> str:
+        """einsum letters of ``axes`` (a param's or the cell grid's) in an emission."""
         loop_letter = dict(zip((lp.var for lp in emission.inner),
                                self.data_letters(emission)[1:]))
-        return "".join("k" if a.kind == "latent" else loop_letter[a.name]
-                       for a in self.form_of(emission).axes)
+        return "".join("k" if a.kind == "latent" else loop_letter[a.name] for a in axes)
+
+    def summed_positions(self, emission) -> tuple:
+        """Axes of the data array (0 = items) of the inner loops no param depends on."""
+        fm = self.form_of(emission)
+        return tuple(1 + i for i, lp in enumerate(emission.inner) if lp.var in fm.summed)
+
+    def multiplicity(self, emission) -> str:
+        """Source for the number of data elements per item and cell (the product of the
+        sizes of the summed inner loops), '' when it is 1."""
+        pos = self.summed_positions(emission)
+        x = emission.factor.target
+        return " * ".join(f'st["shape_{x}"][{i}]' for i in pos)
+
+    def on_grid(self, s, emission, refs, source):
+        """Locals for params / indexed hypers laid out on the emission's cell grid."""
+        grid = self.grid_letters(emission)
+        for r in refs:
+            own = self.letters(emission, r.axes)
+            val = source(r.param)
+            s(f"{r.param} = {val}" if own == grid else
+              f'{r.param} = _on_grid({val}, "{own}", "{grid}")  # on the cells [{grid}]')
 
     # ------------------------------------------------------------------ module
     def module(self) -> str:
@@ -99,6 +125,25 @@ class _Writer:
         return s.text()
 
     def shapes(self, s):
+        s("")
+        kinds = {name: v.kind for name, v in self.r.params.items()}
+        s(f"PARAM_KINDS = {kinds!r}")
+        s("")
+        s("")
+        s("def _param_value(name, new, old, hyp):")
+        s('    """The newest value of a param: this M-step\'s, the previous one, or a neutral')
+        s('    start (0, 1, 1/2, uniform or the identity by its type) before the first."""')
+        s("    if name in new:")
+        s("        return new[name]")
+        s("    if old and name in old:")
+        s("        return np.asarray(old[name], dtype=float)")
+        s("    shape, kind = param_shapes(hyp)[name], PARAM_KINDS[name]")
+        s('    if kind == "spd":')
+        s("        return np.broadcast_to(np.eye(shape[-1]), shape).copy()")
+        s('    if kind == "simplex":')
+        s("        return np.full(shape, 1.0 / shape[-1])")
+        s('    start = {"pos": 1.0, "unit": 0.5}.get(kind, 0.0)')
+        s("    return np.full(shape, start)")
         s("")
         s("def n_components(hyp):")
         s(f'    """The number of values of latent {self.r.latent.name!r} (K), from the dims."""')
@@ -158,9 +203,15 @@ class _Writer:
             if e.kind == "scalar":
                 fm = self.form_of(e)
                 s(f'{x} = np.asarray(data["{x}"], dtype=float)')
+                s(f'st["shape_{x}"] = {x}.shape')
                 if fm.shift is not None:
-                    s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis=0)  # one per inner index')
-                    s(f"{x} = {x} - {fm.shift}  # statistics of the centred data (no cancellation)")
+                    over = (0,) + self.summed_positions(e)
+                    if len(over) == 1:
+                        s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis=0)  # one per inner index')
+                        s(f"{x} = {x} - {fm.shift}  # statistics of the centred data (no cancellation)")
+                    else:
+                        s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis={over})  # one per cell')
+                        s(f"{x} = {x} - np.expand_dims({fm.shift}, {over})  # centred data")
                 self._hyper_locals(s, set().union(*[t.free_symbols for t in fm.t],
                                                   fm.logh.free_symbols) - {fm.x})
                 for i, t in enumerate(fm.t):
@@ -242,20 +293,24 @@ class _Writer:
         s(self.cite(f))
         if e.kind == "scalar":
             fm = self.form_of(e)
-            for r in e.refs:
-                s(f'{r.param} = params["{r.param}"]')
+            self.on_grid(s, e, e.refs, lambda p: f'params["{p}"]')
+            self.on_grid(s, e, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
             if fm.shift is not None:
                 s(f'{fm.shift} = {self.shift_on_grid(e)}  # the statistics are of {x} - {fm.shift}')
             syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
-            self._hyper_locals(s, syms)
-            grid = f'params["{e.refs[0].param}"].shape' if e.refs else "()"
+            self._hyper_locals(s, {y for y in syms if str(y) not in fm.ref_axes})
+            refs = [r.param for r in (*e.refs, *e.knowns)]
+            grid = f"np.broadcast_shapes({', '.join(f'np.shape({p})' for p in refs)})" \
+                if refs else "()"
             for i, eta in enumerate(fm.eta):
                 s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
                   f"of t_{i} = {fm.t[i]}")
             s(f"A_{x} = np.broadcast_to({py(fm.A)}, {grid})  # log-normaliser A(theta)")
             letters = self.grid_letters(e)
             keep = "k" if "k" in letters else ""
-            s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})')
+            mult = self.multiplicity(e)
+            s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})'
+              + (f" * ({mult})  # once per element of the summed inner loops" if mult else ""))
             const.append(f'st["logh_{x}"]')
         elif e.kind == "categorical":
             ref = e.refs[0]
@@ -355,11 +410,13 @@ class _Writer:
             elif e.kind == "scalar":
                 el = self.grid_letters(e)
                 shape = f'ess["S_{x}_0"].shape'
+                mult = self.multiplicity(e)
+                times = f" * ({mult})" if mult else ""
                 if "k" in el:
                     s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
-                      f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}) + _EPS10')
+                      f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times} + _EPS10')
                 else:
-                    s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"]))')
+                    s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')
             elif e.kind == "categorical":
                 ref_e = e.refs[0]
                 if ref_e.uses_latent:
@@ -402,7 +459,14 @@ class _Writer:
             s("resp = _kmeanspp_resp(features, n_comp, rng)")
         else:
             s('resp = rng.dirichlet(np.ones(n_comp), size=st["n_rows"])')
-        s("return m_step(expected_stats(st, resp), None, hyp, reg)")
+        if self.us.ecm_cycle:
+            s("ess = expected_stats(st, resp)")
+            s("params = m_step(ess, None, hyp, reg)")
+            s("for _ in range(10):  # the param groups read each other: a few ECM sweeps")
+            s("    params = m_step(ess, params, hyp, reg)")
+            s("return params")
+        else:
+            s("return m_step(expected_stats(st, resp), None, hyp, reg)")
         s.dedent()
         s("")
         s("")

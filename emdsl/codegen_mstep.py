@@ -68,14 +68,31 @@ class MStepWriter:
         s(f"# Q({', '.join(g.params)}) = {sp.sstr(g.Q)}")
         for p, eq in g.equations.items():
             s(f"# dQ/d{p} = {sp.sstr(eq)} = 0")
-        syms = set()
+        if g.others:
+            s(f"# given the newest {', '.join(g.others)} (one param group at a time: ECM)")
+        value = lambda p: f'_param_value("{p}", new, old, hyp)'  # noqa: E731
+        aggregated = []
+        for B, (fm, b) in g.aggregates.items():
+            if fm not in aggregated:
+                aggregated.append(fm)
+        for fm in aggregated:  # sums over the cells the group's params do not vary over
+            e = fm.emission
+            grid = self.w.grid_letters(e)
+            own = self.w.letters(e, g.axes)
+            self._form_locals(s, g, fm, value)
+            for B, (form, b) in g.aggregates.items():
+                if form is fm:
+                    s(f'{B} = np.einsum("{grid}->{own}", np.broadcast_to({py(b)}, '
+                      f'ess["S_{e.factor.target}_0"].shape))  # sum over the cells of {sp.sstr(b)}')
         for fm in g.forms:
-            for sym in (*fm.ess, fm.count) + ((fm.shift,) if fm.shift is not None else ()):
-                s(f'{sym} = ess["{sym}"]')
+            if fm not in aggregated:
+                self._form_locals(s, g, fm, value)
+        syms = set()
         exprs = list(g.closed.values()) + ([g.profile] if g.profile is not None else [])
         for e in exprs:
             syms |= e.free_symbols
-        self.w._hyper_locals(s, syms)
+        self.w._hyper_locals(s, {y for y in syms if not any(str(y) in fm.ref_axes
+                                                           for fm in g.forms)})
         if g.numeric:
             un = list(g.numeric)
             args = ", ".join(un)
@@ -85,8 +102,7 @@ class MStepWriter:
             s(f"_grad = lambda {args}: [{', '.join(py(e) for e in g.grad)}]")
             rows = ", ".join("[" + ", ".join(py(e) for e in row) + "]" for row in g.hess)
             s(f"_hess = lambda {args}: [{rows}]")
-            starts = ", ".join(f'old.get("{p}", np.ones_like(N_{g.forms[0].emission.factor.target}))'
-                               for p in un)
+            starts = ", ".join(f'_param_value("{p}", {{}}, old, hyp)' for p in un)
             kinds = [self.cm.vars[p].kind for p in un]
             s(f"{args}, = _newton(_q, _grad, _hess, [{starts}], {kinds!r})")
         for p, e in g.closed.items():
@@ -99,6 +115,16 @@ class MStepWriter:
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
                 s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), {cnt})')
+
+    def _form_locals(self, s, g, fm, value):
+        """Locals an emission's part of Q reads: its statistics, and the other params and
+        indexed hypers laid out on its cells."""
+        for sym in (*fm.ess, fm.count) + ((fm.shift,) if fm.shift is not None else ()):
+            s(f'{sym} = ess["{sym}"]')
+        e = fm.emission
+        others = [r for r in e.refs if r.param in g.others]
+        self.w.on_grid(s, e, others, value)
+        self.w.on_grid(s, e, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
 
     # ------------------------------------------------------------------ gaussian
     def gaussian(self, s, gu):

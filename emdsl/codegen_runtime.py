@@ -26,6 +26,16 @@ def _xx_stats(xc):
     return T
 
 
+def _on_grid(a, own, grid):
+    """Lay out array ``a`` (its axes named by the einsum letters ``own``) on the cells named
+    by ``grid``: axes in the grid's order, length 1 where ``a`` does not vary."""
+    a = np.asarray(a, dtype=float)
+    order = "".join(c for c in grid if c in own)
+    if own:
+        a = np.einsum(f"{own}->{order}", a)
+    return a.reshape(tuple(a.shape[order.index(c)] if c in order else 1 for c in grid))
+
+
 def _add(ess, key, value):
     """ess[key] += value, creating the entry on the first block."""
     if key in ess:

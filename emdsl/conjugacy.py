@@ -44,6 +44,7 @@ class Emission:
     kind: str                   # 'scalar' | 'categorical' | 'mvnormal'
     refs: tuple[ParamRef, ...]
     inner: tuple[Loop, ...]     # loops inside the latent plate, outermost first
+    knowns: tuple[ParamRef, ...] = ()  # indexed hypers (known arrays on the param grid)
 
     @property
     def uses_latent(self) -> bool:
@@ -143,13 +144,19 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
     if kind is None:
         raise _unsupported(cm, f.span, f"emissions from {name}", "use a scalar family, "
                            "Categorical or MvNormal")
-    refs = []
+    refs, knowns = [], []
     for gref in fg.refs(number)[1:]:
         role = cm.role(gref.var)
         if role in ("data", "latent") and gref.arg != "index":
             raise _unsupported(cm, gref.span, f"'{gref.var}' inside the arguments of "
                                f"{name} (regression-type emissions)",
                                "arguments may use params, hypers, dims and numbers")
+        if role == "hyper" and gref.axes and kind == "scalar":
+            # a known array on the param grid (a known variance per component)
+            known = _param_ref(cm, gref, z, plate, inner)
+            if known not in knowns:
+                knowns.append(known)
+            continue
         if role != "param":
             continue
         ref = _param_ref(cm, gref, z, plate, inner)
@@ -162,11 +169,6 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
         if any(a.kind == "covariate" for r in refs for a in r.axes):
             raise _unsupported(cm, f.span, f"a covariate-indexed param in a {name} emission",
                                f"index its params by {z.name}[{plate.var}] or inner loops")
-        loops = {a.name for r in refs for a in r.axes if a.kind == "loop"}
-        if loops != {lp.var for lp in inner}:
-            raise _unsupported(cm, f.span, "a param that is not indexed by every inner loop of "
-                               "its statement", "index the params by every loop inside "
-                               f"the plate of {plate.var}")
     if kind in ("categorical", "mvnormal") and inner:
         raise _unsupported(cm, f.span, f"a {name} emission inside an inner plate "
                            f"(for {inner[0].var} in ...)", f"give '{f.target}' one element "
@@ -186,7 +188,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
                            f"covariance the same way, e.g. both by {z.name}[{plate.var}]")
     if kind == "mvnormal" and any(a.kind == "covariate" for r in refs for a in r.axes):
         raise _unsupported(cm, f.span, "MvNormal params indexed by a covariate", None)
-    return Emission(f, number, kind, tuple(refs), inner)
+    return Emission(f, number, kind, tuple(refs), inner, tuple(knowns))
 
 
 def _prior(cm: CheckedModel, f: Factor) -> Factor:
@@ -216,7 +218,8 @@ def _param_ref(cm, gref, z: Var, plate: Loop, inner) -> ParamRef:
     is the latent (``mu[z[n]]``), an inner loop variable, or a categorical covariate
     indexed by the plate (``theta[doc[n]]``)."""
     v = cm.vars[gref.var]
-    if len(gref.axes) not in (0, len(v.shape)):
+    element = v.role == "hyper" and len(gref.axes) == len(v.shape) + v.elem_rank
+    if len(gref.axes) not in (0, len(v.shape)) and not element:
         raise _unsupported(cm, gref.span, f"indexing into the elements of param '{v.name}'",
                            f"index '{v.name}' by its plate only ({len(v.shape)} index(es))")
     inner_vars = {lp.var for lp in inner}

@@ -33,8 +33,10 @@ class EmissionForm:
     logh: sp.Expr
     ess: tuple            # S symbols, one per statistic
     count: sp.Symbol      # N symbol
-    axes: tuple           # the grid of its params
+    axes: tuple           # the cell grid: the union of its params' axes
     shift: sp.Symbol | None = None  # c when the statistics are of the centred data x - c
+    ref_axes: dict = field(default_factory=dict)  # param / indexed hyper -> its axes
+    summed: tuple = ()    # inner loop variables no param depends on (summed in t(x))
 
 
 @dataclass
@@ -51,6 +53,10 @@ class ScalarGroup:
     grad: list = field(default_factory=list)
     hess: list = field(default_factory=list)
     priors: dict = field(default_factory=dict)    # param -> log prior expression
+    # forms whose cells the group's params do not all vary over (a tied variance): Q is
+    # written with aggregate symbols B = sum over the other cell axes of an expression
+    aggregates: dict = field(default_factory=dict)  # B symbol -> (form, expression)
+    others: tuple = ()                  # params of other groups that its updates read
 
 
 @dataclass
@@ -74,6 +80,17 @@ class UpdateSet:
     gaussian: list
     symbols: dict
     plan: object = None         # the inference Plan the updates were derived from
+
+    @property
+    def ecm_cycle(self) -> bool:
+        """Whether a param group reads a group updated after it (then the first M-step,
+        from no previous values, is repeated a few times)."""
+        seen: set = set()
+        for g in self.groups:
+            if set(g.others) - seen:
+                return True
+            seen |= set(g.params)
+        return False
 
 
 def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
@@ -107,7 +124,8 @@ def _known_symbols(cm: CheckedModel) -> dict:
 def _arg_sympy(cm, e: ast.Expr, symbols):
     def on_index(node):
         base = node.base.id
-        if cm.role(base) == "param":
+        if cm.role(base) == "param" or (cm.role(base) == "hyper" and not all(
+                isinstance(i, ast.Num) for i in node.indices)):
             return symbols[base]
         raise NonConjugateError(f"not supported yet: '{ast.show(node)}' in a scalar argument",
                                 node.span, None, cm.model.source)
@@ -126,7 +144,8 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
             val = fam.alternatives[kw][1](val)
         args.append(val)
     logp = fam.log_density(x, *args)
-    unknowns = {symbols[r.param] for r in e.refs}
+    # indexed hypers vary over the cells like params: they belong in eta and A, not log h
+    unknowns = {symbols[r.param] for r in (*e.refs, *e.knowns)}
     try:
         ef = decompose(logp, x, unknowns)
     except NotExponentialFamily as exc:
@@ -135,12 +154,9 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
             f"{', '.join(sorted(r.param for r in e.refs))} here: the term {exc.term} mixes "
             f"'{f.target}' and a param", f.span, "write the parameter where the family is "
             "exponential (e.g. a Binomial's n must be known)", cm.model.source)
-    axes = {r.axes for r in e.refs}
-    if len(axes) > 1:
-        raise NonConjugateError("not supported yet: params indexed differently in one "
-                                "statement (e.g. mu[z[n]] with a shared variance)", f.span,
-                                "index every param of the statement the same way",
-                                cm.model.source)
+    grid = cell_grid(e)
+    on_grid = {a.name for a in grid if a.kind == "loop"}
+    summed = tuple(lp.var for lp in e.inner if lp.var not in on_grid)
     shift = None
     if fam.support == "real" and ef.t and all(t.is_polynomial(x) for t in ef.t):
         # real data with polynomial statistics (x, x^2): derive in the centred variable
@@ -153,8 +169,19 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
         ef = _centred(fam.log_density(x + shift, *args), x, shift, unknowns, locations)
     ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
     count = sp.Symbol(f"N_{f.target}", positive=True)
-    return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count,
-                        next(iter(axes)) if axes else (), shift)
+    ref_axes = {r.param: r.axes for r in (*e.refs, *e.knowns)}
+    return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count, grid, shift,
+                        ref_axes, summed)
+
+
+def cell_grid(e: Emission) -> tuple:
+    """The cells of an emission: the union of its params' (and indexed hypers') axes,
+    those of the most-indexed reference first.  Statistics are summed per cell."""
+    refs = sorted((*e.refs, *e.knowns), key=lambda r: -len(r.axes))
+    grid: list = []
+    for r in refs:
+        grid += [a for a in r.axes if a not in grid]
+    return tuple(grid)
 
 
 def _centred(logp, x, shift, unknowns, candidates):
@@ -181,8 +208,21 @@ def _centred(logp, x, shift, unknowns, candidates):
 
 # ----------------------------------------------------------------------------- scalar M-steps
 def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
-    scalar_params = {r.param for fm in forms for r in fm.emission.refs}
-    parent = {p: p for p in scalar_params}
+    """Params solved together: those with the same axes that share a statement.  Groups
+    are solved one after another (expectation conditional maximisation), each given the
+    newest values of the others, in an order where a group follows the groups it reads
+    when there is one (a tied variance after the means)."""
+    ref_axes: dict = {}
+    for fm in forms:
+        for r in fm.emission.refs:
+            ref_axes.setdefault(r.param, []).append((r.axes, fm))
+    for p, uses in ref_axes.items():
+        if len({a for a, _ in uses}) > 1:
+            raise NonConjugateError(
+                f"not supported yet: param '{p}' indexed differently in different "
+                "statements", uses[1][1].emission.factor.span, None, cm.model.source)
+    axes_of = {p: uses[0][0] for p, uses in ref_axes.items()}
+    parent = {p: p for p in axes_of}
 
     def find(p):
         while parent[p] != p:
@@ -190,27 +230,93 @@ def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
         return p
     for fm in forms:
         ps = [r.param for r in fm.emission.refs]
-        for p in ps[1:]:
-            parent[find(p)] = find(ps[0])
+        for a in ps:
+            for b in ps:
+                if axes_of[a] == axes_of[b]:
+                    parent[find(b)] = find(a)
     comps: dict = {}
-    for p in sorted(scalar_params):
+    order = list(cm.vars)
+    for p in sorted(axes_of, key=order.index):
         comps.setdefault(find(p), []).append(p)
     groups = []
     for members in comps.values():
         gforms = [fm for fm in forms if any(r.param in members for r in fm.emission.refs)]
-        axes = {fm.axes for fm in gforms}
-        if len(axes) > 1:
-            raise NonConjugateError(
-                f"not supported yet: param(s) {', '.join(members)} indexed differently in "
-                "different statements", gforms[1].emission.factor.span, None, cm.model.source)
-        groups.append(_solve_group(cm, report, tuple(members), axes.pop(), gforms, symbols))
-    return groups
+        groups.append(_solve_group(cm, report, tuple(members), axes_of[members[0]], gforms,
+                                   symbols))
+    return _ecm_order(groups)
+
+
+def _ecm_order(groups: list) -> list:
+    """Groups whose updates read no other group first, then those that read them."""
+    done: set = set()
+    out, todo = [], list(groups)
+    while todo:
+        ready = next((g for g in todo if set(g.others) <= done), todo[0])
+        todo.remove(ready)
+        out.append(ready)
+        done |= set(ready.params)
+    return out
+
+
+def _aggregate(cm, Qf, fm: EmissionForm, members, axes, symbols, aggregates: dict):
+    """Q_f summed over the cell axes that the group's params do not have.
+
+    Every term of the expanded Q_f is split into a factor constant over those axes (it may
+    hold the group's params) times a factor that varies over them (statistics, other
+    params); the sum of the latter over the axes becomes a symbol B, computed numerically.
+    A factor that both holds a group param and varies over the axes cannot be split."""
+    group = {symbols[p] for p in members}
+    summed = [a for a in fm.axes if a not in axes]
+
+    def varies(sym) -> bool:
+        name = str(sym)
+        if name in fm.ref_axes:
+            return any(a in summed for a in fm.ref_axes[name])
+        if sym == fm.shift:
+            return any(a.kind == "loop" for a in summed)
+        return sym in fm.ess or sym == fm.count
+    # a centred location (u - shift) is kept whole: expanding it would cancel digits
+    atoms = {}
+    for ue in Qf.atoms(sp.UnevaluatedExpr):
+        atoms[ue] = sp.Dummy(f"c{len(atoms)}", real=True)
+    inside = {d: ue.free_symbols for ue, d in atoms.items()}
+    body = Qf.xreplace(atoms).doit()
+    back = {d: ue for ue, d in atoms.items()}
+    out = sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(body)):
+        if not term.free_symbols & (group | set(d for d in inside if inside[d] & group)):
+            continue
+        a, b = sp.Integer(1), sp.Integer(1)
+        for f in sp.Mul.make_args(term):
+            syms = set().union(*[inside.get(x, {x}) for x in f.free_symbols])
+            f = f.xreplace(back)
+            if any(varies(x) for x in syms):
+                if syms & group:
+                    raise NonConjugateError(
+                        f"not supported yet: the M-step of {', '.join(members)} needs the "
+                        f"sum over components of {f}, which does not separate",
+                        fm.emission.factor.span, "index the params the same way",
+                        cm.model.source)
+                b *= f
+            else:
+                a *= f.doit()
+        B = next((k for k, (form, e) in aggregates.items() if form is fm and e == b), None)
+        if B is None:
+            B = sp.Symbol(f"B_{fm.emission.factor.target}_{len(aggregates)}", real=True)
+            aggregates[B] = (fm, b)
+        out += a * B
+    return out
 
 
 def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
     Q = sp.Integer(0)
+    aggregates: dict = {}
     for fm in gforms:
-        Q += (sum(e * s for e, s in zip(fm.eta, fm.ess)) - fm.A * fm.count).doit()
+        Qf = sum(e * s for e, s in zip(fm.eta, fm.ess)) - fm.A * fm.count
+        if set(axes) == set(fm.axes):
+            Q += Qf.doit()
+        else:
+            Q += _aggregate(cm, Qf, fm, members, axes, symbols, aggregates)
     priors = {}
     for p in members:
         pf = report.priors.get(p)
@@ -227,7 +333,7 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         priors[p] = lp
         Q += lp
     eqs = {p: sp.simplify(sp.diff(Q, symbols[p])) for p in members}
-    group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors)
+    group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors, aggregates=aggregates)
     closed: dict = {}
     remaining = list(members)
     progress = True
@@ -251,6 +357,13 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         us = [symbols[p] for p in remaining]
         group.grad = [sp.simplify(sp.diff(prof, u)) for u in us]
         group.hess = [[sp.simplify(sp.diff(g, u)) for u in us] for g in group.grad]
+    used = set().union(*[e.free_symbols for e in (*group.closed.values(), *group.grad,
+                                                  *[h for row in group.hess for h in row])],
+                       *[b.free_symbols for _, b in aggregates.values()])
+    if group.profile is not None:
+        used |= group.profile.free_symbols
+    group.others = tuple(sorted(str(u) for u in used if cm.role(str(u)) == "param"
+                                and str(u) not in members))
     return group
 
 

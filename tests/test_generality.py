@@ -2056,35 +2056,6 @@ def test_normal_mixture_with_normal_prior_on_means_map():
 
 # ============================================================================ unsupported
 UNSUPPORTED = {
-    # p shared across the D inner dims: not indexed by the inner loop
-    "bernoulli_shared_p": ("""
-model SharedBernoulli
-dim N, D
-dim K = 2
-data   x[N, D]   : bin
-param  weights   : simplex[K]
-param  p[K]      : unit
-latent z[N]      : cat[K]
-for n in 1:N {
-    z[n] ~ Categorical(weights)
-    for d in 1:D { x[n, d] ~ Bernoulli(p[z[n]]) }
-}
-""", emdsl.NonConjugateError, 11, ["not supported yet", "inner loop"]),
-    # a variance shared by all components (tied): params indexed differently in one statement
-    "tied_variance": ("""
-model TiedVarianceMixture
-dim N
-dim K = 3
-data   x[N]      : real
-param  weights   : simplex[K]
-param  mu[K]     : real
-param  s2        : pos
-latent z[N]      : cat[K]
-for n in 1:N {
-    z[n] ~ Categorical(weights)
-    x[n] ~ Normal(mu[z[n]], s2)
-}
-""", emdsl.NonConjugateError, 12, ["not supported yet", "indexed differently"]),
     # a param indexed by a covariate and the latent at once
     "covariate_and_latent_index": ("""
 model GroupRates

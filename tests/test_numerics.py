@@ -79,7 +79,7 @@ def test_params_through_exp_compile_to_closed_forms(hashseed):
                          env={**os.environ, "PYTHONHASHSEED": hashseed})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ("[(('a', 's2'), ('a', 's2'), ()), "
-                                  "(('ls', 'mu'), ('ls', 'mu'), ())]")
+                                  "(('mu', 'ls'), ('ls', 'mu'), ())]")
 
 
 def test_inner_plate_columns_far_apart():

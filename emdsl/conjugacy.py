@@ -14,7 +14,9 @@ from . import ast
 from .check import CheckedModel, Factor, Loop, Var
 from .errors import InternalError, NonConjugateError
 from .graph import Axis as Axis_
+from .factorise import factorise
 from .graph import FactorGraph
+from .graph.index import references
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class Emission:
     refs: tuple[ParamRef, ...]
     inner: tuple[Loop, ...]     # loops inside the latent plate, outermost first
     knowns: tuple[ParamRef, ...] = ()  # indexed hypers (known arrays on the param grid)
+    factorised: bool = False    # a diagonal vector family written as scalar ones
 
     @property
     def uses_latent(self) -> bool:
@@ -128,12 +131,16 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
 
 def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> Emission:
     cm = fg.model
+    scalar = factorise(cm, f)
+    if scalar is not None:  # a diagonal MvNormal: D scalar Normals over an element loop
+        f = scalar
     if not f.loops or f.loops[0].var != plate.var:
         raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
                            f"'{z.name}'", f"sample it inside `for {plate.var} in ...`")
     inner = f.loops[1:]
     want = tuple(lp.var for lp in f.loops)
-    target = fg.refs(number)[0]
+    factor_refs = fg.refs(number) if scalar is None else _references(cm, f)
+    target = factor_refs[0]
     got = tuple(a.name if a.kind == "loop" else None for a in target.axes)
     if got != want:
         raise _unsupported(cm, f.span, f"'{f.target}' must be indexed by its loops in order "
@@ -145,7 +152,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
         raise _unsupported(cm, f.span, f"emissions from {name}", "use a scalar family, "
                            "Categorical or MvNormal")
     refs, knowns = [], []
-    for gref in fg.refs(number)[1:]:
+    for gref in factor_refs[1:]:
         role = cm.role(gref.var)
         if role in ("data", "latent") and gref.arg != "index":
             raise _unsupported(cm, gref.span, f"'{gref.var}' inside the arguments of "
@@ -188,7 +195,21 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
                            f"covariance the same way, e.g. both by {z.name}[{plate.var}]")
     if kind == "mvnormal" and any(a.kind == "covariate" for r in refs for a in r.axes):
         raise _unsupported(cm, f.span, "MvNormal params indexed by a covariate", None)
-    return Emission(f, number, kind, tuple(refs), inner, tuple(knowns))
+    return Emission(f, number, kind, tuple(refs), inner, tuple(knowns),
+                    factorised=scalar is not None)
+
+
+def _references(cm: CheckedModel, f: Factor) -> list:
+    """The graph's references of a factor the stage made (a factorised emission)."""
+    def cat_role(name):
+        v = cm.vars.get(name)
+        return v.role if v is not None and v.kind == "cat" else None
+    loops = {lp.var for lp in f.loops}
+    target = ast.Index(ast.Name(f.target, f.span), f.index, f.span)
+    refs = references(target, "target", lambda n: n in cm.vars, loops, cat_role)
+    for arg, e in f.args:
+        refs += references(e, arg, lambda n: n in cm.vars, loops, cat_role)
+    return refs
 
 
 def _prior(cm: CheckedModel, f: Factor) -> Factor:
@@ -218,7 +239,7 @@ def _param_ref(cm, gref, z: Var, plate: Loop, inner) -> ParamRef:
     is the latent (``mu[z[n]]``), an inner loop variable, or a categorical covariate
     indexed by the plate (``theta[doc[n]]``)."""
     v = cm.vars[gref.var]
-    element = v.role == "hyper" and len(gref.axes) == len(v.shape) + v.elem_rank
+    element = len(gref.axes) == len(v.shape) + v.elem_rank  # an element of a vector
     if len(gref.axes) not in (0, len(v.shape)) and not element:
         raise _unsupported(cm, gref.span, f"indexing into the elements of param '{v.name}'",
                            f"index '{v.name}' by its plate only ({len(v.shape)} index(es))")

@@ -6,10 +6,10 @@
              the numerics of the vector and matrix families (one module each);
 ``scalar``   the same numerics for a scalar family, found with sympy from its log density.
 """
-from .table import (SUBTYPES, VECTOR_FAMILIES, Family, ParamSpec, family_table, is_subtype,
-                    prelude, scalar_family)
+from .table import (FACTORISES, SUBTYPES, VECTOR_FAMILIES, Family, ParamSpec, family_table,
+                    is_subtype, prelude, scalar_family)
 
-__all__ = ["Family", "ParamSpec", "SUBTYPES", "VECTOR_FAMILIES", "family_table", "is_subtype",
+__all__ = ["FACTORISES", "Family", "ParamSpec", "SUBTYPES", "VECTOR_FAMILIES", "family_table", "is_subtype",
            "prelude", "scalar_family", "NotExponentialFamily", "decompose", "ExpFamForm",
            "to_sympy", "ASSUMPTIONS"]
 

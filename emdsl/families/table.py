@@ -168,6 +168,13 @@ VECTOR_FAMILIES: dict[str, Family] = {
 }
 
 
+# A vector family whose spread is diagonal factorises into a scalar family over its elements:
+# family -> (scalar family, {vector argument: scalar argument}); the keyword that chose the
+# spread (cov / prec) carries over (var / prec).
+FACTORISES = {"MvNormal": ("Normal", {"mean": "mean", "cov": "var"}, {"cov": "var",
+                                                                     "prec": "prec"})}
+
+
 def family_table(model: ast.Model | None = None, validate: bool = True) -> dict[str, Family]:
     """All families visible to ``model``: prelude, vector families, then its own blocks."""
     table = dict(prelude())

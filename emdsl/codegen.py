@@ -12,6 +12,7 @@ from . import __version__
 from .codegen_mstep import MStepWriter
 from .codegen_runtime import HELPERS
 from .codegen_util import Source, comment_safe, known, py
+from .families.runtime import runtime_source
 from .derive import UpdateSet
 
 
@@ -27,6 +28,7 @@ class _Writer:
         self.file = comment_safe(self.cm.model.file)  # user text: escaped for comments
         self.K = self.r.latent.elem_dims[0]
         self.plate = self.r.plate
+        self.runtime: set = set()   # the family table's runtime functions the module calls
 
     def form_of(self, emission):
         """The exponential-family form of a scalar emission."""
@@ -116,12 +118,16 @@ class _Writer:
         s(f"DATA = {tuple(v.name for v in self.cm.vars.values() if v.role == 'data')!r}")
         s("BLOCK_ROWS = 4096")
         s(HELPERS)
+        mark = len(s.lines)
         self.shapes(s)
         self.prepare(s)
         self.e_step(s)
         self.expected_stats(s)
         MStepWriter(self).write(s)
         self.init_and_fit(s)
+        if self.runtime:  # the family table's numerics this module uses, verbatim
+            s.lines[mark:mark] = ["", "", "# ---- from the family table (emdsl.families)", ""] \
+                + runtime_source(sorted(self.runtime)).split("\n")
         return s.text()
 
     def shapes(self, s):
@@ -317,17 +323,24 @@ class _Writer:
             s(f'log_{ref.param} = log(params["{ref.param}"])  # natural parameters log p')
         else:
             gu = self.gaussian_of(e)
-            if gu.mean:
-                s(f'mean_{x} = np.atleast_2d(params["{gu.mean}"]) - st["shift_{x}"]')
-            else:
-                s(f'mean_{x} = np.atleast_2d({known(gu.mean_known)}) - st["shift_{x}"]')
-            cov = f'params["{gu.cov}"]' if gu.cov else known(gu.cov_known)
-            kw = "prec" if gu.cov_keyword == "prec" else "cov"
-            s(f"cov_{x} = {cov}")
-            s(f"cov_{x} = cov_{x}[None] if np.ndim(cov_{x}) == 2 else cov_{x}")
-            s(f"G_{x} = max(len(mean_{x}), len(cov_{x}))")
+            s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["shift_{x}"]')
+            s(f"spread_{x} = np.asarray({self.slot_value(gu.spread)}, dtype=float)")
+            s(f"spread_{x} = spread_{x}[None] if spread_{x}.ndim == 2 else spread_{x}")
+            s(f"G_{x} = max(len(mean_{x}), len(spread_{x}))  # the cells")
             s(f"eta_{x}, A_{x} = _mvn_natural(np.broadcast_to(mean_{x}, (G_{x}, mean_{x}.shape[1])), "
-              f"{kw}=np.broadcast_to(cov_{x}, (G_{x},) + cov_{x}.shape[1:]))  # eta (G, P), A (G,)")
+              f"{gu.keyword}=np.broadcast_to(spread_{x}, (G_{x},) + spread_{x}.shape[1:]))"
+              "  # eta (G, P), A (G,)")
+
+    def slot_value(self, slot) -> str:
+        """numpy source for an MvNormal argument (a param, scaled or shifted, or a known)."""
+        if slot.param is None:
+            return known(slot.known)
+        value = f'params["{slot.param}"]'
+        if slot.scale is not None:
+            value = f"{value} {'/' if slot.divide else '*'} ({known(slot.scale)})"
+        if slot.offset is not None:
+            value = f"{'-' if slot.sign < 0 else ''}{value} + ({known(slot.offset)})"
+        return value
 
     def _e_block(self, s, e):
         x = e.factor.target

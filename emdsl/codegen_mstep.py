@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .codegen_util import known, py
+from .codegen_util import known, py, value_source
 
 _CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
          "unit": "np.clip({v}, 1e-12, 1 - 1e-12)"}
@@ -128,57 +128,120 @@ class MStepWriter:
 
     # ------------------------------------------------------------------ gaussian
     def gaussian(self, s, gu):
+        """The MvNormal params: the mean, then the spread given the new mean, each the mode
+        of its prior plus the messages of its cells (see ``derive_vector``)."""
         x = gu.emission.factor.target
         s(self.w.cite(gu.emission.factor))
-        s(f'stats, n_k = ess["S_{x}"], ess["N_{x}"]')
-        s(f'dim = ess["shift_{x}"].shape[0]')
+        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"]  # per cell: t(x) sums (G, P), counts (G,)')
+        s(f'shift = ess["shift_{x}"]  # the statistics are of x - shift')
+        s("dim = shift.shape[0]")
         s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
-        s(f'shift = ess["shift_{x}"]')
-        if gu.mean and gu.cov is None:
-            C = known(gu.cov_known)
-            if gu.cov_keyword == "prec":
-                s(f"prec_x = np.broadcast_to({C}, (dim, dim))")
-            else:
-                s(f"prec_x = np.linalg.solve(np.broadcast_to({C}, (dim, dim)), np.eye(dim))")
-            if gu.prior is not None:
-                pf = gu.prior
-                s(self.w.cite(pf) + "  (conjugate prior: complete the square, eq. 32)")
-                m0 = known(pf.arg["mean"])
-                C0 = known(pf.arg["cov"])
-                if dict(pf.keywords).get("cov") == "prec":
-                    s(f"prec_0 = np.broadcast_to({C0}, (dim, dim))")
-                else:
-                    s(f"prec_0 = np.linalg.solve(np.broadcast_to({C0}, (dim, dim)), np.eye(dim))")
-                s(f"prior_mean = np.broadcast_to({m0}, (dim,)) - shift")
-                s("# (N_k C^-1 + C0^-1) mu_k = C^-1 sum_x_k + C0^-1 prior_mean")
-                s("lhs = n_k[:, None, None] * prec_x + prec_0")
-                s("rhs = sum_x @ prec_x.T + prec_0 @ prior_mean")
-                s("mean_k = np.linalg.solve(lhs, rhs[..., None])[..., 0]")
-            else:
-                s("mean_k = sum_x / n_k[:, None]  # mu_k = sum_x_k / N_k (eq. 51)")
-            self._store_mean(s, gu)
-            return
-        if gu.mean:
-            s("mean_k = sum_x / n_k[:, None]  # mu_k = sum_x_k / N_k (eq. 51)")
-            self._store_mean(s, gu)
-        else:
-            s(f"mean_k = np.broadcast_to(np.atleast_2d({known(gu.mean_known)}) - shift, sum_x.shape)")
-        s("# Sigma_k = E[(x - mu)(x - mu)^T] under r[:, k]  (eq. 51), plus reg * I")
-        s("cov_k = (sum_xx - sum_x[:, :, None] * mean_k[:, None, :] - mean_k[:, :, None] * sum_x[:, None, :]) "
-          "/ n_k[:, None, None]")
-        s("cov_k = cov_k + mean_k[:, :, None] * mean_k[:, None, :] + reg * np.eye(dim)")
-        s("cov_k = 0.5 * (cov_k + np.swapaxes(cov_k, -1, -2))")
-        val = "cov_k" if gu.cov_keyword != "prec" else \
-            "np.linalg.solve(cov_k, np.broadcast_to(np.eye(dim), cov_k.shape))"
-        s(f'new["{gu.cov}"] = {val}' + ("" if gu.axes else "[0]"))
-        if gu.axes:
-            s(f'new["{gu.cov}"] = _keep_empty(new["{gu.cov}"], old.get("{gu.cov}"), count_k)')
+        beta = f"({known(gu.mean.offset)}) - shift" if gu.mean.offset is not None else "-shift"
+        if gu.mean.param:
+            self._gaussian_mean(s, gu, beta)
+        if gu.spread.param:
+            self._gaussian_spread(s, gu, beta)
 
-    def _store_mean(self, s, gu):
-        tail = "" if gu.axes else "[0]"
-        s(f'new["{gu.mean}"] = (mean_k + shift){tail}')
-        if gu.axes:
-            s(f'new["{gu.mean}"] = _keep_empty(new["{gu.mean}"], old.get("{gu.mean}"), count_k)')
+    def _prec_source(self, slot, keyword, value) -> str:
+        """Source for the precision of a spread slot, from the source of its param."""
+        if slot.param is None:
+            total = f"np.asarray({known(slot.known)}, dtype=float)"
+        elif slot.scale is None:
+            total = value
+        else:
+            total = f"{value} {'/' if slot.divide else '*'} ({known(slot.scale)})"
+        if keyword == "cov":
+            self.w.runtime.add("_spd_inv")
+            return f"_spd_inv({total})"
+        return total
+
+    def _gaussian_mean(self, s, gu, beta):
+        p, sign = gu.mean.param, "-" if gu.mean.sign < 0 else ""
+        summed = gu.mean.axes != gu.grid   # one mean shared by the cells
+        s(f"# {p}: the centred mean v = {sign}{p} + offset - shift of each cell")
+        if gu.mean_prior is None and (not summed or not gu.spread.axes):
+            # the precision cancels from the stationary point: v = sum_x / N (eq. 51)
+            if summed:
+                s("v = sum_x.sum(0, keepdims=True) / n_cells.sum()  # the cells share the mean")
+            else:
+                s("v = sum_x / n_cells[:, None]  # v_k = sum_x_k / N_k (eq. 51)")
+        else:
+            self.w.runtime.update({"_mvn_msg_mean", "_mvn_mode"})
+            spread = self._prec_source(gu.spread, gu.keyword,
+                                       f'_param_value("{gu.spread.param}", new, old, hyp)'
+                                       if gu.spread.param else "")
+            s(f"prec_cells = np.broadcast_to({spread}, (len(n_cells), dim, dim))")
+            s("h, J = _mvn_msg_mean(sum_x, n_cells, prec_cells)  # messages of the cells")
+            if summed:
+                s("h, J = h.sum(0, keepdims=True), J.sum(0, keepdims=True)  # one shared mean")
+            if gu.mean_prior is not None:
+                pf = gu.mean_prior
+                s(self.w.cite(pf) + "  (conjugate prior: its natural parameters)")
+                ps = gu.prior_spread
+                val = f'_param_value("{ps.param}", new, old, hyp)' if ps.param else ""
+                s(f"prior_prec = {self._prec_source(ps, gu.prior_keyword, val)}")
+                s(f"prior_v = {sign}np.asarray({known(pf.arg['mean'])}, dtype=float) + {beta}")
+                s("h = h + np.einsum('...ij,...j->...i', prior_prec, prior_v)")
+                s("J = J - 0.5 * prior_prec")
+            s("v = _mvn_mode(h, J)  # the mode of the Gaussian form in v")
+        tail = "" if gu.mean.axes else "[0]"
+        s(f'new["{p}"] = {sign}(v - ({beta})){tail}')
+        if gu.mean.axes:
+            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), count_k)')
+
+    def _gaussian_spread(self, s, gu, beta):
+        p, kw = gu.spread.param, gu.keyword
+        conj = {"cov": "InvWishart", "prec": "Wishart"}[kw]
+        msg, natural, mode = {"cov": ("_mvn_msg_cov", "_invwishart_natural", "_invwishart_mode"),
+                              "prec": ("_mvn_msg_prec", "_wishart_natural", "_wishart_mode")}[kw]
+        self.w.runtime.update({"_mvn_scatter", msg, mode})
+        sign = "-" if gu.mean.sign < 0 else ""
+        if gu.mean.param:
+            mean = f'{sign}np.atleast_2d(new["{gu.mean.param}"]) + {beta}'
+        else:
+            mean = f"np.atleast_2d({known(gu.mean.known)}) - shift"
+        s(f"mean_cells = np.broadcast_to({mean}, sum_x.shape)  # the new centred means")
+        s("scatter = _mvn_scatter(sum_x, sum_xx, n_cells, mean_cells)  # sum r (x-m)(x-m)^T")
+        factor = self._spread_factor(gu.spread, kw)
+        s(f"eta0, eta1 = {msg}(scatter{factor}, n_cells)  # messages to {p}: a {conj} form")
+        if not gu.spread.axes and gu.grid:
+            s("eta0, eta1 = eta0.sum(0, keepdims=True), eta1.sum(0, keepdims=True)  # tied")
+        if gu.mean_prior is not None and gu.prior_spread.param == p:
+            pf = gu.mean_prior
+            s(self.w.cite(pf) + f"  (the mean's prior also sends a message to {p})")
+            s(f'dev = np.atleast_2d(new["{gu.mean.param}"]) - np.asarray('
+              f"{known(pf.arg['mean'])}, dtype=float)")
+            s(f"prior_msg = {msg}(_outer(dev, dev){self._spread_factor(gu.prior_spread, kw)}, "
+              "np.ones(len(dev)))")
+            self.w.runtime.add("_outer")
+            s("eta0, eta1 = eta0 + prior_msg[0], eta1 + prior_msg[1]")
+        if gu.spread_prior is not None:
+            pf = gu.spread_prior
+            self.w.runtime.add(natural)
+            s(self.w.cite(pf) + "  (conjugate prior: its natural parameters)")
+            s(f"prior_eta = {natural}(np.asarray({known(pf.arg['scale'])}, dtype=float), "
+              f"{known(pf.arg['df'])})")
+            s("eta0, eta1 = eta0 + prior_eta[0], eta1 + prior_eta[1]")
+        s(f"value = {mode}(eta0, eta1)  # the mode of the {conj} form (eq. 51)")
+        if kw == "cov":
+            s("value = value + reg * np.eye(dim)  # regularisation")
+        else:
+            self.w.runtime.add("_spd_inv")
+            s("value = _spd_inv(_spd_inv(value) + reg * np.eye(dim))  # regularised covariance")
+        tail = "" if gu.spread.axes else "[0]"
+        s(f'new["{p}"] = value{tail}')
+        if gu.spread.axes:
+            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), count_k)')
+
+    @staticmethod
+    def _spread_factor(slot, keyword) -> str:
+        """The factor on the scatter when the spread is the param scaled: for a covariance
+        c P, tr(S (c P)^-1) = tr((S / c) P^-1); for a precision c P, tr(S c P)."""
+        if slot.scale is None:
+            return ""
+        c = known(slot.scale)
+        multiply = (keyword == "prec") != slot.divide
+        return f" * ({c})" if multiply else f" / ({c})"
 
     # ------------------------------------------------------------------ log prior
     def log_prior(self, s):
@@ -190,16 +253,17 @@ class MStepWriter:
         s("log_p = 0.0")
         for name, pf in self.r.priors.items():
             s(self.w.cite(pf))
-            fam = pf.family.name
-            if fam == "Dirichlet":
-                s(f'log_p += _dirichlet_logpdf(params["{name}"], {known(pf.arg["alpha"])})')
-            elif fam == "MvNormal":
-                cov = known(pf.arg["cov"])
-                if dict(pf.keywords).get("cov") == "prec":
-                    cov = f"np.linalg.inv({cov})"
-                s(f'values = np.atleast_2d(params["{name}"])')
-                s(f"log_p += float(_mvn_logpdf(values, np.broadcast_to({known(pf.arg['mean'])}, "
-                  f"values.shape[1:]), np.broadcast_to({cov}, values.shape[1:] * 2)).sum())")
+            fam = pf.family
+            if fam.numerics is not None:   # a vector family: its runtime log density
+                self.w.runtime.add(fam.numerics.LOGPDF)
+                kws = dict(pf.keywords)
+                loops = tuple(lp.var for lp in pf.loops)
+                args = []
+                for arg, e in pf.args:
+                    src = value_source(e, loops, frozenset(self.r.params))
+                    args.append(f"{kws[arg]}={src}" if arg in kws else src)
+                s(f'log_p += float(np.sum({fam.numerics.LOGPDF}(params["{name}"], '
+                  f"{', '.join(args)})))")
             else:
                 g = next(g for g in self.us.groups if name in g.priors)
                 lp = g.priors[name]
@@ -208,4 +272,3 @@ class MStepWriter:
                 s(f"log_p += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
         s("return log_p")
         s.dedent()
-

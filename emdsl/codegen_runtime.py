@@ -85,22 +85,6 @@ def _mvn_natural(mean, cov=None, prec=None):
     return np.concatenate([lin, quad], axis=1), A
 
 
-def _mvn_logpdf(X, mean, cov):
-    """log N(X[g] | mean, cov) for X (G, D), mean (D,), cov (D, D) -> (G,)."""
-    L = _chol(cov[None], "a prior covariance")[0]
-    diff = np.linalg.solve(L, (X - mean).T)
-    D = X.shape[1]
-    return -0.5 * (diff ** 2).sum(0) - np.log(np.diag(L)).sum() - 0.5 * D * np.log(2 * np.pi)
-
-
-def _dirichlet_logpdf(p, alpha):
-    """log Dir(p | alpha) summed over the leading axes of p (..., K)."""
-    alpha = np.broadcast_to(alpha, p.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        body = np.where(alpha == 1, 0.0, (alpha - 1) * np.log(p))
-    return float(np.sum(gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)))
-
-
 def _log_normalise(L):
     """In place, L (B, K) log p(x_n, z_n = k) -> responsibilities r[n, k] (a softmax over k).
 

@@ -76,6 +76,25 @@ def known(e: ast.Expr, env: str = "hyp") -> str:
                             "use a hyper without a plate index here")
 
 
+def value_source(e: ast.Expr, loops: tuple = (), params: frozenset = frozenset(),
+                 env: str = "hyp") -> str:
+    """numpy source for an expression of knowns and params (a prior's arguments), for all
+    elements of the plates ``loops`` at once: ``Lambda[k]`` inside ``for k`` is the whole
+    array ``params["Lambda"]``."""
+    if isinstance(e, ast.Index) and isinstance(e.base, ast.Name) and e.base.id in params \
+            and tuple(getattr(i, "id", None) for i in e.indices) == loops:
+        return f'np.asarray(params["{e.base.id}"], dtype=float)'
+    if isinstance(e, ast.Name) and e.id in params and not loops:
+        return f'np.asarray(params["{e.id}"], dtype=float)'
+    if isinstance(e, ast.BinOp):
+        op = {"^": "**"}.get(e.op, e.op)
+        return (f"({value_source(e.left, loops, params, env)} {op} "
+                f"{value_source(e.right, loops, params, env)})")
+    if isinstance(e, ast.Neg):
+        return f"(-{value_source(e.operand, loops, params, env)})"
+    return known(e, env)
+
+
 class Source:
     """Accumulates indented lines of generated Python."""
 

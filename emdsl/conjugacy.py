@@ -189,10 +189,6 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
             raise _unsupported(cm, f.arg["p"].span, "Categorical probabilities indexed by a "
                                "covariate in an emission", "index them by the latent, e.g. "
                                f"`phi[{z.name}[{plate.var}]]`")
-    if kind == "mvnormal" and len({r.axes for r in refs}) > 1:
-        raise _unsupported(cm, f.span, "MvNormal params indexed differently in one statement "
-                           "(a tied covariance or a shared mean)", "index the mean and the "
-                           f"covariance the same way, e.g. both by {z.name}[{plate.var}]")
     if kind == "mvnormal" and any(a.kind == "covariate" for r in refs for a in r.axes):
         raise _unsupported(cm, f.span, "MvNormal params indexed by a covariate", None)
     return Emission(f, number, kind, tuple(refs), inner, tuple(knowns),
@@ -220,12 +216,18 @@ def _prior(cm: CheckedModel, f: Factor) -> Factor:
         raise _unsupported(cm, f.span, f"a prior on '{v.name}' that is not one statement per "
                            "element in plates over its shape",
                            f"write `for k in 1:K {{ {v.name}[k] ~ ... }}`")
+    own = tuple(lp.var for lp in f.loops)
     for _, e in f.args:
         for sub in ast.walk_expr(e):
-            if isinstance(sub, ast.Name) and cm.role(sub.id) in ("param", "latent", "data"):
+            if isinstance(sub, ast.Name) and cm.role(sub.id) in ("latent", "data"):
                 raise _unsupported(cm, sub.span, f"a prior on '{v.name}' that depends on "
                                    f"'{sub.id}' (hierarchical priors)",
                                    "prior arguments may use hypers, dims and numbers")
+            if isinstance(sub, ast.Index) and cm.role(sub.base.id) == "param" and \
+                    tuple(getattr(i, "id", None) for i in sub.indices) == own:
+                continue  # a param of the same plate element (mean given precision)
+            if isinstance(sub, ast.Name) and cm.role(sub.id) == "param" and not own:
+                continue
             if isinstance(sub, ast.Index) and not all(isinstance(i, ast.Num)
                                                       for i in sub.indices):
                 raise _unsupported(cm, sub.span, f"a prior on '{v.name}' whose arguments "

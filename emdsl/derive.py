@@ -325,6 +325,13 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         if not pf.family.scalar:
             raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on scalar "
                                     f"param '{p}'", pf.span, None, cm.model.source)
+        for _, e in pf.args:
+            for sub in ast.walk_expr(e):
+                if isinstance(sub, ast.Name) and cm.role(sub.id) == "param":
+                    raise NonConjugateError(
+                        f"not supported yet: a prior on '{p}' that depends on '{sub.id}' "
+                        "(hierarchical priors)", sub.span,
+                        "prior arguments may use hypers, dims and numbers", cm.model.source)
         args = [_arg_sympy(cm, e, symbols) for _, e in pf.args]
         kw = dict(pf.keywords)
         args = [pf.family.alternatives[kw[n]][1](a) if n in kw else a

@@ -1,14 +1,19 @@
-"""M-steps for MvNormal params: the inverse mean map of the Gaussian family.
+"""Updates for MvNormal emissions from the family table's messages and modes.
 
-For x ~ N(mu, Sigma) the sufficient statistics are t(x) = (x, x x^T) and the expected
-complete-data log likelihood of one component is (Linderman eq. 49)
+For x ~ N(m, Sigma) with statistics per cell c (sum_x, sum_xx, N_c) of the centred data,
+the expected complete-data log likelihood sends (MvNormal entry, ``MESSAGES``)
 
-    Q = -1/2 tr(Sigma^-1 Sxx) + mu^T Sigma^-1 Sx - N/2 mu^T Sigma^-1 mu - N/2 log|Sigma|.
+    to the mean m:          (Lambda_c (sum_x_c - N_c b),  -N_c/2 Lambda_c)   on (m, m m^T)
+    to the covariance:      (-1/2 scatter_c, -N_c/2)        on (Sigma^-1, log|Sigma|)
+    to the precision:       (-1/2 scatter_c,  N_c/2)        on (Lambda, log|Lambda|)
 
-Setting dQ/dmu = 0 and dQ/dSigma = 0 inverts the mean map (eq. 51):
-    mu = Sx / N,   Sigma = Sxx / N - mu mu^T   (+ reg * I).
-With a known covariance C and a conjugate prior mu ~ N(m0, C0) (eq. 13, 32), completing the
-square gives  (N C^-1 + C0^-1) mu = C^-1 Sx + C0^-1 m0.
+A param receives the messages of every cell it appears in (a tied covariance sums them
+over the components), plus the natural parameters of its conjugate prior (MvNormal on a
+mean, InvWishart on a covariance, Wishart on a precision; a mean prior whose precision is
+the emission's precision param scaled, Normal-Wishart, also sends a message to it), and
+its update is the mode of that conjugate form (Linderman eq. 50-51; the MAP for a prior,
+the ML estimate without).  Mean first, then the spread given the new mean (ECM; exact when
+the mean's update does not depend on the spread).
 """
 from __future__ import annotations
 
@@ -18,22 +23,41 @@ from . import ast
 from .check import CheckedModel, Factor
 from .conjugacy import ConjugacyReport, Emission
 from .errors import NonConjugateError
+from .families import VECTOR_FAMILIES
+
+
+@dataclass
+class Slot:
+    """One argument of an MvNormal: ``sign * P + offset`` (mean) or ``P * scale`` /
+    ``P / scale`` (spread) with P a param, or a ``known`` expression."""
+    param: str | None
+    axes: tuple = ()
+    offset: ast.Expr | None = None   # mean: a known vector added
+    sign: int = 1                    # mean: +P or (only with an offset) -P
+    scale: ast.Expr | None = None    # spread: a known scalar factor
+    divide: bool = False             # spread: P / scale
+    known: ast.Expr | None = None
 
 
 @dataclass
 class GaussianUpdate:
     emission: Emission
-    mean: str | None            # param name, or None when the mean is known
-    mean_known: ast.Expr | None
-    cov: str | None             # param name, or None when the covariance is known
-    cov_known: ast.Expr | None
-    cov_keyword: str            # 'cov' or 'prec'
-    prior: Factor | None        # MvNormal prior on the mean
-    axes: tuple
+    mean: Slot
+    spread: Slot
+    keyword: str                # 'cov' or 'prec': what the spread argument is
+    grid: tuple                 # the cells: the union of the two slots' axes
+    mean_prior: Factor | None = None
+    prior_spread: Slot | None = None   # the mean prior's spread (known, or the spread param)
+    prior_keyword: str = "cov"
+    spread_prior: Factor | None = None
 
     @property
     def params(self) -> tuple:
-        return tuple(p for p in (self.mean, self.cov) if p)
+        return tuple(p for p in (self.mean.param, self.spread.param) if p)
+
+    @property
+    def axes(self) -> tuple:      # the cells (kept for the code generator's older name)
+        return self.grid
 
 
 def gaussian_updates(cm: CheckedModel, report: ConjugacyReport) -> list:
@@ -42,39 +66,109 @@ def gaussian_updates(cm: CheckedModel, report: ConjugacyReport) -> list:
         if e.kind != "mvnormal":
             continue
         f = e.factor
-        mean_e, cov_e = f.arg["mean"], f.arg["cov"]
         kw = dict(f.keywords).get("cov", "cov")
-        mean = _param_of(cm, mean_e, "mean", f)
-        cov = _param_of(cm, cov_e, "cov", f)
-        prior = report.priors.get(mean) if mean else None
-        if prior is not None:
-            if prior.family.name != "MvNormal" or cov is not None:
-                raise NonConjugateError(
-                    f"not supported yet: a {prior.family.name} prior on mean '{mean}' "
-                    + ("with an unknown covariance" if cov else ""), prior.span,
-                    "MAP means need a MvNormal prior and a known covariance",
-                    cm.model.source)
-        if cov and cov in report.priors:
-            raise NonConjugateError(f"not supported yet: a prior on covariance '{cov}'",
-                                    report.priors[cov].span, None, cm.model.source)
-        for p in (mean, cov):
-            if p and sum(p in g.params for g in out):
+        axes = {r.param: r.axes for r in e.refs}
+        mean = _mean_slot(cm, f.arg["mean"], axes)
+        spread = _spread_slot(cm, f.arg["cov"], axes, "cov")
+        grid = tuple(dict.fromkeys(mean.axes + spread.axes))
+        gu = GaussianUpdate(e, mean, spread, kw, grid)
+        for p in gu.params:
+            if sum(p in g.params for g in out):
                 raise NonConjugateError(f"not supported yet: param '{p}' in two MvNormal "
                                         "statements", f.span, None, cm.model.source)
-        axes = e.refs[0].axes if e.refs else ()
-        out.append(GaussianUpdate(e, mean, None if mean else mean_e, cov,
-                                  None if cov else cov_e, kw, prior, axes))
+        if mean.param and mean.param in report.priors:
+            _mean_prior(cm, gu, report.priors[mean.param])
+        if spread.param and spread.param in report.priors:
+            _spread_prior(cm, gu, report.priors[spread.param])
+        out.append(gu)
     return out
 
 
-def _param_of(cm: CheckedModel, e: ast.Expr, what: str, f: Factor) -> str | None:
-    """The param that ``e`` is (``mu`` or ``mu[z[n]]``), None when ``e`` is known."""
+def _ref(cm, e: ast.Expr):
+    """The param that ``e`` is (``mu`` or ``mu[z[n]]``), else None."""
     base = e.base if isinstance(e, ast.Index) else e
     if isinstance(base, ast.Name) and cm.role(base.id) == "param":
         return base.id
+    return None
+
+
+def _known(cm, e: ast.Expr, what: str) -> bool:
+    """Whether ``e`` holds no param, latent or datum (raises, naming it, when it does)."""
     for sub in ast.walk_expr(e):
         if isinstance(sub, ast.Name) and cm.role(sub.id) in ("param", "latent", "data"):
             raise NonConjugateError(f"not supported yet: an MvNormal {what} that is an "
                                     f"expression of '{sub.id}'", sub.span,
-                                    f"pass the param itself as the {what}", cm.model.source)
-    return None
+                                    f"write the {what} as a param"
+                                    + (" plus a known vector" if what == "mean" else
+                                       " times a known number"), cm.model.source)
+    return True
+
+
+def _mean_slot(cm, e: ast.Expr, axes: dict) -> Slot:
+    p = _ref(cm, e)
+    if p:
+        return Slot(p, axes.get(p, ()))
+    if isinstance(e, ast.BinOp) and e.op in "+-":
+        for side, other, sign in ((e.left, e.right, 1), (e.right, e.left, -1 if e.op == "-"
+                                                         else 1)):
+            p = _ref(cm, side)
+            if p and _known(cm, other, "mean"):
+                if side is e.left:
+                    offset = other if e.op == "+" else ast.Neg(other, other.span)
+                    return Slot(p, axes.get(p, ()), offset=offset)
+                return Slot(p, axes.get(p, ()), offset=other, sign=sign)
+    _known(cm, e, "mean")
+    return Slot(None, known=e)
+
+
+def _spread_slot(cm, e: ast.Expr, axes: dict, what: str) -> Slot:
+    p = _ref(cm, e)
+    if p:
+        return Slot(p, axes.get(p, ()))
+    if isinstance(e, ast.BinOp) and e.op in "*/":
+        for side, other in ((e.left, e.right), (e.right, e.left)):
+            p = _ref(cm, side)
+            if p and not (e.op == "/" and side is e.right) and _known(cm, other, what):
+                return Slot(p, axes.get(p, ()), scale=other, divide=e.op == "/")
+    _known(cm, e, what)
+    return Slot(None, known=e)
+
+
+def _mean_prior(cm, gu: GaussianUpdate, pf: Factor):
+    """A MvNormal prior on the mean param: known mean; known spread, or the emission's
+    spread param scaled by a known number (the Normal-Wishart pattern)."""
+    want = VECTOR_FAMILIES["MvNormal"].numerics.MESSAGES["mean"][0]
+    if pf.family.name != want:
+        raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on mean "
+                                f"'{gu.mean.param}'", pf.span, f"use a {want} prior (conjugate)",
+                                cm.model.source)
+    _known(cm, pf.arg["mean"], "mean")
+    kw = dict(pf.keywords).get("cov", "cov")
+    spread = _spread_slot(cm, pf.arg["cov"], {}, "prior covariance") \
+        if _ref(cm, pf.arg["cov"]) or isinstance(pf.arg["cov"], ast.BinOp) else None
+    if spread is None or spread.param is None:
+        _known(cm, pf.arg["cov"], "prior covariance")
+        spread = Slot(None, known=pf.arg["cov"])
+    elif spread.param != gu.spread.param or kw != gu.keyword:
+        raise NonConjugateError(
+            f"not supported yet: a prior on mean '{gu.mean.param}' whose {kw} is not the "
+            f"{gu.keyword} param of its emission", pf.span,
+            f"write e.g. `{gu.mean.param}[k] ~ MvNormal(m0, {gu.keyword}="
+            f"{gu.spread.param}[k] / kappa0)`", cm.model.source)
+    gu.mean_prior, gu.prior_spread, gu.prior_keyword = pf, spread, kw
+
+
+def _spread_prior(cm, gu: GaussianUpdate, pf: Factor):
+    """A Wishart prior on a precision param, an InvWishart prior on a covariance param."""
+    want = VECTOR_FAMILIES["MvNormal"].numerics.MESSAGES[gu.keyword][0]
+    if pf.family.name != want:
+        raise NonConjugateError(
+            f"not supported yet: a {pf.family.name} prior on the {gu.keyword} param "
+            f"'{gu.spread.param}' (not conjugate)", pf.span,
+            f"use a {want} prior on a `{gu.keyword}=` argument", cm.model.source)
+    if gu.spread.scale is not None:
+        raise NonConjugateError(f"not supported yet: a prior on '{gu.spread.param}' used "
+                                "scaled in its emission", pf.span, None, cm.model.source)
+    for _, a in pf.args:
+        _known(cm, a, f"{want} argument")
+    gu.spread_prior = pf

@@ -176,24 +176,38 @@ def _scalar(doc: _Doc, us: UpdateSet):
 
 
 def _gaussian(doc: _Doc, us: UpdateSet):
+    """MvNormal params: messages of the cells plus the conjugate prior, then the mode."""
     for gu in us.gaussian:
-        if gu.mean and gu.cov:
-            doc.para(f"`{gu.mean}`, `{gu.cov}` (multivariate normal): stationarity of Q inverts "
-                     "the mean map (eq. 51):")
-            doc.math(f"{gu.mean}_k = Sx_k / N_k,   {gu.cov}_k = Sxx_k / N_k - {gu.mean}_k "
-                     f"{gu.mean}_k^T  (+ reg I)",
-                     r"\mu_k = S^{x}_k / N_k, \quad \Sigma_k = S^{xx}_k / N_k - "
-                     r"\mu_k\mu_k^\top \; (+\, \mathrm{reg}\, I)")
-        elif gu.mean and gu.prior is not None:
-            doc.para(f"`{gu.mean}` (multivariate normal mean, known covariance C, conjugate "
-                     f"prior N(m0, C0) at line {gu.prior.span.line}): completing the square "
-                     "(eq. 30-32) gives")
-            doc.math(f"(N_k C^-1 + C0^-1) {gu.mean}_k = C^-1 Sx_k + C0^-1 m0",
-                     r"(N_k C^{-1} + C_0^{-1})\,\mu_k = C^{-1} S^{x}_k + C_0^{-1} m_0")
-        elif gu.mean:
-            doc.para(f"`{gu.mean}` (multivariate normal mean, known covariance):")
-            doc.math(f"{gu.mean}_k = Sx_k / N_k", r"\mu_k = S^{x}_k / N_k")
-        elif gu.cov:
-            doc.para(f"`{gu.cov}` (multivariate normal covariance, known mean m):")
-            doc.math(f"{gu.cov}_k = E_r[(x - m)(x - m)^T]  (+ reg I)",
-                     r"\Sigma_k = \mathbb{E}_r[(x - m)(x - m)^\top] \; (+\, \mathrm{reg}\, I)")
+        f = gu.emission.factor
+        m, sp_ = gu.mean.param, gu.spread.param
+        shared = lambda slot: "" if slot.axes == gu.grid else " (shared by the cells: " \
+            "its messages are summed over them)"  # noqa: E731
+        if m:
+            prior = (f" plus its conjugate MvNormal prior (line {gu.mean_prior.span.line})"
+                     if gu.mean_prior is not None else "")
+            doc.para(f"`{m}` (the mean of `{f.text}`){shared(gu.mean)}: the messages of its "
+                     f"cells{prior} form a Gaussian in `{m}`, whose mode is the update:")
+            doc.math("h = sum_c Lambda_c Sx_c (+ Lambda_0 m_0),   J = -1/2 sum_c N_c Lambda_c "
+                     "(- 1/2 Lambda_0),   mean = (-2 J)^-1 h   (eq. 50-51)",
+                     r"h = \sum_c \Lambda_c S^{x}_c \,(+\Lambda_0 m_0), \quad "
+                     r"J = -\tfrac12 \sum_c N_c \Lambda_c \,(-\tfrac12\Lambda_0), \quad "
+                     r"\mu = (-2J)^{-1} h")
+            doc.para("Without a prior, and when the cells share the precision, it is "
+                     "Sx / N: the inverse mean map.")
+        if sp_:
+            conj = {"cov": "inverse-Wishart", "prec": "Wishart"}[gu.keyword]
+            prior = (f" plus its conjugate {gu.spread_prior.family.name} prior (line "
+                     f"{gu.spread_prior.span.line})" if gu.spread_prior is not None else "")
+            doc.para(f"`{sp_}` (the {gu.keyword} of `{f.text}`){shared(gu.spread)}: given the new "
+                     f"mean, the scatter of each cell is a message in {conj} form{prior}; "
+                     "the update is the mode of that form:")
+            if gu.keyword == "cov":
+                doc.math("Sigma = (sum_c S_c + Psi) / (sum_c N_c + nu + D + 1)  (+ reg I),   "
+                         "S_c = sum_n r (x - mu)(x - mu)^T",
+                         r"\Sigma = \frac{\sum_c S_c + \Psi}{\sum_c N_c + \nu + D + 1} "
+                         r"\;(+\,\mathrm{reg}\,I)")
+            else:
+                doc.math("Lambda = (sum_c N_c + nu - D - 1) (sum_c S_c + W^-1)^-1",
+                         r"\Lambda = \Big(\sum_c N_c + \nu - D - 1\Big)"
+                         r"\Big(\sum_c S_c + W^{-1}\Big)^{-1}")
+            doc.para("(Without a prior drop Psi, W^-1 and nu: the ML covariance sum S / sum N.)")

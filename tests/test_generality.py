@@ -1912,8 +1912,6 @@ case(Case(
 # the day they are supported).  The words each message must contain:
 NOT_YET = {
     "categorical_inner": ["not supported yet", "inner plate"],
-    "tied_covariance": ["not supported yet", "indexed differently"],
-    "scale_mixture": ["not supported yet", "indexed differently"],
     "categorical_by_covariate": ["not supported yet", "covariate"],
     "mvnormal_inner_loop": ["not supported yet", "inner plate"],
 }
@@ -2123,21 +2121,6 @@ for n in 1:N {
     x[n] ~ Laplace(b[z[n]])
 }
 """, (emdsl.NonConjugateError, emdsl.EmmSemanticError), 4, ["abs", "not supported"]),
-    # a spherical MvNormal: the cov an expression of a scalar param
-    "spherical_mvnormal": ("""
-model SphericalMixture
-dim N, D
-dim K = 2
-data   x[N]      : real[D]
-param  weights   : simplex[K]
-param  mu[K]     : real[D]
-param  s2[K]     : pos
-latent z[N]      : cat[K]
-for n in 1:N {
-    z[n] ~ Categorical(weights)
-    x[n] ~ MvNormal(mu[z[n]], s2[z[n]] * eye(D))
-}
-""", emdsl.NonConjugateError, 12, ["not supported yet", "MvNormal cov", "s2"]),
     # known per-item trials given as data: data inside a family's arguments
     "binomial_trials_as_data": ("""
 model PerItemTrials

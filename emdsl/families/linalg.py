@@ -1,44 +1,45 @@
 """Batched SPD linear algebra shared by the matrix families (numpy only).
 
 Every function takes stacks of matrices (..., D, D).  No explicit inverse where a solve
-serves; log-determinants come from Cholesky factors.
+serves; log-determinants come from Cholesky factors.  These functions are also copied
+into generated modules (see ``runtime_source``), so they use only ``np``.
 """
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import multigammaln
 
 
-def chol(S):
-    """Cholesky factors (..., D, D) of SPD matrices; LinAlgError if one is not SPD."""
-    return np.linalg.cholesky(S)
+def _spd_chol(S):
+    """Cholesky factors (..., D, D) of SPD matrices, with an error that gives advice."""
+    try:
+        return np.linalg.cholesky(S)
+    except np.linalg.LinAlgError:
+        raise FloatingPointError(
+            "a covariance or precision is not positive definite (a component may have "
+            "collapsed onto a few points); increase the `reg` fit option, e.g. reg=1e-3"
+        ) from None
 
 
-def logdet(S):
+def _spd_logdet(S):
     """log |S| for SPD S (..., D, D) -> (...)."""
-    return 2.0 * np.log(np.diagonal(chol(S), axis1=-2, axis2=-1)).sum(-1)
+    return 2.0 * np.log(np.diagonal(_spd_chol(S), axis1=-2, axis2=-1)).sum(-1)
 
 
-def inv_spd(S):
+def _spd_inv(S):
     """S^-1 for SPD S (..., D, D), through its Cholesky factor (symmetric result)."""
-    L = chol(S)
-    eye = np.broadcast_to(np.eye(S.shape[-1]), S.shape)
-    Linv = np.linalg.solve(L, eye)
+    L = _spd_chol(S)
+    Linv = np.linalg.solve(L, np.broadcast_to(np.eye(S.shape[-1]), S.shape))
     return np.swapaxes(Linv, -1, -2) @ Linv
 
 
-def sym(S):
+def _sym(S):
+    """The symmetric part of S (..., D, D)."""
     return 0.5 * (S + np.swapaxes(S, -1, -2))
 
 
-def outer(a, b):
+def _outer(a, b):
     """a b^T for vectors (..., D) -> (..., D, D)."""
     return a[..., :, None] * b[..., None, :]
-
-
-def trace_prod(A, B):
-    """tr(A B) for (..., D, D) stacks -> (...)."""
-    return np.einsum("...ij,...ji->...", A, B)
 
 
 def multi_digamma(a, D):
@@ -50,5 +51,10 @@ def multi_digamma(a, D):
 
 def log_multigamma(a, D):
     """log Gamma_D(a) (the multivariate gamma function), elementwise in a."""
+    from scipy.special import gammaln
     a = np.asarray(a, dtype=float)
-    return np.vectorize(lambda v: multigammaln(v, D))(a) if a.ndim else multigammaln(float(a), D)
+    return D * (D - 1) / 4 * np.log(np.pi) + sum(gammaln(a + (1 - i) / 2)
+                                                  for i in range(1, D + 1))
+
+
+RUNTIME = (_spd_chol, _spd_logdet, _spd_inv, _sym, _outer)

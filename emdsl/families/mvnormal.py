@@ -8,15 +8,68 @@ from __future__ import annotations
 
 import numpy as np
 
-from .linalg import chol, inv_spd, logdet, outer, sym
+from .linalg import _outer, _spd_chol, _spd_inv, _spd_logdet, _sym
 from .vector import ExpFamily
 
 LOG_2PI = np.log(2 * np.pi)
 
 
+# ----------------------------------------------------------------------------- runtime
+# Functions copied into generated modules (numpy only; ``_spd_*`` from linalg).
+def _mvn_mode(h, J):
+    """The mean of a Gaussian form h.m + tr(J m m^T): solve(-2 J, h); h (..., D),
+    J (..., D, D).  The ML / MAP update of a mean from its summed messages."""
+    return np.linalg.solve(-2.0 * J, h[..., None])[..., 0]
+
+
+def _mvn_msg_mean(sum_x, count, prec):
+    """Message of sum_n log N(x_n | m, prec^-1) to m: coefficients on (m, m m^T) =
+    (prec sum_x, -count/2 prec).  sum_x (..., D), count (...), prec (..., D, D)."""
+    return (np.einsum("...ij,...j->...i", prec, sum_x),
+            -0.5 * np.asarray(count, dtype=float)[..., None, None] * prec)
+
+
+def _mvn_scatter(sum_x, sum_xx, count, mean):
+    """sum_n (x_n - m)(x_n - m)^T from the sums (..., D), (..., D, D), (...) and m (..., D)."""
+    c = np.asarray(count, dtype=float)[..., None, None]
+    S = sum_xx - _outer(sum_x, mean) - _outer(mean, sum_x) + c * _outer(mean, mean)
+    return 0.5 * (S + np.swapaxes(S, -1, -2))
+
+
+def _mvn_msg_prec(scatter, count):
+    """Message to the precision Lambda: coefficients on (Lambda, log|Lambda|)."""
+    return -0.5 * scatter, 0.5 * np.asarray(count, dtype=float)
+
+
+def _mvn_msg_cov(scatter, count):
+    """Message to the covariance Sigma: coefficients on (Sigma^-1, log|Sigma|)."""
+    return -0.5 * scatter, -0.5 * np.asarray(count, dtype=float)
+
+
+def _mvn_logpdf(x, mean, cov=None, prec=None):
+    """log N(x | mean, cov or prec^-1) for x (..., D); mean, cov / prec broadcast."""
+    x, mean = np.asarray(x, dtype=float), np.asarray(mean, dtype=float)
+    D = x.shape[-1]
+    if prec is None:
+        L = _spd_chol(np.asarray(cov, dtype=float))
+        diff = np.linalg.solve(L, np.broadcast_to((x - mean)[..., None], L.shape[:-1] + (1,))
+                               if L.ndim > 2 else (x - mean)[..., None])[..., 0]
+        half_logdet = np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+        quad = (diff ** 2).sum(-1)
+    else:
+        prec = np.asarray(prec, dtype=float)
+        half_logdet = -0.5 * _spd_logdet(prec)
+        quad = np.einsum("...i,...ij,...j->...", x - mean, prec, x - mean)
+    return -0.5 * quad - half_logdet - 0.5 * D * np.log(2 * np.pi)
+
+
+RUNTIME = (_mvn_mode, _mvn_msg_mean, _mvn_scatter, _mvn_msg_prec, _mvn_msg_cov, _mvn_logpdf)
+
+
 class MvNormal(ExpFamily):
     name = "MvNormal"
     EVENT_RANKS = (1, 2)
+    LOGPDF = "_mvn_logpdf"
     # mean: a Gaussian form in m; cov: an inverse-Wishart form in Sigma (t = Sigma^-1,
     # log|Sigma|); prec: a Wishart form in Lambda (t = Lambda, log|Lambda|)
     MESSAGES = {"mean": ("MvNormal", "msg_mean"), "cov": ("InvWishart", "msg_cov"),
@@ -24,73 +77,62 @@ class MvNormal(ExpFamily):
 
     def stats(self, x):
         x = np.asarray(x, dtype=float)
-        return (x, outer(x, x))
+        return (x, _outer(x, x))
 
     def natural(self, mean, cov=None, prec=None):
-        Lam = inv_spd(np.asarray(cov, float)) if prec is None else np.asarray(prec, float)
+        Lam = _spd_inv(np.asarray(cov, float)) if prec is None else np.asarray(prec, float)
         mean = np.asarray(mean, float)
         return (np.einsum("...ij,...j->...i", Lam, mean), -0.5 * Lam)
 
     def params(self, eta):
         """(mean, cov) from eta."""
         Lam = -2.0 * np.asarray(eta[1])
-        cov = inv_spd(Lam)
+        cov = _spd_inv(Lam)
         return np.einsum("...ij,...j->...i", cov, eta[0]), cov
 
     def log_normalizer(self, eta):
         Lam = -2.0 * np.asarray(eta[1])
         m = np.linalg.solve(Lam, np.asarray(eta[0])[..., None])[..., 0]
         D = m.shape[-1]
-        return 0.5 * np.einsum("...i,...i->...", eta[0], m) - 0.5 * logdet(Lam) + 0.5 * D * LOG_2PI
+        return 0.5 * np.einsum("...i,...i->...", eta[0], m) - 0.5 * _spd_logdet(Lam) + 0.5 * D * LOG_2PI
 
     def log_base(self, x):
         return np.zeros(np.shape(x)[:-1])
 
     def mean_map(self, eta):
         m, cov = self.params(eta)
-        return (m, cov + outer(m, m))
+        return (m, cov + _outer(m, m))
 
     def inverse_mean_map(self, mu):
         m = np.asarray(mu[0])
-        cov = sym(np.asarray(mu[1]) - outer(m, m))
+        cov = _sym(np.asarray(mu[1]) - _outer(m, m))
         return self.natural(m, cov=cov)
 
     def mode(self, eta):
-        return self.params(eta)[0]
+        return _mvn_mode(np.asarray(eta[0], float), np.asarray(eta[1], float))
 
     def entropy(self, eta):
         Lam = -2.0 * np.asarray(eta[1])
         D = Lam.shape[-1]
-        return 0.5 * D * (1 + LOG_2PI) - 0.5 * logdet(Lam)
+        return 0.5 * D * (1 + LOG_2PI) - 0.5 * _spd_logdet(Lam)
 
     def sample(self, rng, eta, size=()):
         m, cov = self.params(eta)
-        L = chol(cov)
+        L = _spd_chol(cov)
         z = rng.standard_normal(tuple(np.atleast_1d(size)) + m.shape if size != () else m.shape)
         return m + np.einsum("...ij,...j->...i", L, z)
 
     # ------------------------------------------------------------------ messages
     def msg_mean(self, sum_x, count, prec):
-        """To the mean m: coefficients on (m, m m^T) of sum_n log N(x_n | m, prec^-1) =
-        (prec sum_x, -count/2 prec).  sum_x (..., D), count (...), prec (..., D, D)."""
-        prec = np.asarray(prec, float)
-        return (np.einsum("...ij,...j->...i", prec, sum_x),
-                -0.5 * np.asarray(count, float)[..., None, None] * prec)
+        """To the mean m: coefficients on (m, m m^T) (see ``_mvn_msg_mean``)."""
+        return _mvn_msg_mean(np.asarray(sum_x, float), count, np.asarray(prec, float))
 
-    def _scatter(self, sum_x, sum_xx, count, mean, mean_outer=None):
-        """sum_n (x_n - m)(x_n - m)^T from the sums; E[m m^T] when m is uncertain."""
-        count = np.asarray(count, float)[..., None, None]
-        mm = outer(mean, mean) if mean_outer is None else mean_outer
-        return sym(sum_xx - outer(sum_x, mean) - outer(mean, sum_x) + count * mm)
+    def msg_prec(self, sum_x, sum_xx, count, mean):
+        """To the precision: coefficients on (Lambda, log|Lambda|) = (-1/2 scatter, N/2)."""
+        return _mvn_msg_prec(_mvn_scatter(np.asarray(sum_x, float), np.asarray(sum_xx, float),
+                                          count, np.asarray(mean, float)), count)
 
-    def msg_prec(self, sum_x, sum_xx, count, mean, mean_outer=None):
-        """To the precision Lambda: coefficients on (Lambda, log|Lambda|) =
-        (-1/2 scatter, count/2)."""
-        C = self._scatter(sum_x, sum_xx, count, mean, mean_outer)
-        return (-0.5 * C, 0.5 * np.asarray(count, float))
-
-    def msg_cov(self, sum_x, sum_xx, count, mean, mean_outer=None):
-        """To the covariance Sigma: coefficients on (Sigma^-1, log|Sigma|) =
-        (-1/2 scatter, -count/2)."""
-        C = self._scatter(sum_x, sum_xx, count, mean, mean_outer)
-        return (-0.5 * C, -0.5 * np.asarray(count, float))
+    def msg_cov(self, sum_x, sum_xx, count, mean):
+        """To the covariance: coefficients on (Sigma^-1, log|Sigma|) = (-1/2 scatter, -N/2)."""
+        return _mvn_msg_cov(_mvn_scatter(np.asarray(sum_x, float), np.asarray(sum_xx, float),
+                                         count, np.asarray(mean, float)), count)

@@ -15,6 +15,19 @@ from scipy.special import digamma, gammaln, logsumexp, softmax
 from .vector import ExpFamily
 
 
+def _dirichlet_logpdf(p, alpha):
+    """log Dir(p | alpha) for p (..., K) (a scalar alpha is symmetric) -> (...).  A zero
+    p_j with alpha_j = 1 contributes 0, as the density does."""
+    p = np.asarray(p, dtype=float)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), p.shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        body = np.where(alpha == 1, 0.0, (alpha - 1) * np.log(p))
+    return gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)
+
+
+RUNTIME = (_dirichlet_logpdf,)
+
+
 class Categorical(ExpFamily):
     name = "Categorical"
     EVENT_RANKS = (1,)
@@ -94,6 +107,7 @@ class Multinomial(Categorical):
 
 class Dirichlet(ExpFamily):
     name = "Dirichlet"
+    LOGPDF = "_dirichlet_logpdf"
     EVENT_RANKS = (1,)
     MESSAGES: dict = {}  # its concentration is not conjugate to anything: numerical updates
 

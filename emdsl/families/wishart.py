@@ -9,11 +9,64 @@ Shapes: matrices (..., D, D), df and the log-determinant statistic (...).
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import gammaln
 
-from .linalg import chol, inv_spd, log_multigamma, logdet, multi_digamma
+from .linalg import _spd_chol, _spd_inv, _spd_logdet, log_multigamma, multi_digamma
 from .vector import ExpFamily
 
 LOG2 = np.log(2.0)
+
+
+# ----------------------------------------------------------------------------- runtime
+# Functions copied into generated modules (numpy / scipy.special only).
+def _wishart_natural(scale, df):
+    """Natural parameters of W(scale, df) on (Lambda, log|Lambda|)."""
+    scale = np.asarray(scale, dtype=float)
+    return -0.5 * _spd_inv(scale), 0.5 * (np.asarray(df, dtype=float) - scale.shape[-1] - 1)
+
+
+def _wishart_mode(eta0, eta1):
+    """argmax of tr(eta0 Lambda) + eta1 log|Lambda|: 2 eta1 (-2 eta0)^-1 (eta1 > 0)."""
+    return 2.0 * np.asarray(eta1, dtype=float)[..., None, None] * _spd_inv(-2.0 * eta0)
+
+
+def _invwishart_natural(scale, df):
+    """Natural parameters of IW(scale, df) on (Sigma^-1, log|Sigma|)."""
+    scale = np.asarray(scale, dtype=float)
+    return -0.5 * scale, -0.5 * (np.asarray(df, dtype=float) + scale.shape[-1] + 1)
+
+
+def _invwishart_mode(eta0, eta1):
+    """argmax of tr(eta0 Sigma^-1) + eta1 log|Sigma|: eta0 / eta1 (eta1 < 0)."""
+    return eta0 / np.asarray(eta1, dtype=float)[..., None, None]
+
+
+def _wishart_logpdf(X, scale, df):
+    """log W(X | scale, df) for X (..., D, D)."""
+    X, scale = np.asarray(X, dtype=float), np.asarray(scale, dtype=float)
+    D = X.shape[-1]
+    df = np.asarray(df, dtype=float)
+    tr = np.einsum("...ij,...ji->...", np.linalg.solve(scale, X), np.eye(D))
+    lmg = D * (D - 1) / 4 * np.log(np.pi) + sum(gammaln(0.5 * df + (1 - i) / 2)
+                                                 for i in range(1, D + 1))
+    return (0.5 * (df - D - 1) * _spd_logdet(X) - 0.5 * tr - 0.5 * df * D * np.log(2.0)
+            - 0.5 * df * _spd_logdet(scale) - lmg)
+
+
+def _invwishart_logpdf(X, scale, df):
+    """log IW(X | scale, df) for X (..., D, D)."""
+    X, scale = np.asarray(X, dtype=float), np.asarray(scale, dtype=float)
+    D = X.shape[-1]
+    df = np.asarray(df, dtype=float)
+    tr = np.einsum("...ij,...ji->...", scale, _spd_inv(X))
+    lmg = D * (D - 1) / 4 * np.log(np.pi) + sum(gammaln(0.5 * df + (1 - i) / 2)
+                                                 for i in range(1, D + 1))
+    return (0.5 * df * _spd_logdet(scale) - 0.5 * (df + D + 1) * _spd_logdet(X) - 0.5 * tr
+            - 0.5 * df * D * np.log(2.0) - lmg)
+
+
+RUNTIME = (_wishart_natural, _wishart_mode, _invwishart_natural, _invwishart_mode,
+           _wishart_logpdf, _invwishart_logpdf)
 
 
 def _bartlett(rng, df, D, size):
@@ -29,27 +82,26 @@ def _bartlett(rng, df, D, size):
 
 class Wishart(ExpFamily):
     name = "Wishart"
+    LOGPDF = "_wishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale W: an inverse-Wishart form in W (t = W^-1, log|W|)
     MESSAGES = {"scale": ("InvWishart", "msg_scale")}
 
     def stats(self, Lam):
-        return (np.asarray(Lam, float), logdet(np.asarray(Lam, float)))
+        return (np.asarray(Lam, float), _spd_logdet(np.asarray(Lam, float)))
 
     def natural(self, scale, df):
-        scale = np.asarray(scale, float)
-        D = scale.shape[-1]
-        return (-0.5 * inv_spd(scale), 0.5 * (np.asarray(df, float) - D - 1))
+        return _wishart_natural(scale, df)
 
     def params(self, eta):
         """(scale, df) from eta."""
         D = np.shape(eta[0])[-1]
-        return inv_spd(-2.0 * np.asarray(eta[0])), 2.0 * np.asarray(eta[1]) + D + 1
+        return _spd_inv(-2.0 * np.asarray(eta[0])), 2.0 * np.asarray(eta[1]) + D + 1
 
     def log_normalizer(self, eta):
         W, df = self.params(eta)
         D = W.shape[-1]
-        return 0.5 * df * logdet(W) + 0.5 * df * D * LOG2 + log_multigamma(0.5 * df, D)
+        return 0.5 * df * _spd_logdet(W) + 0.5 * df * D * LOG2 + log_multigamma(0.5 * df, D)
 
     def log_base(self, Lam):
         return np.zeros(np.shape(Lam)[:-2])
@@ -58,18 +110,16 @@ class Wishart(ExpFamily):
         W, df = self.params(eta)
         D = W.shape[-1]
         return (df[..., None, None] * W,
-                multi_digamma(0.5 * df, D) + D * LOG2 + logdet(W))
+                multi_digamma(0.5 * df, D) + D * LOG2 + _spd_logdet(W))
 
     def mode(self, eta):
         """(nu - D - 1) W: the argmax of a log|Lambda| - 1/2 tr(W^-1 Lambda)."""
-        W, df = self.params(eta)
-        D = W.shape[-1]
-        return (df - D - 1)[..., None, None] * W
+        return _wishart_mode(np.asarray(eta[0], float), eta[1])
 
     def sample(self, rng, eta, size=()):
         W, df = self.params(eta)
         D = W.shape[-1]
-        L = chol(W)
+        L = _spd_chol(W)
         A = _bartlett(rng, df, D, np.atleast_1d(size) if size != () else ())
         LA = L @ A
         return LA @ np.swapaxes(LA, -1, -2)
@@ -82,18 +132,17 @@ class Wishart(ExpFamily):
 
 class InvWishart(ExpFamily):
     name = "InvWishart"
+    LOGPDF = "_invwishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale Psi: a Wishart form in Psi (t = Psi, log|Psi|)
     MESSAGES = {"scale": ("Wishart", "msg_scale")}
 
     def stats(self, Sigma):
         Sigma = np.asarray(Sigma, float)
-        return (inv_spd(Sigma), logdet(Sigma))
+        return (_spd_inv(Sigma), _spd_logdet(Sigma))
 
     def natural(self, scale, df):
-        scale = np.asarray(scale, float)
-        D = scale.shape[-1]
-        return (-0.5 * scale, -0.5 * (np.asarray(df, float) + D + 1))
+        return _invwishart_natural(scale, df)
 
     def params(self, eta):
         D = np.shape(eta[0])[-1]
@@ -102,7 +151,7 @@ class InvWishart(ExpFamily):
     def log_normalizer(self, eta):
         Psi, df = self.params(eta)
         D = Psi.shape[-1]
-        return -0.5 * df * logdet(Psi) + 0.5 * df * D * LOG2 + log_multigamma(0.5 * df, D)
+        return -0.5 * df * _spd_logdet(Psi) + 0.5 * df * D * LOG2 + log_multigamma(0.5 * df, D)
 
     def log_base(self, Sigma):
         return np.zeros(np.shape(Sigma)[:-2])
@@ -110,19 +159,17 @@ class InvWishart(ExpFamily):
     def mean_map(self, eta):
         Psi, df = self.params(eta)
         D = Psi.shape[-1]
-        return (df[..., None, None] * inv_spd(Psi),
-                logdet(Psi) - multi_digamma(0.5 * df, D) - D * LOG2)
+        return (df[..., None, None] * _spd_inv(Psi),
+                _spd_logdet(Psi) - multi_digamma(0.5 * df, D) - D * LOG2)
 
     def mode(self, eta):
         """Psi / (nu + D + 1): the argmax of b log|Sigma| - 1/2 tr(Psi Sigma^-1)."""
-        Psi, df = self.params(eta)
-        D = Psi.shape[-1]
-        return Psi / (df + D + 1)[..., None, None]
+        return _invwishart_mode(np.asarray(eta[0], float), eta[1])
 
     def sample(self, rng, eta, size=()):
         Psi, df = self.params(eta)
-        prec = Wishart().sample(rng, Wishart().natural(inv_spd(Psi), df), size)
-        return inv_spd(prec)
+        prec = Wishart().sample(rng, Wishart().natural(_spd_inv(Psi), df), size)
+        return _spd_inv(prec)
 
     def msg_scale(self, stat, df):
         """To the scale Psi: coefficients on (Psi, log|Psi|) of log IW(Sigma | Psi, df) =

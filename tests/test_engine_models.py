@@ -239,6 +239,192 @@ for n in 1:N {
     match_on="mu", kaxis={"s2": None}))
 
 
+
+
+# ============================================================================ MvNormal params
+from test_generality import _SIG, _mvn_logpdf_k, _mvn_se, _wcov  # noqa: E402
+
+
+def _scatter(r, x, mu):
+    """sum_n r[n, k] (x_n - mu_k)(x_n - mu_k)^T -> (K, D, D)."""
+    d = x[:, None, :] - mu[None]
+    return np.einsum("nk,nki,nkj->kij", r, d, d)
+
+
+def _sim_mvn(rng, N=3000, shift=np.zeros(2)):
+    t = {"weights": np.array([0.4, 0.6]), "mu": np.array([[0.0, 0.0], [4.0, 3.0]]), "Sigma": _SIG}
+    z = draw_z(rng, t["weights"], N)
+    x = t["mu"][z] + np.einsum("nij,nj->ni", np.linalg.cholesky(_SIG)[z],
+                               rng.standard_normal((N, 2))) + shift
+    return x, t
+
+
+# ---- a mean through an affine expression: mu[k] + m0 with a known offset m0
+def _sim_affine(rng, N=3000):
+    m0 = np.array([10.0, -5.0])
+    x, t = _sim_mvn(rng, N, m0)
+    return {"x": x, "m0": m0, "K": 2}, t
+
+
+case(Case(
+    "mvn_affine_mean", """
+model AffineMeans
+dim N, D
+dim K = 2
+data   x[N]       : real[D]
+hyper  m0         : real[D] = zeros(D)
+param  weights    : simplex[K]
+param  mu[K]      : real[D]
+param  Sigma[K]   : spd[D]
+latent z[N]       : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ MvNormal(mu[z[n]] + m0, Sigma[z[n]])
+}
+""", _sim_affine,
+    log_joint=lambda kw, p: np.log(p["weights"]) + _mvn_logpdf_k(kw["x"], p["mu"] + kw["m0"],
+                                                                 p["Sigma"]),
+    se=lambda kw, t: _mvn_se(t, 3000, _SIG),
+    mstep=lambda kw, r: {"weights": ml_weights(r), "mu": wmean(r, kw["x"]) - kw["m0"],
+                         "Sigma": _wcov(r, kw["x"])},
+    match_on="mu", mstep_rtol=1e-7))
+
+
+# ---- MAP covariances under an inverse-Wishart prior
+def _sim_iw(rng, N=3000):
+    x, t = _sim_mvn(rng, N)
+    return {"x": x, "Psi": np.eye(2) * 0.5, "nu": 5.0, "K": 2}, t
+
+
+def _iw_mstep(kw, r):
+    mu = wmean(r, kw["x"])
+    S = _scatter(r, kw["x"], mu)
+    return {"weights": ml_weights(r), "mu": mu,
+            "Sigma": (S + kw["Psi"]) / (r.sum(0) + kw["nu"] + 2 + 1)[:, None, None]}
+
+
+case(Case(
+    "mvn_invwishart_map", """
+model InvWishartMAP
+dim N, D
+dim K = 2
+data   x[N]       : real[D]
+hyper  Psi        : spd[D] = eye(D)
+hyper  nu         : pos = D + 2
+param  weights    : simplex[K]
+param  mu[K]      : real[D]
+param  Sigma[K]   : spd[D]
+latent z[N]       : cat[K]
+for k in 1:K { Sigma[k] ~ InvWishart(Psi, nu) }
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ MvNormal(mu[z[n]], Sigma[z[n]])
+}
+""", _sim_iw, algorithm="MAP-EM",
+    log_joint=lambda kw, p: np.log(p["weights"]) + _mvn_logpdf_k(kw["x"], p["mu"], p["Sigma"]),
+    log_prior=lambda kw, p: float(sum(stats.invwishart(df=kw["nu"], scale=kw["Psi"]).logpdf(S)
+                                      for S in p["Sigma"])),
+    se=lambda kw, t: _mvn_se(t, 3000, _SIG), mstep=_iw_mstep, match_on="mu", mstep_rtol=1e-7))
+
+
+# ---- MAP precisions under a Wishart prior, one precision shared by the components
+def _sim_tied_wishart(rng, N=3000):
+    t = {"weights": np.array([0.4, 0.6]), "mu": np.array([[0.0, 0.0], [3.0, 2.0]]),
+         "Lam": np.linalg.inv(_SIG[0])}
+    z = draw_z(rng, t["weights"], N)
+    x = t["mu"][z] + rng.multivariate_normal([0, 0], _SIG[0], N)
+    return {"x": x, "W": np.eye(2) * 0.3, "nu": 6.0, "K": 2}, t
+
+
+def _tied_wishart_mstep(kw, r):
+    mu = wmean(r, kw["x"])
+    S = _scatter(r, kw["x"], mu).sum(0)
+    return {"weights": ml_weights(r), "mu": mu,
+            "Lam": (len(r) + kw["nu"] - 2 - 1) * np.linalg.inv(S + np.linalg.inv(kw["W"]))}
+
+
+case(Case(
+    "mvn_tied_wishart_map", """
+model TiedPrecisionMAP
+dim N, D
+dim K = 2
+data   x[N]       : real[D]
+hyper  W          : spd[D] = eye(D)
+hyper  nu         : pos = D + 2
+param  weights    : simplex[K]
+param  mu[K]      : real[D]
+param  Lam        : spd[D]
+latent z[N]       : cat[K]
+Lam ~ Wishart(W, nu)
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ MvNormal(mu[z[n]], prec=Lam)
+}
+""", _sim_tied_wishart, algorithm="MAP-EM",
+    log_joint=lambda kw, p: np.log(p["weights"]) + _mvn_logpdf_k(
+        kw["x"], p["mu"], np.broadcast_to(np.linalg.inv(p["Lam"]), (2, 2, 2))),
+    log_prior=lambda kw, p: float(stats.wishart(df=kw["nu"], scale=kw["W"]).logpdf(p["Lam"])),
+    recover=lambda p: {**p, "Sigma": np.linalg.inv(p["Lam"])},
+    se=lambda kw, t: {"weights": w_se(t["weights"], 3000),
+                      "mu": np.sqrt(np.diag(_SIG[0]) / (3000 * t["weights"])[:, None]),
+                      "Sigma": np.sqrt((_SIG[0] ** 2 + np.outer(np.diag(_SIG[0]),
+                                                                np.diag(_SIG[0]))) / 3000)},
+    mstep=_tied_wishart_mstep, match_on="mu", kaxis={"Lam": None, "Sigma": None},
+    mstep_rtol=1e-7))
+
+
+# ---- joint MAP of mean and precision under a Normal-Wishart prior
+def _sim_nw(rng, N=3000):
+    x, t = _sim_mvn(rng, N)
+    t = {"weights": t["weights"], "mu": t["mu"], "Lam": np.linalg.inv(_SIG)}
+    return {"x": x, "m0": np.array([1.0, 1.0]), "beta0": 0.5, "W0": np.eye(2), "nu0": 5.0,
+            "K": 2}, t
+
+
+def _nw_mstep(kw, r):
+    x, b, m0 = kw["x"], kw["beta0"], kw["m0"]
+    n = r.sum(0)
+    mu = (r.T @ x + b * m0) / (n + b)[:, None]
+    dev = mu - m0
+    S = _scatter(r, x, mu) + b * np.einsum("ki,kj->kij", dev, dev) + np.linalg.inv(kw["W0"])
+    return {"weights": ml_weights(r), "mu": mu,
+            "Lam": (n + kw["nu0"] - 2)[:, None, None] * np.linalg.inv(S)}
+
+
+case(Case(
+    "mvn_normal_wishart_map", """
+model NormalWishartMAP
+dim N, D
+dim K = 2
+data   x[N]       : real[D]
+hyper  m0         : real[D] = zeros(D)
+hyper  beta0      : pos = 1.0
+hyper  W0         : spd[D] = eye(D)
+hyper  nu0        : pos = D + 1
+param  weights    : simplex[K]
+param  mu[K]      : real[D]
+param  Lam[K]     : spd[D]
+latent z[N]       : cat[K]
+for k in 1:K {
+    Lam[k] ~ Wishart(W0, nu0)
+    mu[k]  ~ MvNormal(m0, prec=beta0 * Lam[k])
+}
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ MvNormal(mu[z[n]], prec=Lam[z[n]])
+}
+""", _sim_nw, algorithm="MAP-EM",
+    log_joint=lambda kw, p: np.log(p["weights"]) + _mvn_logpdf_k(kw["x"], p["mu"],
+                                                                 np.linalg.inv(p["Lam"])),
+    log_prior=lambda kw, p: float(sum(
+        stats.wishart(df=kw["nu0"], scale=kw["W0"]).logpdf(L)
+        + stats.multivariate_normal(kw["m0"], np.linalg.inv(kw["beta0"] * L)).logpdf(m)
+        for m, L in zip(p["mu"], p["Lam"]))),
+    recover=lambda p: {**p, "Sigma": np.linalg.inv(p["Lam"])},
+    se=lambda kw, t: _mvn_se(t, 3000, _SIG),
+    mstep=_nw_mstep, match_on="mu", kaxis={"Lam": 0, "Sigma": 0}, mstep_rtol=1e-7))
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_engine_model(name):
     check_case(CASES[name])

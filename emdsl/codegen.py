@@ -200,8 +200,8 @@ class _Writer:
                 s(f"# {v.name}: a covariate used as an index; indicator matrix ({size}, N)")
                 s(f'{v.name} = np.asarray(data["{v.name}"], dtype=np.int64)')
                 s(f'st["{v.name}"] = {v.name}')
-                s(f'st["G_{v.name}"] = scipy.sparse.csr_matrix((np.ones(n_rows), ({v.name}, '
-                  f"np.arange(n_rows))), shape=(int({size}), n_rows))")
+                s(f'st["G_{v.name}"] = scipy.sparse.csr_matrix((np.ones(len({v.name})), '
+                  f"({v.name}, np.arange(len({v.name})))), shape=(int({size}), len({v.name})))")
         for e in self.r.emissions:
             f = e.factor
             s(self.cite(f))
@@ -224,6 +224,13 @@ class _Writer:
                     s(f'st["T_{x}_{i}"] = np.broadcast_to({py(t)}, {x}.shape)  # t_{i}(x) = {t}')
                 s(f'st["logh_{x}"] = float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))'
                   "  # log h(x)")
+            elif e.kind == "categorical" and e.via:
+                size = known(self.cm.vars[x].elem_dims[0])
+                s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
+                s(f'{e.via} = np.asarray(data["{e.via}"], dtype=np.int64)')
+                s(f'st["X_{x}"] = scipy.sparse.csr_matrix((np.ones(len({x})), ({e.via}, {x})), '
+                  f"shape=(n_rows, int({size})))  # counts of each {x} per {e.via}: t(x) "
+                  f"summed over the items of a group")
             elif e.kind == "categorical":
                 size = known(self.cm.vars[x].elem_dims[0])
                 s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
@@ -351,6 +358,10 @@ class _Writer:
             for i in range(len(fm.t)):
                 term = f'np.einsum("{tl},{el}->{out}", st["T_{x}_{i}"][lo:hi], eta_{x}_{i})'
                 s(f"log_joint += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
+        elif e.kind == "categorical" and e.via:
+            ref = e.refs[0]
+            s(f'log_joint += st["X_{x}"][lo:hi] @ log_{ref.param}.T  # sum over the group\'s '
+              f"{x}: counts @ log p (sparse: O(non-zeros))")
         elif e.kind == "categorical":
             ref = e.refs[0]
             if ref.uses_latent:
@@ -430,6 +441,8 @@ class _Writer:
                       f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times} + _EPS10')
                 else:
                     s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')
+            elif e.kind == "categorical" and e.via:
+                s(f'ess["C_{x}"] = np.asarray(st["X_{x}"].T @ resp).T  # (K, V) expected counts')
             elif e.kind == "categorical":
                 ref_e = e.refs[0]
                 if ref_e.uses_latent:

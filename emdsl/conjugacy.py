@@ -48,6 +48,7 @@ class Emission:
     inner: tuple[Loop, ...]     # loops inside the latent plate, outermost first
     knowns: tuple[ParamRef, ...] = ()  # indexed hypers (known arrays on the param grid)
     factorised: bool = False    # a diagonal vector family written as scalar ones
+    via: str = ""               # items in their own plate select the latent by this datum
 
     @property
     def uses_latent(self) -> bool:
@@ -134,12 +135,17 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
     scalar = factorise(cm, f)
     if scalar is not None:  # a diagonal MvNormal: D scalar Normals over an element loop
         f = scalar
+    factor_refs = fg.refs(number) if scalar is None else _references(cm, f)
+    via = ""
     if not f.loops or f.loops[0].var != plate.var:
-        raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
-                           f"'{z.name}'", f"sample it inside `for {plate.var} in ...`")
+        via = _group_selector(cm, f, factor_refs, z)
+        if not via:
+            raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
+                               f"'{z.name}'", f"sample it inside `for {plate.var} in ...`, or "
+                               f"select the latent by a category datum, e.g. "
+                               f"`{z.name}[doc[t]]`")
     inner = f.loops[1:]
     want = tuple(lp.var for lp in f.loops)
-    factor_refs = fg.refs(number) if scalar is None else _references(cm, f)
     target = factor_refs[0]
     got = tuple(a.name if a.kind == "loop" else None for a in target.axes)
     if got != want:
@@ -166,7 +172,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
             continue
         if role != "param":
             continue
-        ref = _param_ref(cm, gref, z, plate, inner)
+        ref = _param_ref(cm, gref, z, plate, inner, via and (via, f.loops[0].var))
         if any(r.param == ref.param and r != ref for r in refs):
             raise _unsupported(cm, gref.span, f"param '{ref.param}' used with two "
                                "different indexings in one statement", "")
@@ -192,7 +198,24 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
     if kind == "mvnormal" and any(a.kind == "covariate" for r in refs for a in r.axes):
         raise _unsupported(cm, f.span, "MvNormal params indexed by a covariate", None)
     return Emission(f, number, kind, tuple(refs), inner, tuple(knowns),
-                    factorised=scalar is not None)
+                    factorised=scalar is not None, via=via)
+
+
+def _group_selector(cm, f: Factor, refs, z: Var) -> str:
+    """The category datum through which a Categorical emission in its own plate selects
+    the latent (``phi[z[doc[t]]]``: 'doc'), or '' when it does not."""
+    if f.family.name != "Categorical" or len(f.loops) != 1:
+        return ""
+    item = Axis_("loop", f.loops[0].var)
+    found = set()
+    for r in refs[1:]:
+        for ax in r.axes:
+            if ax.kind == "gate" and ax.name == z.name:
+                if len(ax.inner) != 1 or ax.inner[0].kind != "group" or \
+                        ax.inner[0].inner != (item,):
+                    return ""
+                found.add(ax.inner[0].name)
+    return found.pop() if len(found) == 1 else ""
 
 
 def _references(cm: CheckedModel, f: Factor) -> list:
@@ -236,7 +259,7 @@ def _prior(cm: CheckedModel, f: Factor) -> Factor:
     return f
 
 
-def _param_ref(cm, gref, z: Var, plate: Loop, inner) -> ParamRef:
+def _param_ref(cm, gref, z: Var, plate: Loop, inner, via=()) -> ParamRef:
     """The param reference ``gref`` (a graph edge) in the terms of a mixture: each index
     is the latent (``mu[z[n]]``), an inner loop variable, or a categorical covariate
     indexed by the plate (``theta[doc[n]]``)."""
@@ -249,6 +272,8 @@ def _param_ref(cm, gref, z: Var, plate: Loop, inner) -> ParamRef:
     axes = []
     for ax in gref.axes:
         by_plate = ax.inner == (Axis_("loop", plate.var),)
+        if via:  # z[doc[t]]: the latent of the item's group
+            by_plate = ax.inner == (Axis_("group", via[0], inner=(Axis_("loop", via[1]),)),)
         if ax.kind == "gate" and ax.name == z.name and by_plate:
             axes.append(Axis("latent", z.name))
         elif ax.kind == "group" and by_plate:

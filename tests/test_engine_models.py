@@ -425,6 +425,51 @@ for n in 1:N {
     mstep=_nw_mstep, match_on="mu", kaxis={"Lam": 0, "Sigma": 0}, mstep_rtol=1e-7))
 
 
+# ============================================================================ grouped latents
+# ---- a mixture of unigrams: one topic per document, tokens in long format
+def _doc_term(kw):
+    X = np.zeros((kw["D"], kw["V"]))
+    np.add.at(X, (kw["doc"], kw["w"]), 1.0)
+    return X
+
+
+def _sim_unigrams(rng, N=400):
+    K, V = 3, 30
+    t = {"pi": np.array([0.3, 0.3, 0.4]),
+         "phi": np.random.default_rng(7).dirichlet(np.ones(V) * 0.3, size=K)}
+    z = draw_z(rng, t["pi"], N)
+    lens = rng.integers(15, 40, size=N)
+    doc = np.repeat(np.arange(N), lens)
+    w = np.concatenate([rng.choice(V, size=n, p=t["phi"][z[d]]) for d, n in enumerate(lens)])
+    return {"doc": doc, "w": w, "D": N, "V": V, "K": K}, t
+
+
+def _unigram_se(kw, t):
+    tokens = len(kw["w"]) * t["pi"][:, None]
+    return {"pi": 1.5 * w_se(t["pi"], kw["D"]),
+            "phi": np.sqrt(t["phi"] * (1 - t["phi"]) / tokens) + 1e-3}
+
+
+case(Case(
+    "mixture_of_unigrams", """
+model MixtureOfUnigrams
+dim T, D, V
+dim K = 3
+data   doc[T]   : cat[D]
+data   w[T]     : cat[V]
+param  pi       : simplex[K]
+param  phi[K]   : simplex[V]
+latent z[D]     : cat[K]
+for d in 1:D { z[d] ~ Categorical(pi) }
+for t in 1:T { w[t] ~ Categorical(phi[z[doc[t]]]) }
+""", _sim_unigrams,
+    log_joint=lambda kw, p: np.log(p["pi"]) + _doc_term(kw) @ np.log(p["phi"]).T,
+    se=_unigram_se,
+    mstep=lambda kw, r: {"pi": ml_weights(r), "phi": (lambda C: C / C.sum(1, keepdims=True))(
+        r.T @ _doc_term(kw))},
+    match_on="phi"))
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_engine_model(name):
     check_case(CASES[name])

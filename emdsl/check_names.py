@@ -27,10 +27,13 @@ GENERATED_NAMES = frozenset((
     "n_comp", "resp", "resp_block", "ess", "loglik", "lo", "hi", "log_joint", "log_prior_z",
     "count_k", "old", "new", "counts", "counts_total", "stats", "n_k", "dim", "sum_x",
     "sum_xx", "shift", "mean_k", "cov_k", "prec_x", "prec_0", "prior_mean", "lhs", "rhs",
-    "features", "rng", "reg", "trace", "log_p", "values"))
+    "features", "rng", "reg", "trace", "log_p", "values", "n_cells", "centred_mean",
+    "prec_cells", "msg_h", "msg_J", "prior_prec", "prior_mean_c", "mean_cells", "scatter",
+    "dev", "prior_msg", "prior_eta", "value", "centring", "centre", "merge_stats",
+    "PARAM_KINDS", "t_block"))
 # generated names built from a model name: eta_x_0, A_x, S_x_0, N_x, log_phi, ...
 GENERATED_PREFIXES = ("eta", "A", "S", "N", "T", "C", "G", "logh", "log", "mean", "cov",
-                      "shift")
+                      "shift", "B", "X", "spread", "data", "shape")
 BUILTIN_FUNCS = {"dot", "exp", "log", "sqrt", "sum", "diag", "eye", "zeros", "ones",
                  "transpose", "lgamma", "digamma"}
 # element type kinds and how many element dims each takes

@@ -45,7 +45,7 @@ class _Writer:
         summed = self.summed_positions(e)
         inner = "".join(c for i, c in enumerate(self.data_letters(e)) if i and i not in summed)
         grid = self.grid_letters(e)
-        src = f'st["{fm.shift}"]'
+        src = f'st["centre"]["{fm.shift}"]'
         if inner:
             src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
             if "k" in grid:
@@ -183,17 +183,40 @@ class _Writer:
 
     # ------------------------------------------------------------------ prepare
     def prepare(self, s):
+        dense = [e for e in self.r.emissions if e.kind in ("scalar", "mvnormal")]
         s("")
         s("")
-        s("def prepare(data, hyp):")
-        s('    """Sufficient statistics t(x) of every emission, computed once per data set.')
+        s("def centring(data, hyp):")
+        s('    """The shift of each real emission\'s data (its mean), fixed once per fit: the')
+        s("    statistics are of x - shift, so that the E-step's eta . t(x) - A and the")
+        s("    M-step's S2/N - (S1/N)^2 do not cancel when the data are far from 0, and the")
+        s('    statistics of any two chunks prepared with the same centre add up."""')
+        s.indent()
+        s("centre = {}")
+        for e in dense:
+            x = e.factor.target
+            if e.kind == "scalar" and self.form_of(e).shift is not None:
+                over = (0,) + self.summed_positions(e)
+                s(f'centre["{self.form_of(e).shift}"] = np.asarray(data["{x}"], dtype=float)'
+                  f".mean(axis={over if len(over) > 1 else 0})")
+            elif e.kind == "mvnormal":
+                s(f'centre["shift_{x}"] = np.asarray(data["{x}"], dtype=float).mean(axis=0)')
+        s("return centre")
+        s.dedent()
         s("")
-        s("    data: dict name -> array (0-based categories); hyp: dims and hypers by name.")
-        s('    """')
+        s("")
+        s("def prepare(data, hyp, centre=None):")
+        s('    """The data of one data set or chunk, arranged for the E-step. Sufficient')
+        s("    statistics t(x) are computed block by block when they are used (memory bounded")
+        s("    by BLOCK_ROWS, not by N); sparse counts of categorical data are built here.")
+        s("")
+        s("    data: dict name -> array (0-based categories); hyp: dims and hypers by name;")
+        s('    centre: the fit\'s shifts from ``centring`` (computed from ``data`` when None)."""')
         s.indent()
         s(f'n_rows = int(hyp["{self.plate.stop.id}"])' if hasattr(self.plate.stop, "id")
           else f"n_rows = int({known(self.plate.stop)})")
-        s('st = {"n_rows": n_rows}')
+        s('st = {"n_rows": n_rows, "hyp": hyp,')
+        s('      "centre": centring(data, hyp) if centre is None else dict(centre)}')
         for v in self.cm.vars.values():
             if v.role == "data" and v.kind == "cat" and self._is_covariate(v.name):
                 size = known(v.elem_dims[0])
@@ -207,23 +230,10 @@ class _Writer:
             s(self.cite(f))
             x = f.target
             if e.kind == "scalar":
-                fm = self.form_of(e)
-                s(f'{x} = np.asarray(data["{x}"], dtype=float)')
-                s(f'st["shape_{x}"] = {x}.shape')
-                if fm.shift is not None:
-                    over = (0,) + self.summed_positions(e)
-                    if len(over) == 1:
-                        s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis=0)  # one per inner index')
-                        s(f"{x} = {x} - {fm.shift}  # statistics of the centred data (no cancellation)")
-                    else:
-                        s(f'{fm.shift} = st["{fm.shift}"] = {x}.mean(axis={over})  # one per cell')
-                        s(f"{x} = {x} - np.expand_dims({fm.shift}, {over})  # centred data")
-                self._hyper_locals(s, set().union(*[t.free_symbols for t in fm.t],
-                                                  fm.logh.free_symbols) - {fm.x})
-                for i, t in enumerate(fm.t):
-                    s(f'st["T_{x}_{i}"] = np.broadcast_to({py(t)}, {x}.shape)  # t_{i}(x) = {t}')
-                s(f'st["logh_{x}"] = float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))'
-                  "  # log h(x)")
+                s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
+                s(f'st["shape_{x}"] = st["data_{x}"].shape')
+                s(f'st["logh_{x}"] = sum(_logh_{x}(st, lo, min(n_rows, lo + BLOCK_ROWS))'
+                  f" for lo in range(0, n_rows, BLOCK_ROWS))  # sum of log h(x)")
             elif e.kind == "categorical" and e.via:
                 size = known(self.cm.vars[x].elem_dims[0])
                 s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
@@ -238,12 +248,48 @@ class _Writer:
                 s(f'st["G_{x}"] = scipy.sparse.csr_matrix((np.ones(n_rows), ({x}, '
                   f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
             else:
-                s(f'{x} = np.asarray(data["{x}"], dtype=float)')
-                s(f'st["shift_{x}"] = {x}.mean(axis=0)  # centring avoids cancellation in '
-                  "E[xx^T] - mu mu^T")
-                s(f'st["T_{x}"] = _xx_stats({x} - st["shift_{x}"])  # t(x) = [x, x_i x_j (i<=j)]')
+                s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
         s("return st")
         s.dedent()
+        for e in dense:
+            self.block_t(s, e)
+
+    def block_t(self, s, e):
+        """``_t_x(st, lo, hi)``: t(x) of rows lo:hi of a dense emission's centred data, and
+        for scalar families ``_logh_x`` (the sum of log h over the rows)."""
+        x = e.factor.target
+        s("")
+        s("")
+        if e.kind == "mvnormal":
+            s(f"def _t_{x}(st, lo, hi):")
+            s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
+            s(f'    return _xx_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
+            return
+        fm = self.form_of(e)
+        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
+                           (f"_logh_{x}", "the sum of log h(x)")):
+            s(f"def {name}(st, lo, hi):")
+            s(f'    """{what} over rows lo:hi of {x}' + (f" - {fm.shift}" if fm.shift else "")
+              + '."""')
+            s.indent()
+            s('hyp = st["hyp"]')
+            s(f'{x} = st["data_{x}"][lo:hi]')
+            if fm.shift is not None:
+                over = (0,) + self.summed_positions(e)
+                centre = f'st["centre"]["{fm.shift}"]'
+                if len(over) > 1:
+                    centre = f"np.expand_dims({centre}, {over})"
+                s(f"{x} = {x} - {centre}  # the centred data (no cancellation)")
+            exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
+            self._hyper_locals(s, set().union(*[t.free_symbols for t in exprs]) - {fm.x})
+            if name.startswith("_t"):
+                items = ", ".join(f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
+                s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
+            else:
+                s(f"return float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))")
+            s.dedent()
+            s("")
+            s("")
 
     def _is_covariate(self, name) -> bool:
         return name not in {f.target for f in self.cm.factors}
@@ -292,10 +338,16 @@ class _Writer:
             s("log_joint[...] = log_prior_z  # log p(z_n = k)")
         else:
             s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
+        dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
+        if dense:
+            s("t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense)
+              + "}  # t(x) of this block only")
+        else:
+            s("t_block = {}")
         for e in r.emissions:
             self._e_block(s, e)
         s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
-        s("block_stats(ess, st, log_joint, lo, hi)  # while the block is in cache")
+        s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
         s("return resp, finish_stats(ess, st, resp), loglik")
@@ -330,7 +382,7 @@ class _Writer:
             s(f'log_{ref.param} = log(params["{ref.param}"])  # natural parameters log p')
         else:
             gu = self.gaussian_of(e)
-            s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["shift_{x}"]')
+            s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["centre"]["shift_{x}"]')
             s(f"spread_{x} = np.asarray({self.slot_value(gu.spread)}, dtype=float)")
             s(f"spread_{x} = spread_{x}[None] if spread_{x}.ndim == 2 else spread_{x}")
             s(f"G_{x} = max(len(mean_{x}), len(spread_{x}))  # the cells")
@@ -356,7 +408,7 @@ class _Writer:
             tl, el = self.data_letters(e), self.grid_letters(e)
             out = "nk" if "k" in el else "n"
             for i in range(len(fm.t)):
-                term = f'np.einsum("{tl},{el}->{out}", st["T_{x}_{i}"][lo:hi], eta_{x}_{i})'
+                term = f'np.einsum("{tl},{el}->{out}", t_block["{x}"][{i}], eta_{x}_{i})'
                 s(f"log_joint += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
         elif e.kind == "categorical" and e.via:
             ref = e.refs[0]
@@ -371,9 +423,9 @@ class _Writer:
         else:
             gu = self.gaussian_of(e)
             if gu.axes:
-                s(f'log_joint += st["T_{x}"][lo:hi] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
+                s(f'log_joint += t_block["{x}"] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
             else:
-                s(f'log_joint += (st["T_{x}"][lo:hi] @ eta_{x}.T)[:, :1]')
+                s(f'log_joint += (t_block["{x}"] @ eta_{x}.T)[:, :1]')
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is
@@ -383,9 +435,9 @@ class _Writer:
         z = r.latent.name
         s("")
         s("")
-        s("def block_stats(ess, st, resp_block, lo, hi):")
-        s('    """Add rows lo:hi to the expected sufficient statistics (eq. 50):')
-        s("    phi_N,k += sum_n r[n,k] t(x_n) for this block; resp_block is resp[lo:hi] (B, K).")
+        s("def block_stats(ess, t_block, resp_block):")
+        s('    """Add one block to the expected sufficient statistics (eq. 50):')
+        s("    phi_N,k += sum_n r[n,k] t(x_n); t_block: the block's t(x) by datum, resp_block (B, K).")
         s('    """')
         s.indent()
         ref = r.assign_ref
@@ -401,16 +453,16 @@ class _Writer:
                 for i in range(len(fm.t)):
                     if "k" in el:
                         s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", resp_block, '
-                          f'st["T_{x}_{i}"][lo:hi]))')
+                          f't_block["{x}"][{i}]))')
                     else:
-                        s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", st["T_{x}_{i}"][lo:hi]))')
+                        s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", t_block["{x}"][{i}]))')
             elif e.kind == "mvnormal":
                 s(self.cite(e.factor))
                 gu = self.gaussian_of(e)
                 if gu.axes:
-                    s(f'_add(ess, "S_{x}", (st["T_{x}"][lo:hi].T @ resp_block).T)  # (K, P) = R^T T')
+                    s(f'_add(ess, "S_{x}", (t_block["{x}"].T @ resp_block).T)  # (K, P) = R^T T')
                 else:
-                    s(f'_add(ess, "S_{x}", st["T_{x}"][lo:hi].sum(axis=0)[None])')
+                    s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')
         s("return ess")
         s.dedent()
         s("")
@@ -438,7 +490,7 @@ class _Writer:
                 times = f" * ({mult})" if mult else ""
                 if "k" in el:
                     s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
-                      f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times} + _EPS10')
+                      f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times}')
                 else:
                     s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')
             elif e.kind == "categorical" and e.via:
@@ -451,9 +503,9 @@ class _Writer:
                     s(f'ess["C_{x}"] = np.asarray(st["G_{x}"].sum(axis=1)).ravel()')
             else:
                 gu = self.gaussian_of(e)
-                s(f'ess["shift_{x}"] = st["shift_{x}"]  # statistics are of centred data')
+                s(f'ess["shift_{x}"] = st["centre"]["shift_{x}"]  # the statistics are of x - shift')
                 if gu.axes:
-                    s(f'ess["N_{x}"] = count_k + _EPS10')
+                    s(f'ess["N_{x}"] = count_k')
                 else:
                     s(f'ess["N_{x}"] = np.array([float(st["n_rows"])])')
         s("return ess")
@@ -465,8 +517,25 @@ class _Writer:
         s('    ess = {}')
         s('    for lo in range(0, st["n_rows"], BLOCK_ROWS):')
         s('        hi = min(st["n_rows"], lo + BLOCK_ROWS)')
-        s('        block_stats(ess, st, resp[lo:hi], lo, hi)')
+        dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
+        s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
+        s('        block_stats(ess, t_block, resp[lo:hi])')
         s('    return finish_stats(ess, st, resp)')
+        s("")
+        s("")
+        s("def merge_stats(a, b):")
+        s('    """The statistics of the union of two chunks: every field is a sum over items')
+        s("    (stats(A u B) = stats(A) + stats(B)), except the shifts, which are the fit's own")
+        s('    and must agree."""')
+        s("    out = {}")
+        s("    for key, value in a.items():")
+        s('        if key.startswith("shift_"):')
+        s("            if not np.array_equal(value, b[key]):")
+        s('                raise ValueError(f"chunks prepared with different centres ({key})")')
+        s("            out[key] = value")
+        s("        else:")
+        s("            out[key] = np.asarray(value) + np.asarray(b[key])")
+        s("    return out")
 
     # ------------------------------------------------------------------ init / fit
     def init_and_fit(self, s):

@@ -119,8 +119,9 @@ class MStepWriter:
     def _form_locals(self, s, g, fm, value):
         """Locals an emission's part of Q reads: its statistics, and the other params and
         indexed hypers laid out on its cells."""
-        for sym in (*fm.ess, fm.count) + ((fm.shift,) if fm.shift is not None else ()):
+        for sym in fm.ess + ((fm.shift,) if fm.shift is not None else ()):
             s(f'{sym} = ess["{sym}"]')
+        s(f'{fm.count} = ess["{fm.count}"] + _EPS10  # (an empty cell divides by ~0, not 0)')
         e = fm.emission
         others = [r for r in e.refs if r.param in g.others]
         self.w.on_grid(s, e, others, value)
@@ -132,7 +133,7 @@ class MStepWriter:
         of its prior plus the messages of its cells (see ``derive_vector``)."""
         x = gu.emission.factor.target
         s(self.w.cite(gu.emission.factor))
-        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"]  # per cell: t(x) sums (G, P), counts (G,)')
+        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"] + _EPS10  # per cell: sums (G, P), counts (G,)')
         s(f'shift = ess["shift_{x}"]  # the statistics are of x - shift')
         s("dim = shift.shape[0]")
         s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
@@ -158,34 +159,35 @@ class MStepWriter:
     def _gaussian_mean(self, s, gu, beta):
         p, sign = gu.mean.param, "-" if gu.mean.sign < 0 else ""
         summed = gu.mean.axes != gu.grid   # one mean shared by the cells
-        s(f"# {p}: the centred mean v = {sign}{p} + offset - shift of each cell")
+        s(f"# {p}: the centred mean of each cell, {sign}{p} + offset - shift")
         if gu.mean_prior is None and (not summed or not gu.spread.axes):
             # the precision cancels from the stationary point: v = sum_x / N (eq. 51)
             if summed:
-                s("v = sum_x.sum(0, keepdims=True) / n_cells.sum()  # the cells share the mean")
+                s("centred_mean = sum_x.sum(0, keepdims=True) / n_cells.sum()  # one shared mean")
             else:
-                s("v = sum_x / n_cells[:, None]  # v_k = sum_x_k / N_k (eq. 51)")
+                s("centred_mean = sum_x / n_cells[:, None]  # v_k = sum_x_k / N_k (eq. 51)")
         else:
             self.w.runtime.update({"_mvn_msg_mean", "_mvn_mode"})
             spread = self._prec_source(gu.spread, gu.keyword,
                                        f'_param_value("{gu.spread.param}", new, old, hyp)'
                                        if gu.spread.param else "")
             s(f"prec_cells = np.broadcast_to({spread}, (len(n_cells), dim, dim))")
-            s("h, J = _mvn_msg_mean(sum_x, n_cells, prec_cells)  # messages of the cells")
+            s("msg_h, msg_J = _mvn_msg_mean(sum_x, n_cells, prec_cells)  # messages of the cells")
             if summed:
-                s("h, J = h.sum(0, keepdims=True), J.sum(0, keepdims=True)  # one shared mean")
+                s("msg_h, msg_J = msg_h.sum(0, keepdims=True), msg_J.sum(0, keepdims=True)"
+                  "  # one shared mean")
             if gu.mean_prior is not None:
                 pf = gu.mean_prior
                 s(self.w.cite(pf) + "  (conjugate prior: its natural parameters)")
                 ps = gu.prior_spread
                 val = f'_param_value("{ps.param}", new, old, hyp)' if ps.param else ""
                 s(f"prior_prec = {self._prec_source(ps, gu.prior_keyword, val)}")
-                s(f"prior_v = {sign}np.asarray({known(pf.arg['mean'])}, dtype=float) + {beta}")
-                s("h = h + np.einsum('...ij,...j->...i', prior_prec, prior_v)")
-                s("J = J - 0.5 * prior_prec")
-            s("v = _mvn_mode(h, J)  # the mode of the Gaussian form in v")
+                s(f"prior_mean_c = {sign}np.asarray({known(pf.arg['mean'])}, dtype=float) + {beta}")
+                s("msg_h = msg_h + np.einsum('...ij,...j->...i', prior_prec, prior_mean_c)")
+                s("msg_J = msg_J - 0.5 * prior_prec")
+            s("centred_mean = _mvn_mode(msg_h, msg_J)  # the mode of the Gaussian form")
         tail = "" if gu.mean.axes else "[0]"
-        s(f'new["{p}"] = {sign}(v - ({beta})){tail}')
+        s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
             s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), count_k)')
 

@@ -1,0 +1,118 @@
+"""Additive statistics: the E-step over a chunk returns sums over its items, so the
+statistics of three random chunks (prepared with the fit's one centre) add up to those of
+the whole data set, and the M-step from them gives the same params -- for every model in
+``models/`` that compiles and every model of the generality tests."""
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+import pytest
+
+import emdsl
+import test_engine_models as engine
+import test_generality as generality
+from test_sample import CASES as SAMPLED
+from test_sample import model as shipped
+
+
+def _split(m, kw, rng, parts=3):
+    """The data of ``kw`` in ``parts`` random chunks of the latent's plate (dims adjusted)."""
+    cm = m.checked
+    z = next(v for v in cm.vars.values() if v.role == "latent")
+    size = z.shape[0].id
+    b = m._bind(kw)
+    data, h = b.data, {**b.dims, **b.hypers}
+    n = h[size]
+    items = [v.name for v in cm.vars.values() if v.role == "data" and v.shape
+             and getattr(v.shape[0], "id", None) == size]
+    idx = rng.permutation(n)
+    out = []
+    for part in np.array_split(idx, parts):
+        chunk = {k: (np.asarray(v)[part] if k in items else v) for k, v in data.items()}
+        out.append((chunk, {**h, size: len(part)}))
+    return data, h, out
+
+
+def _check_additive(m, kw, params, seed=0):
+    mod = m.module
+    data, h, chunks = _split(m, kw, np.random.default_rng(seed))
+    st = mod.prepare(data, h)
+    _, whole, loglik = mod.e_step(st, params, h)
+    pieces = []
+    total = 0.0
+    for chunk, hc in chunks:
+        stc = mod.prepare(chunk, hc, st["centre"])
+        _, ess, ll = mod.e_step(stc, params, hc)
+        pieces.append(ess)
+        total += ll
+    merged = reduce(mod.merge_stats, pieces)
+    assert set(merged) == set(whole)
+    for key in whole:
+        a, b = np.asarray(merged[key], float), np.asarray(whole[key], float)
+        scale = max(np.abs(b).max(), 1e-300) if b.size else 1.0
+        assert np.abs(a - b).max() <= 1e-10 * scale, f"{key}: {a} vs {b}"
+    assert total == pytest.approx(loglik, rel=1e-10)
+    new_whole = mod.m_step(whole, params, h, 1e-6)
+    new_merged = mod.m_step(merged, params, h, 1e-6)
+    for name in new_whole:
+        np.testing.assert_allclose(new_merged[name], new_whole[name], rtol=1e-9, atol=1e-12,
+                                   err_msg=f"M-step of {name} from merged chunks")
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLED))
+def test_shipped_models_are_additive(name):
+    dims, true, _ = SAMPLED[name]
+    m = shipped(name)
+    sim = m.sample(params=true, seed=1, **{**dims, "N": 900})
+    kw = {**{v: sim[v] for v in m.module.DATA}, "K": dims["K"]}
+    _check_additive(m, kw, {k: np.asarray(v, float) for k, v in true.items()})
+
+
+def _cases():
+    out = {}
+    for mod in (generality, engine):
+        for name, case in mod.CASES.items():
+            if name in getattr(mod, "NOT_YET", {}):
+                continue
+            out[f"{mod.__name__}:{name}"] = case
+    return out
+
+
+CASES = _cases()
+GROUPED = {"test_engine_models:mixture_of_unigrams"}  # chunks of documents: see below
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in GROUPED])
+def test_generality_models_are_additive(name):
+    case = CASES[name]
+    m = generality.compiled(case)
+    kw, truth = case.simulate(np.random.default_rng(3))
+    _check_additive(m, kw, generality.truth_params(m, truth))
+
+
+def test_documents_in_chunks_are_additive():
+    """One latent per document: chunks of whole documents, their ids renumbered."""
+    case = engine.CASES["mixture_of_unigrams"]
+    m = generality.compiled(case)
+    kw, truth = case.simulate(np.random.default_rng(3))
+    params = generality.truth_params(m, truth)
+    mod = m.module
+    b = m._bind(kw)
+    h = {**b.dims, **b.hypers}
+    st = mod.prepare(b.data, h)
+    _, whole, loglik = mod.e_step(st, params, h)
+    pieces, total = [], 0.0
+    for docs in np.array_split(np.random.default_rng(0).permutation(h["D"]), 3):
+        renumber = np.full(h["D"], -1)
+        renumber[docs] = np.arange(len(docs))
+        keep = renumber[kw["doc"]] >= 0
+        chunk = {"doc": renumber[kw["doc"][keep]], "w": kw["w"][keep]}
+        hc = {**h, "D": len(docs), "T": int(keep.sum())}
+        _, ess, ll = mod.e_step(mod.prepare(chunk, hc, st["centre"]), params, hc)
+        pieces.append(ess)
+        total += ll
+    merged = reduce(mod.merge_stats, pieces)
+    for key in whole:
+        np.testing.assert_allclose(merged[key], whole[key], rtol=1e-10, atol=1e-12)
+    assert total == pytest.approx(loglik, rel=1e-10)

@@ -116,7 +116,7 @@ class _Writer:
         s(f"LATENT = {self.r.latent.name!r}")
         s(f"PARAMS = {params!r}")
         s(f"DATA = {tuple(v.name for v in self.cm.vars.values() if v.role == 'data')!r}")
-        s("BLOCK_ROWS = 4096")
+        s("BLOCK_BYTES = 2 ** 21  # a block of t(x) stays within ~2 MiB (the cache, not N)")
         s(HELPERS)
         mark = len(s.lines)
         self.shapes(s)
@@ -208,7 +208,7 @@ class _Writer:
         s("def prepare(data, hyp, centre=None):")
         s('    """The data of one data set or chunk, arranged for the E-step. Sufficient')
         s("    statistics t(x) are computed block by block when they are used (memory bounded")
-        s("    by BLOCK_ROWS, not by N); sparse counts of categorical data are built here.")
+        s("    by BLOCK_BYTES, not by N); sparse counts of categorical data are built here.")
         s("")
         s("    data: dict name -> array (0-based categories); hyp: dims and hypers by name;")
         s('    centre: the fit\'s shifts from ``centring`` (computed from ``data`` when None)."""')
@@ -232,8 +232,6 @@ class _Writer:
             if e.kind == "scalar":
                 s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
                 s(f'st["shape_{x}"] = st["data_{x}"].shape')
-                s(f'st["logh_{x}"] = sum(_logh_{x}(st, lo, min(n_rows, lo + BLOCK_ROWS))'
-                  f" for lo in range(0, n_rows, BLOCK_ROWS))  # sum of log h(x)")
             elif e.kind == "categorical" and e.via:
                 size = known(self.cm.vars[x].elem_dims[0])
                 s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
@@ -249,6 +247,25 @@ class _Writer:
                   f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
             else:
                 s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
+        widths = []
+        for e in dense:
+            x = e.factor.target
+            if e.kind == "mvnormal":
+                widths.append(f'_mvn_width(st["data_{x}"].shape[1])')
+            else:
+                widths.append(f'{max(1, len(self.form_of(e).t))} * int(np.prod(st["shape_{x}"][1:]))')
+        if widths:
+            if any(e.kind == "mvnormal" for e in dense):
+                self.runtime.update({"_mvn_width", "_mvn_stats", "_mvn_natural", "_unpack_sym"})
+            s(f"width = max({', '.join(widths)}, 1)  # statistics per row")
+            s('st["block"] = int(min(8192, max(64, BLOCK_BYTES // (8 * width))))  # rows per block')
+        else:
+            s('st["block"] = 8192')
+        for e in dense:
+            x = e.factor.target
+            if e.kind == "scalar":
+                s(f'st["logh_{x}"] = sum(_logh_{x}(st, lo, min(n_rows, lo + st["block"]))'
+                  f' for lo in range(0, n_rows, st["block"]))  # sum of log h(x)')
         s("return st")
         s.dedent()
         for e in dense:
@@ -263,7 +280,7 @@ class _Writer:
         if e.kind == "mvnormal":
             s(f"def _t_{x}(st, lo, hi):")
             s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
-            s(f'    return _xx_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
+            s(f'    return _mvn_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
             return
         fm = self.form_of(e)
         for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
@@ -330,9 +347,9 @@ class _Writer:
         s("resp = np.empty((n_rows, n_comp))")
         s("ess = {}")
         s("loglik = 0.0")
-        s("for lo in range(0, n_rows, BLOCK_ROWS):")
+        s('for lo in range(0, n_rows, st["block"]):')
         s.indent()
-        s("hi = min(n_rows, lo + BLOCK_ROWS)")
+        s('hi = min(n_rows, lo + st["block"])')
         s("log_joint = resp[lo:hi]  # log p(x_n, z_n = k), normalised in place below")
         if ref.axes == ():
             s("log_joint[...] = log_prior_z  # log p(z_n = k)")
@@ -515,8 +532,8 @@ class _Writer:
         s("def expected_stats(st, resp):")
         s('    """Expected sufficient statistics from a full responsibility matrix (N, K)."""')
         s('    ess = {}')
-        s('    for lo in range(0, st["n_rows"], BLOCK_ROWS):')
-        s('        hi = min(st["n_rows"], lo + BLOCK_ROWS)')
+        s('    for lo in range(0, st["n_rows"], st["block"]):')
+        s('        hi = min(st["n_rows"], lo + st["block"])')
         dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
         s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
         s('        block_stats(ess, t_block, resp[lo:hi])')

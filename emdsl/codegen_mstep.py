@@ -136,6 +136,7 @@ class MStepWriter:
         s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"] + _EPS10  # per cell: sums (G, P), counts (G,)')
         s(f'shift = ess["shift_{x}"]  # the statistics are of x - shift')
         s("dim = shift.shape[0]")
+        self.w.runtime.add("_unpack_sym")
         s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
         beta = f"({known(gu.mean.offset)}) - shift" if gu.mean.offset is not None else "-shift"
         if gu.mean.param:

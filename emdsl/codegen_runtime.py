@@ -7,25 +7,6 @@ HELPERS = r'''
 _EPS10 = 10 * np.finfo(float).eps
 
 
-def _sym_pairs(D):
-    """Row/column indices of the upper triangle (i <= j) of a D x D matrix."""
-    return np.triu_indices(D)
-
-
-def _xx_stats(xc):
-    """t(x) = [x, x_i x_j (i <= j)] for centred data xc (N, D) -> (N, D + D(D+1)/2).
-
-    Filled in place, BLOCK_ROWS rows at a time, so no (N, P) temporaries."""
-    N, D = xc.shape
-    iu, ju = _sym_pairs(D)
-    T = np.empty((N, D + len(iu)))
-    for lo in range(0, N, BLOCK_ROWS):
-        block = xc[lo:lo + BLOCK_ROWS]
-        T[lo:lo + BLOCK_ROWS, :D] = block
-        np.multiply(block[:, iu], block[:, ju], out=T[lo:lo + BLOCK_ROWS, D:])
-    return T
-
-
 def _on_grid(a, own, grid):
     """Lay out array ``a`` (its axes named by the einsum letters ``own``) on the cells named
     by ``grid``: axes in the grid's order, length 1 where ``a`` does not vary."""
@@ -44,15 +25,6 @@ def _add(ess, key, value):
         ess[key] = np.array(value, dtype=float)
 
 
-def _unpack_sym(v, D):
-    """Inverse of the upper-triangle packing: (G, D(D+1)/2) -> (G, D, D) symmetric."""
-    iu, ju = _sym_pairs(D)
-    out = np.zeros(v.shape[:-1] + (D, D))
-    out[..., iu, ju] = v
-    out[..., ju, iu] = v
-    return out
-
-
 def _chol(S, what):
     """Batched Cholesky factor of SPD matrices (G, D, D) with a clear error."""
     try:
@@ -61,28 +33,6 @@ def _chol(S, what):
         raise FloatingPointError(
             f"{what} is not positive definite (a component may have collapsed onto a few "
             "points); increase the `reg` fit option, e.g. reg=1e-3") from None
-
-
-def _mvn_natural(mean, cov=None, prec=None):
-    """Natural parameters of N(mean, cov) for t(x) = [x, x_i x_j (i <= j)].
-
-    mean (G, D), cov or prec (G, D, D) -> eta (G, P), A (G,) with
-    log N(x) = eta . t(x) - A,  A = 1/2 mean^T Lambda mean + 1/2 log|cov| + D/2 log(2 pi).
-    """
-    G, D = mean.shape
-    if prec is None:
-        L = _chol(cov, "a covariance")
-        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(D), L.shape))
-        prec = np.swapaxes(Linv, -1, -2) @ Linv
-        logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
-    else:
-        Lp = _chol(prec, "a precision")
-        logdet = -2 * np.log(np.diagonal(Lp, axis1=-2, axis2=-1)).sum(-1)
-    iu, ju = _sym_pairs(D)
-    lin = np.einsum("gij,gj->gi", prec, mean)
-    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
-    A = 0.5 * np.einsum("gi,gi->g", mean, lin) + 0.5 * logdet + 0.5 * D * np.log(2 * np.pi)
-    return np.concatenate([lin, quad], axis=1), A
 
 
 def _log_normalise(L):

@@ -1,6 +1,7 @@
-"""Property tests for the vector families' numerics used by every generated module
-(``codegen_runtime.HELPERS``): MvNormal natural parameters and log-normaliser, the
-Dirichlet and MvNormal log densities, against scipy.stats and finite differences."""
+"""Property tests for the numerics every generated module runs, from their source text:
+the family table's runtime functions (MvNormal packed statistics, natural parameters and
+log-normaliser; Dirichlet, MvNormal, Wishart log densities) and the driver helpers
+(``codegen_runtime.HELPERS``), against scipy.stats and finite differences."""
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -11,8 +12,10 @@ from emdsl.codegen_runtime import HELPERS
 
 @pytest.fixture(scope="module")
 def helpers():
-    ns = {"np": np, "gammaln": gammaln, "logsumexp": logsumexp, "BLOCK_ROWS": 7}
+    from emdsl.families.runtime import runtime_functions, runtime_source
+    ns = {"np": np, "gammaln": gammaln, "logsumexp": logsumexp}
     exec(HELPERS, ns)  # noqa: S102 - our own helper source, as the generated modules do
+    exec(runtime_source(list(runtime_functions())), ns)  # noqa: S102
     return ns
 
 
@@ -27,7 +30,7 @@ def test_mvn_natural_parameters_give_scipy_logpdf(helpers, rng, d):
     cov = np.stack([random_spd(rng, d) for _ in range(3)])
     eta, A = helpers["_mvn_natural"](mean, cov=cov)
     x = rng.normal(size=(50, d)) * 2
-    T = helpers["_xx_stats"](x)
+    T = helpers["_mvn_stats"](x)
     ours = T @ eta.T - A
     for k in range(3):
         ref = st.multivariate_normal(mean[k], cov[k]).logpdf(x)
@@ -67,7 +70,7 @@ def test_mvn_gradient_of_log_normaliser_is_mean_statistic(helpers, rng, d):
 
 def test_unpack_inverts_packing(helpers, rng):
     x = rng.normal(size=(20, 3))
-    T = helpers["_xx_stats"](x)
+    T = helpers["_mvn_stats"](x)
     S = helpers["_unpack_sym"](T[:, 3:].sum(0)[None], 3)[0]
     np.testing.assert_allclose(S, x.T @ x, rtol=1e-12)
 

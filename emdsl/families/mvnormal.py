@@ -16,6 +16,52 @@ LOG_2PI = np.log(2 * np.pi)
 
 # ----------------------------------------------------------------------------- runtime
 # Functions copied into generated modules (numpy only; ``_spd_*`` from linalg).
+def _mvn_stats(xc):
+    """t(x) = [x, x_i x_j (i <= j, row by row)] of rows xc (B, D) -> (B, D + D(D+1)/2),
+    written slice by slice: no gathered temporaries."""
+    B, D = xc.shape
+    T = np.empty((B, D + D * (D + 1) // 2))
+    T[:, :D] = xc
+    off = D
+    for i in range(D):
+        np.multiply(xc[:, i:i + 1], xc[:, i:], out=T[:, off:off + D - i])
+        off += D - i
+    return T
+
+
+def _unpack_sym(v, D):
+    """Inverse of the packing of t(x): (G, D(D+1)/2) upper triangles -> (G, D, D)."""
+    iu, ju = np.triu_indices(D)
+    out = np.zeros(v.shape[:-1] + (D, D))
+    out[..., iu, ju] = v
+    out[..., ju, iu] = v
+    return out
+
+
+def _mvn_natural(mean, cov=None, prec=None):
+    """Natural parameters for the packed t(x) = [x, x_i x_j (i <= j)]: mean (G, D), cov or
+    prec (G, D, D) -> eta (G, P), A (G,), so that log N(x) = eta . t(x) - A with
+    A = 1/2 mean^T Lambda mean - 1/2 log|Lambda| + D/2 log(2 pi) (Linderman eq. 12)."""
+    G, D = mean.shape
+    if prec is None:
+        L = _spd_chol(cov)
+        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(D), L.shape))
+        prec = np.swapaxes(Linv, -1, -2) @ Linv
+        logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+    else:
+        logdet = -2 * np.log(np.diagonal(_spd_chol(prec), axis1=-2, axis2=-1)).sum(-1)
+    iu, ju = np.triu_indices(D)
+    lin = np.einsum("gij,gj->gi", prec, mean)
+    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    A = 0.5 * np.einsum("gi,gi->g", mean, lin) + 0.5 * logdet + 0.5 * D * np.log(2 * np.pi)
+    return np.concatenate([lin, quad], axis=1), A
+
+
+def _mvn_width(D):
+    """The number of sufficient statistics of a D-dimensional MvNormal."""
+    return D + D * (D + 1) // 2
+
+
 def _mvn_mode(h, J):
     """The mean of a Gaussian form h.m + tr(J m m^T): solve(-2 J, h); h (..., D),
     J (..., D, D).  The ML / MAP update of a mean from its summed messages."""
@@ -63,7 +109,7 @@ def _mvn_logpdf(x, mean, cov=None, prec=None):
     return -0.5 * quad - half_logdet - 0.5 * D * np.log(2 * np.pi)
 
 
-RUNTIME = (_mvn_mode, _mvn_msg_mean, _mvn_scatter, _mvn_msg_prec, _mvn_msg_cov, _mvn_logpdf)
+RUNTIME = (_mvn_stats, _unpack_sym, _mvn_natural, _mvn_width, _mvn_mode, _mvn_msg_mean, _mvn_scatter, _mvn_msg_prec, _mvn_msg_cov, _mvn_logpdf)
 
 
 class MvNormal(ExpFamily):
@@ -78,6 +124,10 @@ class MvNormal(ExpFamily):
     def stats(self, x):
         x = np.asarray(x, dtype=float)
         return (x, _outer(x, x))
+
+    def packed_stats(self, x):
+        """t(x) packed as the generated code uses it: [x, x_i x_j (i <= j)] (B, P)."""
+        return _mvn_stats(np.asarray(x, dtype=float))
 
     def natural(self, mean, cov=None, prec=None):
         Lam = _spd_inv(np.asarray(cov, float)) if prec is None else np.asarray(prec, float)

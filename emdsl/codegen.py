@@ -71,6 +71,19 @@ class _Writer:
                                self.data_letters(emission)[1:]))
         return "".join("k" if a.kind == "latent" else loop_letter[a.name] for a in axes)
 
+    def matmul_layout(self, emission) -> bool:
+        """Whether the cell grid is 'k' then the data's (unsummed) inner axes in order, so
+        that the E-step and the statistics are plain matrix products."""
+        summed = self.summed_positions(emission)
+        inner = "".join(c for i, c in enumerate(self.data_letters(emission))
+                        if i and i not in summed)
+        return self.grid_letters(emission) == "k" + inner
+
+    def summed_t(self, emission, src) -> str:
+        """Source for a statistic with the inner axes no param depends on summed out."""
+        summed = self.summed_positions(emission)
+        return f"{src}.sum(axis={summed})" if summed else src
+
     def summed_positions(self, emission) -> tuple:
         """Axes of the data array (0 = items) of the inner loops no param depends on."""
         fm = self.form_of(emission)
@@ -344,17 +357,17 @@ class _Writer:
         if folded:
             s(f"log_prior_z = log_prior_z - {' - '.join(folded)}  # fold every -A(theta_k) "
               "into the per-k constant")
-        s("resp = np.empty((n_rows, n_comp))")
+        s("resp_t = np.empty((n_comp, n_rows))  # responsibilities, stored k by k")
         s("ess = {}")
         s("loglik = 0.0")
         s('for lo in range(0, n_rows, st["block"]):')
         s.indent()
         s('hi = min(n_rows, lo + st["block"])')
-        s("log_joint = resp[lo:hi]  # log p(x_n, z_n = k), normalised in place below")
+        s("log_joint = resp_t[:, lo:hi]  # (K, B) log p(x_n, z_n = k), normalised in place below")
         if ref.axes == ():
-            s("log_joint[...] = log_prior_z  # log p(z_n = k)")
+            s("log_joint[...] = log_prior_z[:, None]  # log p(z_n = k)")
         else:
-            s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]]  # log p(z_n = k | group)')
+            s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T  # log p(z_n = k | group)')
         dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
         if dense:
             s("t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense)
@@ -367,6 +380,7 @@ class _Writer:
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
+        s("resp = resp_t.T  # (N, K)")
         s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()
 
@@ -424,25 +438,34 @@ class _Writer:
             fm = self.form_of(e)
             tl, el = self.data_letters(e), self.grid_letters(e)
             out = "nk" if "k" in el else "n"
+            fast = self.matmul_layout(e)
             for i in range(len(fm.t)):
-                term = f'np.einsum("{tl},{el}->{out}", t_block["{x}"][{i}], eta_{x}_{i})'
-                s(f"log_joint += {term}" + ("" if "k" in el else "[:, None]") + f"  # eta . t(x), {x}")
+                t = self.summed_t(e, f't_block["{x}"][{i}]')
+                if fast:
+                    s(f"log_joint += eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1) @ "
+                      f"{t}.reshape(len({t}), -1).T  # eta . t(x), {x}: (K, M) @ (M, B)")
+                elif "k" in el:
+                    s(f'log_joint += np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
+                      f"eta_{x}_{i}, optimize=True)  # eta . t(x), {x}")
+                else:
+                    s(f'log_joint += np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
+                      f"eta_{x}_{i}, optimize=True)[None, :]  # eta . t(x), {x}")
         elif e.kind == "categorical" and e.via:
             ref = e.refs[0]
-            s(f'log_joint += st["X_{x}"][lo:hi] @ log_{ref.param}.T  # sum over the group\'s '
+            s(f'log_joint += (st["X_{x}"][lo:hi] @ log_{ref.param}.T).T  # sum over the group\'s '
               f"{x}: counts @ log p (sparse: O(non-zeros))")
         elif e.kind == "categorical":
             ref = e.refs[0]
             if ref.uses_latent:
-                s(f'log_joint += log_{ref.param}.T[st["{x}"][lo:hi]]  # log p[k, {x}_n]')
+                s(f'log_joint += log_{ref.param}[:, st["{x}"][lo:hi]]  # log p[k, {x}_n]')
             else:
-                s(f'log_joint += log_{ref.param}[st["{x}"][lo:hi]][:, None]  # log p[{x}_n]')
+                s(f'log_joint += log_{ref.param}[st["{x}"][lo:hi]][None, :]  # log p[{x}_n]')
         else:
             gu = self.gaussian_of(e)
             if gu.axes:
-                s(f'log_joint += t_block["{x}"] @ eta_{x}.T  # (B, P) @ (P, K): eta . t(x), eq. 12')
+                s(f'log_joint += eta_{x} @ t_block["{x}"].T  # (K, P) @ (P, B): eta . t(x), eq. 12')
             else:
-                s(f'log_joint += (t_block["{x}"] @ eta_{x}.T)[:, :1]')
+                s(f'log_joint += eta_{x}[:1] @ t_block["{x}"].T  # the same for every k')
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is
@@ -452,32 +475,37 @@ class _Writer:
         z = r.latent.name
         s("")
         s("")
-        s("def block_stats(ess, t_block, resp_block):")
+        s("def block_stats(ess, t_block, resp_t):")
         s('    """Add one block to the expected sufficient statistics (eq. 50):')
-        s("    phi_N,k += sum_n r[n,k] t(x_n); t_block: the block's t(x) by datum, resp_block (B, K).")
+        s("    phi_N,k += sum_n r[n,k] t(x_n); t_block: the block's t(x) by datum, resp_t (K, B).")
         s('    """')
         s.indent()
         ref = r.assign_ref
         if ref.axes == ():
             s(self.cite(r.assign))
-            s(f'_add(ess, "C_{z}", np.ones(resp_block.shape[0]) @ resp_block)  # expected counts N_k')
+            s(f'_add(ess, "C_{z}", resp_t.sum(axis=1))  # expected counts N_k')
         for e in r.emissions:
             x = e.factor.target
             if e.kind == "scalar":
                 s(self.cite(e.factor))
                 fm = self.form_of(e)
                 tl, el = self.data_letters(e), self.grid_letters(e)
+                fast = self.matmul_layout(e)
                 for i in range(len(fm.t)):
-                    if "k" in el:
-                        s(f'_add(ess, "S_{x}_{i}", np.einsum("nk,{tl}->{el}", resp_block, '
-                          f't_block["{x}"][{i}]))')
+                    t = self.summed_t(e, f't_block["{x}"][{i}]')
+                    if fast:
+                        s(f'_add(ess, "S_{x}_{i}", (resp_t @ {t}.reshape(len({t}), -1))'
+                          f'.reshape((len(resp_t),) + {t}.shape[1:]))  # (K, B) @ (B, M)')
+                    elif "k" in el:
+                        s(f'_add(ess, "S_{x}_{i}", np.einsum("kn,{tl}->{el}", resp_t, '
+                          f't_block["{x}"][{i}], optimize=True))')
                     else:
                         s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", t_block["{x}"][{i}]))')
             elif e.kind == "mvnormal":
                 s(self.cite(e.factor))
                 gu = self.gaussian_of(e)
                 if gu.axes:
-                    s(f'_add(ess, "S_{x}", (t_block["{x}"].T @ resp_block).T)  # (K, P) = R^T T')
+                    s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, B) @ (B, P) = R^T T')
                 else:
                     s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')
         s("return ess")
@@ -536,7 +564,7 @@ class _Writer:
         s('        hi = min(st["n_rows"], lo + st["block"])')
         dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
         s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
-        s('        block_stats(ess, t_block, resp[lo:hi])')
+        s('        block_stats(ess, t_block, resp[lo:hi].T)')
         s('    return finish_stats(ess, st, resp)')
         s("")
         s("")

@@ -35,19 +35,17 @@ def _chol(S, what):
             "points); increase the `reg` fit option, e.g. reg=1e-3") from None
 
 
-def _log_normalise(L):
-    """In place, L (B, K) log p(x_n, z_n = k) -> responsibilities r[n, k] (a softmax over k).
+def _log_normalise(Lt):
+    """In place, Lt (K, B) log p(x_n, z_n = k) -> responsibilities r[k, n] (a softmax over
+    k, the rows: every operation runs along contiguous rows of length B).
 
     Returns log sum_k p(x_n, z_n = k) = log p(x_n) (B,), computed stably (logsumexp).
     """
-    # reductions over the K columns, written as K vector operations (numpy's axis=1
-    # reductions are slow for small K)
-    top = np.maximum.reduce([L[:, k] for k in range(L.shape[1])])[:, None]
-    L -= top
-    np.exp(L, out=L)
-    total = (L @ np.ones(L.shape[1]))[:, None]
-    L /= total
-    return (np.log(total) + top)[:, 0]
+    top = Lt.max(axis=0)
+    np.exp(np.subtract(Lt, top, out=Lt), out=Lt)
+    total = Lt.sum(axis=0)
+    Lt *= 1.0 / total
+    return np.log(total) + top
 
 
 def _keep_empty(new, old, count):

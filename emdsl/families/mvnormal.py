@@ -17,16 +17,19 @@ LOG_2PI = np.log(2 * np.pi)
 # ----------------------------------------------------------------------------- runtime
 # Functions copied into generated modules (numpy only; ``_spd_*`` from linalg).
 def _mvn_stats(xc):
-    """t(x) = [x, x_i x_j (i <= j, row by row)] of rows xc (B, D) -> (B, D + D(D+1)/2),
-    written slice by slice: no gathered temporaries."""
+    """t(x) = [x, x_i x_j (i <= j, row by row)] of rows xc (B, D) -> (B, D + D(D+1)/2).
+
+    Built statistic by statistic in a (P, B) array, each product one contiguous vector
+    operation, and returned as its (B, P) transpose (Fortran order: BLAS reads it as is)."""
     B, D = xc.shape
-    T = np.empty((B, D + D * (D + 1) // 2))
-    T[:, :D] = xc
+    xt = np.ascontiguousarray(xc.T)
+    Tt = np.empty((D + D * (D + 1) // 2, B))
+    Tt[:D] = xt
     off = D
     for i in range(D):
-        np.multiply(xc[:, i:i + 1], xc[:, i:], out=T[:, off:off + D - i])
+        np.multiply(xt[i], xt[i:], out=Tt[off:off + D - i])
         off += D - i
-    return T
+    return Tt.T
 
 
 def _unpack_sym(v, D):

@@ -121,9 +121,10 @@ def test_wishart_logpdfs_match_scipy(runtime, rng):
 
 
 def test_log_normalise_is_a_stable_softmax(helpers, rng):
-    L = rng.normal(size=(6, 4)) * 300
-    ref = logsumexp(L, axis=1)
+    """In the (K, B) layout: a softmax down each column, in place."""
+    L = rng.normal(size=(4, 6)) * 300
+    ref = logsumexp(L, axis=0)
     R = L.copy()
     norm = helpers["_log_normalise"](R)
     np.testing.assert_allclose(norm, ref, rtol=1e-12)
-    np.testing.assert_allclose(R, np.exp(L - ref[:, None]), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(R, np.exp(L - ref[None, :]), rtol=1e-10, atol=1e-300)

@@ -19,7 +19,7 @@ FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
 # names the generated module uses next to the model's own names (its functions, imports
 # and the locals of its functions); a model may not declare them
 GENERATED_NAMES = frozenset((
-    "np", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
+    "np", "numpy", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
     "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_ROWS", "n_components",
     "hyper_problems", "problems",
     "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",

@@ -117,7 +117,9 @@ class _Writer:
         s("likelihood" + (" plus log prior (MAP)." if self.r.priors else "."))
         s("All arrays are 0-based; categories are 0..K-1.")
         s('"""')
+        s("import numpy")
         s("import numpy as np")
+        s("import scipy.special")
         if any(v.kind == "cat" for v in self.cm.vars.values() if v.role == "data"):
             s("import scipy.sparse")
         s("from numpy import exp, log, sqrt  # noqa: F401")

@@ -10,21 +10,24 @@ from .errors import NonConjugateError
 
 
 class EmmPrinter(SciPyPrinter):
-    """SciPy printer with bare names (imported at the top of the module) and digamma."""
+    """SciPy printer with fully qualified names (``numpy.exp``, ``scipy.special.gammaln``,
+    ``numpy.pi``): no name of a model can shadow a function the derivation printed.  A
+    function sympy cannot print for numpy is an error here, not a name left undefined."""
 
     def __init__(self):
-        super().__init__({"fully_qualified_modules": False, "allow_unknown_functions": True})
+        super().__init__({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
     def _print_polygamma(self, expr):
         if expr.args[0] == 0:
-            return f"digamma({self._print(expr.args[1])})"
-        return f"polygamma({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+            return f"scipy.special.digamma({self._print(expr.args[1])})"
+        return (f"scipy.special.polygamma({self._print(expr.args[0])}, "
+                f"{self._print(expr.args[1])})")
 
     def _print_loggamma(self, expr):
-        return f"gammaln({self._print(expr.args[0])})"
+        return f"scipy.special.gammaln({self._print(expr.args[0])})"
 
     def _print_Pi(self, expr):
-        return "np.pi"  # the constant; a model's own `pi` is a Symbol, printed by its name
+        return "numpy.pi"  # the constant; a model's own `pi` is a Symbol, printed by its name
 
 
 _PRINTER = EmmPrinter()

@@ -48,7 +48,9 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
     key = hashlib.sha256(f"{compiler_fingerprint()}\0{file}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{key}.py"
     if use_cache and path.is_file():
-        return Compiled(checked, path.read_text(encoding="utf-8"), None, None)
+        cached = _verified(path)
+        if cached is not None:
+            return Compiled(checked, cached, None, None)
     from .graph import build_graph
     fg = build_graph(checked)
     updates = derive_updates(checked, fg)
@@ -58,11 +60,31 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(code, encoding="utf-8")
+            tmp.write_text(f"{_SEAL}{_digest(code)}\n{code}", encoding="utf-8")
             tmp.replace(path)
         except OSError:
             pass  # a read-only home is no reason to fail
     return Compiled(checked, code, updates, fg)
+
+
+_SEAL = "# emdsl cache sha256="
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(f"{compiler_fingerprint()}\0{code}".encode()).hexdigest()
+
+
+def _verified(path: Path) -> str | None:
+    """The code of a cache file whose seal (the hash of the compiler and of the code, written
+    with it) matches its content; None for anything else (a planted or damaged file is
+    recompiled and overwritten, never executed)."""
+    try:
+        head, _, code = path.read_text(encoding="utf-8").partition("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not head.startswith(_SEAL) or head[len(_SEAL):] != _digest(code):
+        return None
+    return code
 
 
 def derive_updates(checked: CheckedModel, fg=None):

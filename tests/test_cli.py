@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import emdsl
 from emdsl import cli
 from emdsl.cli import main
 
@@ -301,3 +302,21 @@ def test_console_script_module(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
     assert bad.returncode == 1 and "undeclared name 'sigma2'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_planted_cache_file_is_recompiled_not_run(tmp_path, monkeypatch):
+    """A file put in the cache under a model's key runs only if its seal matches."""
+    from emdsl.compile import cache_dir
+    monkeypatch.setenv("EMDSL_CACHE", str(tmp_path))
+    src = Path(GMM).read_text()
+    emdsl.loads(src, name="planted.emm")
+    (cached,) = list(cache_dir().glob("*.py"))
+    marker = tmp_path / "ran"
+    cached.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    m = emdsl.loads(src, name="planted.emm")
+    assert not marker.exists() and m.module.ALGORITHM == "EM"
+    assert cached.read_text().startswith("# emdsl cache sha256=")
+    # a sealed file with edited code is recompiled too
+    head, _, code = cached.read_text().partition("\n")
+    cached.write_text(head + "\n" + code.replace("ALGORITHM = 'EM'", "ALGORITHM = 'X'"))
+    assert emdsl.loads(src, name="planted.emm").module.ALGORITHM == "EM"

@@ -6,6 +6,7 @@ Every block cites the model line it implements and the equation of the notes.
 """
 from __future__ import annotations
 
+import re
 import string
 
 from . import __version__
@@ -18,6 +19,26 @@ from .derive import UpdateSet
 
 def generate(us: UpdateSet) -> str:
     return _Writer(us).module()
+
+
+def module_imports(body: str) -> list:
+    """The import lines a module body needs: numpy always; scipy.special and scipy.sparse
+    only when used (importing scipy.special costs more than the rest of loading a model)."""
+    lines = ["import numpy as np"]
+    if re.search(r"\bnumpy\.", body):
+        lines.insert(0, "import numpy")
+    if "scipy.special." in body:
+        lines.append("import scipy.special")
+    if "scipy.sparse." in body:
+        lines.append("import scipy.sparse")
+    bare = [n for n in ("exp", "log", "sqrt") if re.search(rf"(?<![.\w]){n}\(", body)]
+    if bare:
+        lines.append(f"from numpy import {', '.join(bare)}")
+    special = [n for n in ("digamma", "gammaln", "logsumexp", "polygamma")
+               if re.search(rf"(?<![.\w]){n}\(", body)]
+    if special:
+        lines.append(f"from scipy.special import {', '.join(special)}")
+    return lines
 
 
 class _Writer:
@@ -117,13 +138,7 @@ class _Writer:
         s("likelihood" + (" plus log prior (MAP)." if self.r.priors else "."))
         s("All arrays are 0-based; categories are 0..K-1.")
         s('"""')
-        s("import numpy")
-        s("import numpy as np")
-        s("import scipy.special")
-        if any(v.kind == "cat" for v in self.cm.vars.values() if v.role == "data"):
-            s("import scipy.sparse")
-        s("from numpy import exp, log, sqrt  # noqa: F401")
-        s("from scipy.special import digamma, gammaln, logsumexp, polygamma  # noqa: F401")
+        imports = len(s.lines)   # filled in below, once the body says what it uses
         s("")
         params = tuple(self.r.params)
         s(f"MODEL = {m.name!r}")
@@ -143,6 +158,7 @@ class _Writer:
         if self.runtime:  # the family table's numerics this module uses, verbatim
             s.lines[mark:mark] = ["", "", "# ---- from the family table (emdsl.families)", ""] \
                 + runtime_source(sorted(self.runtime)).split("\n")
+        s.lines[imports:imports] = module_imports("\n".join(s.lines))
         return s.text()
 
     def shapes(self, s):

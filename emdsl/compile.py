@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
+from .cachefiles import cache_dir
 from .check import CheckedModel, check
 from .parse import parse
 
@@ -37,10 +38,6 @@ def compiler_fingerprint() -> str:
             h.update(str(f.relative_to(here.parent)).encode())
             h.update(f.read_bytes())
     return h.hexdigest()[:16]
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EMDSL_CACHE") or Path.home() / ".cache" / "emdsl")
 
 
 def compile_source(source: str, file: str = "<string>", use_cache: bool = True) -> Compiled:

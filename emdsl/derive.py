@@ -11,6 +11,9 @@ Lagrange multiplier; MvNormal params the inverse mean map (eq. 51, see ``derive_
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -57,6 +60,7 @@ class ScalarGroup:
     # written with aggregate symbols B = sum over the other cell axes of an expression
     aggregates: dict = field(default_factory=dict)  # B symbol -> (form, expression)
     others: tuple = ()                  # params of other groups that its updates read
+    timed_out: tuple = ()               # params whose symbolic solve hit SOLVE_SECONDS
 
 
 @dataclass
@@ -339,7 +343,7 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         lp = pf.family.log_density(symbols[p], *args)
         priors[p] = lp
         Q += lp
-    eqs = {p: sp.simplify(sp.diff(Q, symbols[p])) for p in members}
+    eqs = {p: _simplify(sp.diff(Q, symbols[p])) for p in members}
     group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors, aggregates=aggregates)
     closed: dict = {}
     remaining = list(members)
@@ -347,23 +351,28 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
     while progress and remaining:
         progress = False
         for p in list(remaining):
+            if p in group.timed_out:
+                continue
             eq = eqs[p].subs({symbols[q]: v for q, v in closed.items()})
             sol = _unique_solution(eq, symbols[p], cm.vars[p].kind)
+            if sol is TIMED_OUT:
+                group.timed_out += (p,)
+                continue
             if sol is not None:
                 closed = {q: v.subs(symbols[p], sol) for q, v in closed.items()}
                 closed[p] = sol
                 remaining.remove(p)
                 progress = True
                 break
-    group.closed = {p: sp.simplify(v) for p, v in closed.items()}
+    group.closed = {p: _simplify(v) for p, v in closed.items()}
     group.numeric = tuple(remaining)
     if remaining:
         subs = {symbols[q]: v for q, v in group.closed.items()}
         prof = Q.subs(subs)
         group.profile = prof
         us = [symbols[p] for p in remaining]
-        group.grad = [sp.simplify(sp.diff(prof, u)) for u in us]
-        group.hess = [[sp.simplify(sp.diff(g, u)) for u in us] for g in group.grad]
+        group.grad = [_simplify(sp.diff(prof, u)) for u in us]
+        group.hess = [[_simplify(sp.diff(g, u)) for u in us] for g in group.grad]
     used = set().union(*[e.free_symbols for e in (*group.closed.values(), *group.grad,
                                                   *[h for row in group.hess for h in row])],
                        *[b.free_symbols for _, b in aggregates.values()])
@@ -372,6 +381,43 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
     group.others = tuple(sorted(str(u) for u in used if cm.role(str(u)) == "param"
                                 and str(u) not in members))
     return group
+
+
+SOLVE_SECONDS = 5.0   # a symbolic solve that takes longer falls back to Newton's method
+TIMED_OUT = "timed out"
+
+
+class SolveTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise SolveTimeout in the block after ``seconds`` (a timer signal; only in the main
+    thread of a process on a system with SIGALRM, elsewhere without a limit)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise SolveTimeout()
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _simplify(e):
+    """sympy's simplify within a time limit (the expression as it is, past the limit)."""
+    try:
+        with time_limit(SOLVE_SECONDS / 2):
+            return sp.simplify(e)
+    except SolveTimeout:
+        return e
 
 
 def _unique_solution(eq, u, kind):
@@ -385,7 +431,10 @@ def _unique_solution(eq, u, kind):
     try:
         # check=False: sympy's own verification simplifies every candidate and can take
         # minutes on symbolic coefficients; the admissibility filter below is enough
-        sols = sp.solve(eq, u, dict=False, check=False)
+        with time_limit(SOLVE_SECONDS):
+            sols = sp.solve(eq, u, dict=False, check=False)
+    except SolveTimeout:
+        return TIMED_OUT
     except (NotImplementedError, ValueError, TypeError):
         return None
     good = []
@@ -434,7 +483,7 @@ def _lagrange() -> tuple[str, str]:
     stationary = sp.diff(c[j] * sp.log(p[j]) - lam * p[j], p[j])
     pj = sp.solve(stationary, p[j])[0]
     # sum_j p_j = (sum_j c_j) * (p_j / c_j), since p_j / c_j does not depend on j
-    lam_sol = sp.solve(sp.Eq(sp.Sum(c[j], (j, 1, K)) * sp.simplify(pj / c[j]), 1), lam)[0]
+    lam_sol = sp.solve(sp.Eq(sp.Sum(c[j], (j, 1, K)) * _simplify(pj / c[j]), 1), lam)[0]
     plain = f"d/dp_j: {sp.sstr(stationary)} = 0  =>  p_j = {sp.sstr(pj)};  " \
             f"sum_j p_j = 1  =>  lambda = {sp.sstr(lam_sol)}"
     tex = rf"\frac{{\partial}}{{\partial p_j}}: {sp.latex(stationary)} = 0 \;\Rightarrow\; " \

@@ -164,6 +164,9 @@ def _scalar(doc: _Doc, us: UpdateSet):
                      rf"{doc.expr(e)} = 0")
         for p, e in g.closed.items():
             doc.math(f"{p} = {doc.expr(e)}", f"{sp.latex(sp.Symbol(p))} = {doc.expr(e)}")
+        if g.timed_out:
+            doc.para(f"sympy's solve of the equation of {', '.join(g.timed_out)} did not finish "
+                     "within 5 seconds, so compilation moved on without a closed form:")
         if g.numeric:
             doc.para(f"No closed form for {', '.join(g.numeric)}: sympy cannot solve its "
                      "equation, so the M-step maximises the profiled Q numerically (Newton's "

@@ -8,6 +8,7 @@ The Transformer only builds AST nodes; meaning is checked in ``check.py``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from importlib import resources
 from pathlib import Path
@@ -17,6 +18,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
                              UnexpectedToken, VisitError)
 
 from . import ast
+from .cachefiles import cache_dir, seal, sealed_file, write_seal
 from .errors import EmmSyntaxError, Span
 
 
@@ -66,8 +68,26 @@ class _Separators:
 
 @functools.lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(grammar_text(), parser="lalr", lexer="basic", propagate_positions=True,
-                postlex=_Separators(), maybe_placeholders=True)
+    """The LALR parser; its tables are cached on disk (sealed: see ``cachefiles``)."""
+    import lark
+    text = grammar_text()
+    key = f"lark {lark.__version__} {hashlib.sha256(text.encode()).hexdigest()}"
+    options = dict(parser="lalr", lexer="basic", propagate_positions=True,
+                   postlex=_Separators(), maybe_placeholders=True)
+    path = cache_dir() / f"grammar-{seal(b'', key)[:16]}.lark"
+    if sealed_file(path, key):
+        try:
+            return Lark(text, cache=str(path), **options)
+        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt below
+            pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        parser = Lark(text, cache=str(path), **options)
+        write_seal(path, key)
+        return parser
+    except OSError:
+        return Lark(text, **options)
 
 
 def _span(file: str, meta_or_tok) -> Span:

@@ -320,3 +320,19 @@ def test_a_planted_cache_file_is_recompiled_not_run(tmp_path, monkeypatch):
     head, _, code = cached.read_text().partition("\n")
     cached.write_text(head + "\n" + code.replace("ALGORITHM = 'EM'", "ALGORITHM = 'X'"))
     assert emdsl.loads(src, name="planted.emm").module.ALGORITHM == "EM"
+
+
+def test_a_planted_parser_cache_is_rebuilt(tmp_path, monkeypatch):
+    """The parser tables are cached (a pickle): one whose seal does not match is rebuilt."""
+    from emdsl import parse as parse_mod
+    monkeypatch.setenv("EMDSL_CACHE", str(tmp_path))
+    parse_mod._parser.cache_clear()
+    try:
+        parse_mod.parse(Path(GMM).read_text(), "a.emm")
+        (tables,) = list(tmp_path.glob("grammar-*.lark"))
+        tables.write_bytes(b"planted")
+        parse_mod._parser.cache_clear()
+        assert parse_mod.parse(Path(GMM).read_text(), "a.emm").name == "GaussianMixture"
+        assert tables.read_bytes() != b"planted"
+    finally:
+        parse_mod._parser.cache_clear()

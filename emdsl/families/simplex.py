@@ -10,7 +10,6 @@ Dirichlet(alpha):  t = log p (..., K), eta = alpha - 1,
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma, gammaln, logsumexp, softmax
 
 from .vector import ExpFamily
 
@@ -18,6 +17,7 @@ from .vector import ExpFamily
 def _dirichlet_logpdf(p, alpha):
     """log Dir(p | alpha) for p (..., K) (a scalar alpha is symmetric) -> (...).  A zero
     p_j with alpha_j = 1 contributes 0, as the density does."""
+    from scipy.special import gammaln
     p = np.asarray(p, dtype=float)
     alpha = np.broadcast_to(np.asarray(alpha, dtype=float), p.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -46,12 +46,14 @@ class Categorical(ExpFamily):
             return (np.log(np.asarray(p, float)),)
 
     def log_normalizer(self, eta):
+        from scipy.special import logsumexp
         return logsumexp(eta[0], axis=-1)
 
     def log_base(self, x):
         return np.zeros(np.shape(x))
 
     def mean_map(self, eta):
+        from scipy.special import softmax
         return (softmax(eta[0], axis=-1),)
 
     def inverse_mean_map(self, mu):
@@ -61,11 +63,13 @@ class Categorical(ExpFamily):
         return np.argmax(eta[0], axis=-1)
 
     def entropy(self, eta):
+        from scipy.special import softmax
         p = softmax(eta[0], axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
             return -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=-1)
 
     def sample(self, rng, eta, size=()):
+        from scipy.special import softmax
         p = softmax(eta[0], axis=-1)
         u = rng.random(tuple(np.atleast_1d(size)) + p.shape[:-1] if size != () else p.shape[:-1])
         return (np.cumsum(p, axis=-1) < u[..., None]).sum(-1)
@@ -86,13 +90,16 @@ class Multinomial(Categorical):
         return (np.asarray(x, float),)
 
     def log_normalizer(self, eta):
+        from scipy.special import logsumexp
         return np.asarray(self.n, float) * logsumexp(eta[0], axis=-1)
 
     def log_base(self, x):
+        from scipy.special import gammaln
         x = np.asarray(x, float)
         return gammaln(x.sum(-1) + 1) - gammaln(x + 1).sum(-1)
 
     def mean_map(self, eta):
+        from scipy.special import softmax
         return (np.asarray(self.n, float)[..., None] * softmax(eta[0], axis=-1),)
 
     def mode(self, eta):  # pragma: no cover - not needed by any update
@@ -102,6 +109,7 @@ class Multinomial(Categorical):
         return None  # E[log h] has no closed form
 
     def sample(self, rng, eta, size=()):
+        from scipy.special import softmax
         return rng.multinomial(self.n, softmax(eta[0], axis=-1), size=size or None)
 
 
@@ -119,6 +127,7 @@ class Dirichlet(ExpFamily):
         return (np.asarray(alpha, float) - 1.0,)
 
     def log_normalizer(self, eta):
+        from scipy.special import gammaln
         a = np.asarray(eta[0]) + 1.0
         return gammaln(a).sum(-1) - gammaln(a.sum(-1))
 
@@ -126,6 +135,7 @@ class Dirichlet(ExpFamily):
         return np.zeros(np.shape(p)[:-1])
 
     def mean_map(self, eta):
+        from scipy.special import digamma
         a = np.asarray(eta[0]) + 1.0
         return (digamma(a) - digamma(a.sum(-1, keepdims=True)),)
 

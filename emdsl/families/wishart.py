@@ -9,7 +9,6 @@ Shapes: matrices (..., D, D), df and the log-determinant statistic (...).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln
 
 from .linalg import _spd_chol, _spd_inv, _spd_logdet, log_multigamma, multi_digamma
 from .vector import ExpFamily
@@ -43,6 +42,7 @@ def _invwishart_mode(eta0, eta1):
 
 def _wishart_logpdf(X, scale, df):
     """log W(X | scale, df) for X (..., D, D)."""
+    from scipy.special import gammaln
     X, scale = np.asarray(X, dtype=float), np.asarray(scale, dtype=float)
     D = X.shape[-1]
     df = np.asarray(df, dtype=float)
@@ -55,6 +55,7 @@ def _wishart_logpdf(X, scale, df):
 
 def _invwishart_logpdf(X, scale, df):
     """log IW(X | scale, df) for X (..., D, D)."""
+    from scipy.special import gammaln
     X, scale = np.asarray(X, dtype=float), np.asarray(scale, dtype=float)
     D = X.shape[-1]
     df = np.asarray(df, dtype=float)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import string
 
+import sympy as sp
+
 from . import __version__
 from .codegen_mstep import MStepWriter
 from .codegen_runtime import HELPERS
@@ -197,6 +199,15 @@ class _Writer:
                 s(f"        problems.append('the Dirichlet prior on {su.param} (line {line}) has "
                   "a concentration below 1: its density is unbounded at the boundary, so the "
                   "MAP estimate does not exist; use concentrations >= 1')")
+        for g in self.us.groups:
+            for p, edge, c in g.edge_checks:
+                pf = self.r.priors[p]
+                s("    " + self._hyper_locals_text(c.free_symbols))
+                s(f"    if np.any(np.asarray({py(c)}) < 0):")
+                s(f"        problems.append('the {pf.family.name} prior on {p} (line "
+                  f"{pf.span.line}) has a density unbounded at {edge} ({sp.sstr(c)} < 0): the "
+                  f"MAP estimate may not exist (the update would sit on the boundary); give "
+                  f"the prior arguments that make {sp.sstr(c)} >= 0')")
         s("    return problems")
         s("")
         s("")
@@ -341,6 +352,12 @@ class _Writer:
 
     def _is_covariate(self, name) -> bool:
         return name not in {f.target for f in self.cm.factors}
+
+    def _hyper_locals_text(self, symbols) -> str:
+        """The hyper locals of ``_hyper_locals`` on one line ('pass' when there are none)."""
+        names = [str(y) for y in sorted(symbols, key=str)
+                 if str(y) in self.cm.dims or self.cm.role(str(y)) == "hyper"]
+        return "; ".join(f'{n} = hyp["{n}"]' for n in names) or "pass"
 
     def _hyper_locals(self, s, symbols):
         for sym in sorted(symbols, key=str):

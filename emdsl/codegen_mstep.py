@@ -7,6 +7,24 @@ from .codegen_util import known, py, value_source
 
 _CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
          "unit": "np.clip({v}, 1e-12, 1 - 1e-12)"}
+# a scalar spread param held away from 0 by the `reg` option: variance, sd, precision
+_FLOOR = {"var": "np.maximum({v}, reg)", "sd": "np.maximum({v}, np.sqrt(reg))",
+          "prec": "(np.minimum({v}, 1.0 / reg) if reg > 0 else {v})"}
+_WHAT = {"var": "variance", "sd": "standard deviation", "prec": "precision"}
+_AT_FLOOR = {"var": "{v} <= reg", "sd": "{v} <= np.sqrt(reg)", "prec": "{v} >= 1.0 / reg"}
+
+
+def spread_keyword(g, p):
+    """'var', 'sd' or 'prec' when param p is itself the spread argument of a location-scale
+    family in one of the group's statements (``Normal(mu[z[n]], s2[z[n]])``), else None."""
+    for fm in g.forms:
+        f = fm.emission.factor
+        spread = f.family.spread
+        e = f.arg.get(spread) if spread else None
+        base = e.base if hasattr(e, "base") else e
+        if getattr(base, "id", None) == p:
+            return dict(f.keywords).get(spread, "var")
+    return None
 
 
 class MStepWriter:
@@ -111,10 +129,15 @@ class MStepWriter:
             kind = self.cm.vars[p].kind
             val = _CLIP.get(kind, "{v}").format(v=p)
             s(f'new["{p}"] = {val}')
+            floor = spread_keyword(g, p)
+            if floor is not None:
+                s(f'new["{p}"] = {_FLOOR[floor].format(v=f"new[{p!r}]")}  # a {floor} '
+                  "collapsing onto a point is floored by reg, as covariances are")
             if any(a.kind == "latent" for a in g.axes):
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
-                s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), {cnt})')
+                s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
+                  f'{{}}, hyp)), {cnt})  # an empty cell keeps its value (or a neutral start)')
 
     def _form_locals(self, s, g, fm, value):
         """Locals an emission's part of Q reads: its statistics, and the other params and
@@ -190,7 +213,8 @@ class MStepWriter:
         tail = "" if gu.mean.axes else "[0]"
         s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), count_k)')
+            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
+              f'{{}}, hyp)), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     def _gaussian_spread(self, s, gu, beta):
         p, kw = gu.spread.param, gu.keyword
@@ -234,7 +258,8 @@ class MStepWriter:
         tail = "" if gu.spread.axes else "[0]"
         s(f'new["{p}"] = value{tail}')
         if gu.spread.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}"), count_k)')
+            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
+              f'{{}}, hyp)), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     @staticmethod
     def _spread_factor(slot, keyword) -> str:
@@ -275,3 +300,19 @@ class MStepWriter:
                 s(f"log_p += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
         s("return log_p")
         s.dedent()
+        s("")
+        s("")
+        s("def floored(params, reg):")
+        s('    """(param, cells, what) for the scalar spreads held at their floor by ``reg``')
+        s('    (a variance that collapsed onto a point)."""')
+        s("    out = []")
+        spreads = [(p, spread_keyword(g, p)) for g in self.us.groups for p in g.params
+                   if spread_keyword(g, p) is not None]
+        if spreads:
+            s("    if reg > 0:")
+        for p, kw in spreads:
+            test = _AT_FLOOR[kw].format(v=f'np.asarray(params["{p}"])')
+            s(f"        cells = int(np.sum({test}))")
+            s("        if cells:")
+            s(f'            out.append(("{p}", cells, "{_WHAT[kw]}"))')
+        s("    return out")

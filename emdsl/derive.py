@@ -16,6 +16,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
 from . import ast
@@ -61,6 +62,7 @@ class ScalarGroup:
     aggregates: dict = field(default_factory=dict)  # B symbol -> (form, expression)
     others: tuple = ()                  # params of other groups that its updates read
     timed_out: tuple = ()               # params whose symbolic solve hit SOLVE_SECONDS
+    edge_checks: list = field(default_factory=list)  # (param, edge, c): prior unbounded if c < 0
 
 
 @dataclass
@@ -100,7 +102,7 @@ class UpdateSet:
 def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = _known_symbols(cm)
-    forms = [_form(cm, e, symbols) for e in report.emissions if e.kind == "scalar"]
+    forms = [_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
     groups = _scalar_groups(cm, report, forms, symbols)
     simplex = _simplex_updates(cm, report)
     gaussian = gaussian_updates(cm, report)
@@ -136,7 +138,7 @@ def _arg_sympy(cm, e: ast.Expr, symbols):
     return to_sympy(e, symbols, on_index)
 
 
-def _form(cm, e: Emission, symbols) -> EmissionForm:
+def _form(cm, e: Emission, symbols, priors=()) -> EmissionForm:
     f = e.factor
     fam = f.family
     x = sp.Symbol(f.target, **ASSUMPTIONS.get(cm.vars[f.target].kind, {}))
@@ -171,11 +173,42 @@ def _form(cm, e: Emission, symbols) -> EmissionForm:
         locations = [sym for sym in sorted(set().union(*[a.free_symbols for a in args]), key=str)
                      if sym.is_real and not sym.is_positive]
         ef = _centred(fam.log_density(x + shift, *args), x, shift, unknowns, locations)
+    if not any(r.param in priors for r in e.refs):  # a prior makes the MAP identifiable
+        _identifiable(cm, e, ef, [symbols[r.param] for r in e.refs])
     ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
     count = sp.Symbol(f"N_{f.target}", positive=True)
     ref_axes = {r.param: r.axes for r in (*e.refs, *e.knowns)}
     return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count, grid, shift,
                         ref_axes, summed)
+
+
+def _identifiable(cm, e: Emission, ef, params) -> None:
+    """The params of one statement must be identifiable from its data: the map from them to
+    (eta, A) must have full rank (checked at a random point).  ``Poisson(a[k] + b[k])``
+    depends on a and b only through a + b, so no data can tell them apart."""
+    if len(params) < 2:
+        return
+    rng = np.random.default_rng(12345)
+    point = {}
+    for sym in set().union(*[q.free_symbols for q in (*ef.eta, ef.A)]):
+        lo, hi = (0.2, 0.8) if sym.is_positive and str(sym) in cm.vars and \
+            cm.vars[str(sym)].kind == "unit" else (0.5, 2.0)
+        point[sym] = rng.uniform(lo, hi)
+    rows = []
+    for q in (*ef.eta, ef.A):
+        q = q.doit()
+        rows.append([float(sp.diff(q, u).subs(point).evalf()) for u in params])
+    J = np.array(rows)
+    if not np.all(np.isfinite(J)):
+        return
+    sv = np.linalg.svd(J, compute_uv=False)
+    if sv[-1] <= 1e-9 * max(sv[0], 1e-300) or J.shape[0] < len(params):
+        names = ", ".join(str(u) for u in params)
+        raise NonConjugateError(
+            f"the params {names} cannot be identified from the data: '{e.factor.text.strip()}' "
+            f"depends on them only through fewer combinations than there are params",
+            e.factor.span, "keep one of them, or give the others a prior (MAP) or a "
+            "fixed value (a hyper)", cm.model.source)
 
 
 def cell_grid(e: Emission) -> tuple:
@@ -345,6 +378,8 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         Q += lp
     eqs = {p: _simplify(sp.diff(Q, symbols[p])) for p in members}
     group = ScalarGroup(members, axes, gforms, Q, eqs, priors=priors, aggregates=aggregates)
+    group.edge_checks = [(p, edge, c) for p, lp in priors.items()
+                         for edge, c in edge_conditions(lp, symbols[p], cm.vars[p].kind)]
     closed: dict = {}
     remaining = list(members)
     progress = True
@@ -409,6 +444,33 @@ def time_limit(seconds: float):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def edge_conditions(logp, u, kind) -> list:
+    """Where a prior's density may be unbounded at an edge of its support: (edge, c) for
+    every edge at which log p ~ c log|u - edge| (a Gamma's shape - 1 at 0, a Beta's a - 1
+    at 0 and b - 1 at 1), unless a negative power (the InvGamma's -scale / u) dominates.
+    The density is unbounded there, and the MAP may not exist, when c < 0."""
+    edges = {"pos": (0,), "unit": (0, 1)}.get(kind, ())
+    expanded = sp.expand(sp.expand_log(logp, force=True))
+    out = []
+    for edge in edges:
+        t = u if edge == 0 else 1 - u
+        c = sp.Integer(0)
+        dominated = False
+        for term in sp.Add.make_args(expanded):
+            factors = sp.Mul.make_args(term)
+            logs = [f for f in factors if f == sp.log(t)]
+            if logs:
+                c += sp.Mul(*[f for f in factors if f != sp.log(t)])
+            for f in factors:
+                base, power = f.as_base_exp()
+                if base == t and power.is_negative:
+                    coeff = sp.Mul(*[g for g in factors if g is not f])
+                    dominated |= bool(coeff.is_negative)
+        if c != 0 and not dominated and not c.is_nonnegative:
+            out.append((edge, sp.simplify(c)))
+    return out
 
 
 def _simplify(e):

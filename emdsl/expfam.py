@@ -134,7 +134,18 @@ def symbolic(decl: ast.FamilyDecl):
 
 def validate(fam) -> None:
     """A family must be exponential in at least one parameter; a parameter in which it is
-    not (a Binomial's n) must be known wherever the family is used."""
+    not (a Binomial's n) must be known wherever the family is used.  Its log density must
+    depend on its variable and on every parameter (else data or params would be ignored)."""
+    used = fam.logpdf.free_symbols
+    if fam.var not in used:
+        raise EmmSemanticError(f"family {fam.name}: the log density does not depend on its "
+                               f"variable '{fam.decl.var}'", fam.decl.logpdf.span,
+                               f"write logpdf({fam.decl.var}) in terms of {fam.decl.var}")
+    for p, sym in zip(fam.params, fam.symbols):
+        if sym not in used:
+            raise EmmSemanticError(f"family {fam.name}: the log density ignores its parameter "
+                                   f"'{p.name}'", fam.decl.logpdf.span,
+                                   f"use '{p.name}' in the log density or remove it")
     failures = []
     for p in fam.params:
         try:

@@ -23,6 +23,10 @@ class EmptyComponentWarning(UserWarning):
     """A mixture component received (almost) no responsibility."""
 
 
+class DegenerateVarianceWarning(UserWarning):
+    """A scalar variance collapsed onto a point and is held at its floor by ``reg``."""
+
+
 @dataclass
 class FitResult:
     params: dict
@@ -96,6 +100,14 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
                 converged = True
                 break
         params = mod.m_step(ess, params, h, reg)
+        for name, cells, what in getattr(mod, "floored", lambda p, r: [])(params, reg):
+            if ("floor", name) not in empty_seen:
+                empty_seen.add(("floor", name))
+                notes.append((DegenerateVarianceWarning,
+                              f"the {what} '{name}' collapsed onto a point in {cells} cell(s) "
+                              f"and is held at its floor set by reg={reg:g} (the likelihood "
+                              "is unbounded there); try another seed, fewer components or a "
+                              "larger reg"))
     if not converged:
         # params went through one more M-step than the last E-step: refresh the posterior so
         # that result.params and result.posterior belong together (elbo keeps its meaning:

@@ -1,0 +1,162 @@
+"""Honest answers at the edges: unbounded priors, collapsing variances, families that
+ignore a variable, params no data can identify, empty components at the start."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import emdsl
+from emdsl.runtime.batch import DegenerateVarianceWarning
+
+pytestmark = [pytest.mark.filterwarnings("ignore::emdsl.runtime.batch.EmptyComponentWarning"),
+              pytest.mark.filterwarnings("ignore::emdsl.runtime.batch.ConvergenceWarning")]
+
+MIXTURE = """model M
+dim N
+dim K = 2
+data   y[N]     : pos
+hyper  a        : pos = 2.0
+hyper  b        : pos = 1.0
+param  w        : simplex[K]
+param  rate[K]  : pos
+latent z[N]     : cat[K]
+for k in 1:K {{ rate[k] ~ {prior} }}
+for n in 1:N {{
+    z[n] ~ Categorical(w)
+    y[n] ~ Exponential(rate[z[n]])
+}}
+"""
+
+
+@pytest.mark.parametrize("prior, hyper, edge", [
+    ("Gamma(a, b)", {"a": 0.5}, "unbounded at 0 ((a - 1) < 0)"),
+    ("Gamma(a, b)", {"a": 0.99}, "unbounded at 0"),
+])
+def test_a_prior_unbounded_at_an_edge_is_an_error_naming_its_line(prior, hyper, edge):
+    m = emdsl.loads(MIXTURE.format(prior=prior), name="edge.emm")
+    y = np.random.default_rng(0).exponential(1.0, 100)
+    with pytest.raises(emdsl.EmmDataError) as info:
+        m.fit(y=y, **hyper)
+    text = str(info.value)
+    assert "Gamma prior on rate (line 10)" in text and "may not exist" in text
+    assert "unbounded at 0" in text
+    m.fit(y=y, a=1.0, seed=0)  # shape 1: bounded, fine
+    m.fit(y=y, seed=0)         # the default 2
+
+
+def test_a_beta_prior_is_checked_at_both_edges():
+    src = """model B
+dim N
+dim K = 2
+data   x[N]     : bin
+hyper  a        : pos = 2.0
+hyper  b        : pos = 2.0
+param  w        : simplex[K]
+param  p[K]     : unit
+latent z[N]     : cat[K]
+for k in 1:K { p[k] ~ Beta(a, b) }
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    x[n] ~ Bernoulli(p[z[n]])
+}
+"""
+    m = emdsl.loads(src, name="beta.emm")
+    x = (np.random.default_rng(0).uniform(size=100) < 0.3).astype(int)
+    with pytest.raises(emdsl.EmmDataError, match="unbounded at 1"):
+        m.fit(x=x, b=0.5)
+    with pytest.raises(emdsl.EmmDataError, match="unbounded at 0"):
+        m.fit(x=x, a=0.5)
+    assert np.all(np.isfinite(m.fit(x=x, seed=0).params["p"]))
+
+
+def test_a_collapsing_variance_is_floored_by_reg_with_a_warning():
+    src = """model V
+dim N
+dim K = 2
+data   x[N]     : real
+param  w        : simplex[K]
+param  mu[K]    : real
+param  s2[K]    : pos
+latent z[N]     : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    x[n] ~ Normal(mu[z[n]], s2[z[n]])
+}
+"""
+    m = emdsl.loads(src, name="collapse.emm")
+    x = np.concatenate([np.random.default_rng(0).normal(size=100), [7.0, 7.0, 7.0]])
+    init = {"w": np.array([0.97, 0.03]), "mu": np.array([0.0, 7.0]),
+            "s2": np.array([1.0, 0.1])}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = m.fit(x=x, init=init, reg=1e-4, max_iter=50)
+    assert any(issubclass(w.category, DegenerateVarianceWarning) and "'s2'" in str(w.message)
+               for w in caught)
+    assert r.params["s2"][1] == pytest.approx(1e-4) and np.all(np.isfinite(r.elbo))
+
+
+@pytest.mark.parametrize("logpdf, what", [
+    ("-log(s)", "does not depend on its variable 'x'"),
+    ("-x / s - log(s) + 0 * t", "ignores its parameter 't'"),
+])
+def test_a_family_that_ignores_its_variable_or_a_parameter_is_rejected(logpdf, what):
+    params = "s : pos, t : pos" if "t" in logpdf else "s : pos"
+    src = f"""model F
+family Odd({params}) on pos {{
+    logpdf(x) = {logpdf}
+}}
+dim N
+dim K = 2
+data y[N] : pos
+param w : simplex[K]
+param s[K] : pos
+latent z[N] : cat[K]
+for n in 1:N {{
+    z[n] ~ Categorical(w)
+    y[n] ~ Odd({", ".join(["s[z[n]]"] + (["1"] if "t" in logpdf else []))})
+}}
+"""
+    with pytest.raises(emdsl.EmmError) as info:
+        emdsl.loads(src, name="odd.emm")
+    assert what in str(info.value) and "odd.emm:3:" in str(info.value)
+
+
+def test_params_the_data_cannot_identify_are_named():
+    src = """model AB
+dim N
+dim K = 2
+data y[N] : count
+param w : simplex[K]
+param a[K] : pos
+param b[K] : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  y[n] ~ Poisson(a[z[n]] + b[z[n]])
+}
+"""
+    with pytest.raises(emdsl.NonConjugateError) as info:
+        emdsl.loads(src, name="ab.emm")
+    text = str(info.value)
+    assert "params a, b cannot be identified" in text and "ab.emm:11:" in text
+
+
+@pytest.mark.parametrize("name", ["gaussian_mixture", "poisson_mixture", "gamma_mixture",
+                                  "bernoulli_mixture"])
+def test_a_start_with_an_empty_component_gives_finite_params(name):
+    from test_sample import CASES, model
+    dims, true, _ = CASES[name]
+    m = model(name)
+    sim = m.sample(params=true, seed=1, **{**dims, "N": 300})
+    data = {v: sim[v] for v in m.module.DATA}
+    b = m._bind({**data, "K": 3})
+    h = {**b.dims, **b.hypers}
+    st = m.module.prepare(b.data, h)
+    resp = np.zeros((300, 3))
+    resp[:, 0], resp[::2, 0], resp[::2, 1] = 1.0, 0.0, 1.0  # component 2 empty
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        params = m.module.m_step(m.module.expected_stats(st, resp), None, h, 1e-6)
+    for k, v in params.items():
+        assert np.all(np.isfinite(v)), f"{k}: {v}"

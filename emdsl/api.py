@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .compile import compile_source
-from .check import FIT_OPTIONS
+from .frontend.check import FIT_OPTIONS
 from .errors import EmmDataError, EmmError, EmmFitError
 from .runtime import batch
 
@@ -97,7 +97,7 @@ class Model:
         return f"<emdsl.Model {self.name} ({self.module.ALGORITHM})>"
 
     def _bind(self, values: dict):
-        from .data import bind
+        from .io.data import bind
         return bind(self.checked, values)
 
     def fit(self, **kwargs) -> batch.FitResult:

@@ -142,7 +142,7 @@ def _agree(sets: dict, found: dict) -> None:
 
 
 def cmd_fit(args) -> int:
-    from .data import read_data_file
+    from .io.data import read_data_file
     model, sets = _load(args.model), dict(args.set or [])
     arrays, dims = read_data_file(args.data, model.checked)
     _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
@@ -186,8 +186,8 @@ def _read_covariates(model, path, sets: dict) -> dict:
     is an error); the data that the model draws are ignored."""
     import dataclasses
 
-    from . import ast
-    from .data import read_data_file
+    from .frontend import ast
+    from .io.data import read_data_file
     cm, name = model.checked, Path(path).name
     sampled = {f.target for f in cm.factors}
     covs = [v for v in cm.vars.values() if v.role == "data" and v.name not in sampled]
@@ -234,7 +234,7 @@ def _read_covariates(model, path, sets: dict) -> dict:
 def _default_sizes(model, sets: dict) -> None:
     """For ``check``: sizes the user did not give (2000 items in the latent's plate, 3 for
     any other size) and uniformly drawn covariates, so that it runs with no options."""
-    from . import ast
+    from .frontend import ast
     cm = model.checked
     latent = next((v for v in cm.vars.values() if v.role == "latent"), None)
     plate = {e.id for e in (latent.shape if latent else ()) if isinstance(e, ast.Name)}
@@ -246,7 +246,7 @@ def _default_sizes(model, sets: dict) -> None:
 def _covariates(model, sets: dict, seed: int, given=()) -> dict:
     """Uniformly drawn values for the data the model conditions on (e.g. ``doc[t]``) that
     are not in ``given``."""
-    from .data import eval_const
+    from .io.data import eval_const
     cm, rng, out = model.checked, np.random.default_rng(seed), {}
     sampled = {f.target for f in cm.factors}
     for v in cm.vars.values():
@@ -264,8 +264,8 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
 def _true_params(model, args, sets: dict) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
     ``sets`` are read off their shapes), else drawn at random from ``--seed``."""
-    from . import ast
-    from .data import eval_const
+    from .frontend import ast
+    from .io.data import eval_const
     from .runtime.sample import dim_value
     cm, given = model.checked, {}
     if args.params:
@@ -310,7 +310,7 @@ def _true_params(model, args, sets: dict) -> dict:
 def _simulate(model, args, auto=False) -> tuple[dict, dict, dict]:
     """(true params, the simulation, the dims and hypers used); ``auto`` fills in sizes
     and covariates that were not given (for ``check``)."""
-    from .data import INT_KINDS
+    from .io.data import INT_KINDS
     sets = dict(args.set or [])
     given = _read_covariates(model, args.data, sets) if args.data else {}
     sampled = {f.target for f in model.checked.factors}
@@ -347,7 +347,7 @@ def cmd_sample(args) -> int:
 
 def _n_components(model, bound) -> int:
     """The number of values of the latent, evaluated from the bound dims and hypers."""
-    from .data import eval_const
+    from .io.data import eval_const
     h = {**bound.dims, **bound.hypers}
     if hasattr(model.module, "n_components"):
         return int(model.module.n_components(h))
@@ -362,7 +362,7 @@ def cmd_check(args) -> int:
     """Simulate from the model, fit the simulation, report how well the params come back."""
     from scipy.optimize import linear_sum_assignment
 
-    from .data import bind
+    from .io.data import bind
     model = _load(args.model)
     truth, sim, sets = _simulate(model, args, auto=True)
     sim = {**truth, **sim}

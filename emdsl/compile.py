@@ -15,8 +15,8 @@ from pathlib import Path
 
 from . import __version__
 from .cachefiles import cache_dir
-from .check import CheckedModel, check
-from .parse import parse
+from .frontend.check import CheckedModel, check
+from .frontend.parse import parse
 
 
 @dataclass
@@ -51,7 +51,7 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
     from .graph import build_graph
     fg = build_graph(checked)
     updates = derive_updates(checked, fg)
-    from .codegen import generate
+    from .codegen.writer import generate
     code = generate(updates)
     if use_cache:
         try:
@@ -86,8 +86,8 @@ def _verified(path: Path) -> str | None:
 
 def derive_updates(checked: CheckedModel, fg=None):
     """graph -> plan -> (conjugacy report) -> updates."""
-    from .conjugacy import analyse
-    from .derive import derive
+    from .inference.conjugacy import analyse
+    from .inference.derive import derive
     from .graph import build_graph
     from .inference import make_plan
     fg = fg or build_graph(checked)

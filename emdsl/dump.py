@@ -9,9 +9,9 @@ from .errors import EmmError
 
 def run_stages(path: str, upto: str):
     """Run the pipeline up to ``upto`` (one of STAGES) and return that stage's object."""
-    from .check import check
+    from .frontend.check import check
     from .graph import build_graph
-    from .parse import parse
+    from .frontend.parse import parse
     try:
         source = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -28,8 +28,8 @@ def run_stages(path: str, upto: str):
         if upto == "plan":
             return plan
         plan.require_supported()
-        from .conjugacy import analyse
-        from .derive import derive
+        from .inference.conjugacy import analyse
+        from .inference.derive import derive
         report = analyse(fg)
         if upto == "conj":
             return report
@@ -42,7 +42,7 @@ def run_stages(path: str, upto: str):
 
 
 def dump_ast(tree) -> str:
-    from . import ast
+    from .frontend import ast
 
     def br(xs):
         return f"[{', '.join(map(ast.show, xs))}]" if xs else ""
@@ -66,7 +66,7 @@ def dump_ast(tree) -> str:
 
 
 def dump_conj(r) -> str:
-    from .derive import axes_text
+    from .inference.derive import axes_text
     out = [f"algorithm {r.algorithm}", f"latent {r.latent.name} over plate {r.plate.var}",
            f"assign   line {r.assign.span.line}: {r.assign.text}"]
     for e in r.emissions:

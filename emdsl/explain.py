@@ -11,8 +11,8 @@ import re
 
 import sympy as sp
 
-from . import ast
-from .derive import UpdateSet, axes_text
+from .frontend import ast
+from .inference.derive import UpdateSet, axes_text
 from .errors import EmmError
 
 FORMATS = ("markdown", "latex", "text")

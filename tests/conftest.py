@@ -56,7 +56,7 @@ def undefined_names(code: str) -> set:
 @pytest.fixture(scope="session", autouse=True)
 def _check_every_generated_module():
     """Every module the test suite compiles uses only names it imports or defines."""
-    from emdsl import codegen
+    from emdsl.codegen import writer as codegen
     original = codegen.generate
 
     def checked(us):

@@ -14,8 +14,8 @@ import pytest
 
 import emdsl
 from emdsl import EmmSemanticError, EmmSyntaxError
-from emdsl.check import FIT_OPTIONS, PYTHON_BUILTINS, check
-from emdsl.parse import parse
+from emdsl.frontend.check import FIT_OPTIONS, PYTHON_BUILTINS, check
+from emdsl.frontend.parse import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_a_models_own_pi_shadows_the_constant():
     m = checked(MIXTURE.format(w="pi"))
     assert m.role("pi") == "param"
     (cat,) = [f for f in m.factors if f.family.name == "Categorical"]
-    assert cat.arg["p"] == emdsl.ast.Name("pi", None)
+    assert cat.arg["p"] == emdsl.frontend.ast.Name("pi", None)
 
 
 def test_a_models_own_pi_is_fitted_as_a_param():
@@ -62,8 +62,8 @@ def test_a_hyper_pi_shadows_the_constant_in_defaults():
     src = "model M\nhyper pi : pos = 3\nhyper a : pos = 2 * pi\n" + \
         MIXTURE.format(w="w").split("\n", 1)[1]
     m = checked(src)
-    assert m.vars["a"].default == emdsl.ast.BinOp("*", emdsl.ast.Num(2, True, None),
-                                                  emdsl.ast.Name("pi", None), None)
+    assert m.vars["a"].default == emdsl.frontend.ast.BinOp("*", emdsl.frontend.ast.Num(2, True, None),
+                                                  emdsl.frontend.ast.Name("pi", None), None)
 
 
 def test_the_constant_pi_still_resolves():
@@ -92,7 +92,7 @@ def test_index_arithmetic_on_a_sampled_variable_is_rejected(index):
 
 def test_the_chain_pattern_is_still_accepted():
     m = checked((ROOT / "models" / "gaussian_hmm.emm").read_text(encoding="utf-8"))
-    assert [f.index for f in m.factors if f.target == "z"][0] == (emdsl.ast.Num(1, True, None),)
+    assert [f.index for f in m.factors if f.target == "z"][0] == (emdsl.frontend.ast.Num(1, True, None),)
     with pytest.raises(emdsl.NonConjugateError, match="not supported yet"):
         emdsl.load(ROOT / "models" / "gaussian_hmm.emm", use_cache=False)
 
@@ -271,8 +271,8 @@ def test_a_valid_family_block_passes():
 def test_fit_options_come_from_the_checker():
     from emdsl import api
     assert api.FIT_OPTIONS is FIT_OPTIONS
-    import emdsl.check
-    assert "FIT_OPTIONS" in emdsl.check.__all__
+    import emdsl.frontend.check
+    assert "FIT_OPTIONS" in emdsl.frontend.check.__all__
 
 
 # ----------------------------------------------------------------------------- ranges

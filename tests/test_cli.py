@@ -324,7 +324,7 @@ def test_a_planted_cache_file_is_recompiled_not_run(tmp_path, monkeypatch):
 
 def test_a_planted_parser_cache_is_rebuilt(tmp_path, monkeypatch):
     """The parser tables are cached (a pickle): one whose seal does not match is rebuilt."""
-    from emdsl import parse as parse_mod
+    from emdsl.frontend import parse as parse_mod
     monkeypatch.setenv("EMDSL_CACHE", str(tmp_path))
     parse_mod._parser.cache_clear()
     try:

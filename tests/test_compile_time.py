@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import emdsl
-from emdsl import derive
+from emdsl.inference import derive
 
 
 def test_a_slow_solve_falls_back_to_newton(monkeypatch):

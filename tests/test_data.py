@@ -1,4 +1,4 @@
-"""Tests of :mod:`emdsl.data`: constant expressions, data files and binding/validation."""
+"""Tests of :mod:`emdsl.io.data`: constant expressions, data files and binding/validation."""
 from __future__ import annotations
 
 import functools
@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emdsl import ast
-from emdsl.check import check
-from emdsl.data import Bound, bind, eval_const, read_data_file
+from emdsl.frontend import ast
+from emdsl.frontend.check import check
+from emdsl.io.data import Bound, bind, eval_const, read_data_file
 from emdsl.errors import EmmDataError
-from emdsl.parse import parse
+from emdsl.frontend.parse import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

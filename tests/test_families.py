@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as hst
 
 from emdsl.errors import NonConjugateError
 from emdsl.families import NotExponentialFamily, prelude, scalar_family
-from emdsl.parse import parse
+from emdsl.frontend.parse import parse
 
 MODULES = ["scipy", "numpy"]
 TOL = dict(rtol=1e-9, atol=1e-9)

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from emdsl.check import check
+from emdsl.frontend.check import check
 from emdsl.graph import Axis, build_graph
-from emdsl.parse import parse
+from emdsl.frontend.parse import parse
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 import emdsl
-from emdsl import ast
-from emdsl.parse import grammar_text, parse
+from emdsl.frontend import ast
+from emdsl.frontend.parse import grammar_text, parse
 
 MODELS = sorted((Path(__file__).resolve().parent.parent / "models").glob("*.emm"))
 

@@ -3,11 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from emdsl.check import check
+from emdsl.frontend.check import check
 from emdsl.errors import NonConjugateError
 from emdsl.graph import build_graph
 from emdsl.inference import make_plan
-from emdsl.parse import parse
+from emdsl.frontend.parse import parse
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

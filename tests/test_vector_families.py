@@ -7,7 +7,7 @@ import pytest
 import scipy.stats as st
 from scipy.special import gammaln, logsumexp
 
-from emdsl.codegen_runtime import HELPERS
+from emdsl.codegen.helpers import HELPERS
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,6 @@ __all__ = ["FACTORISES", "Family", "ParamSpec", "SUBTYPES", "VECTOR_FAMILIES", "
 def __getattr__(name):
     """The symbolic helpers, re-exported lazily (a cached model loads without sympy)."""
     if name in ("decompose", "NotExponentialFamily", "ExpFamForm", "to_sympy", "ASSUMPTIONS"):
-        from .. import expfam
-        return getattr(expfam, name)
+        from . import scalar
+        return getattr(scalar, name)
     raise AttributeError(name)

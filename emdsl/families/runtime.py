@@ -11,7 +11,10 @@ from __future__ import annotations
 import inspect
 import re
 
-from . import linalg, mvnormal, simplex, wishart
+from . import linalg
+from . import mvnormal
+from . import simplex
+from . import wishart
 
 _MODULES = (linalg, mvnormal, wishart, simplex)
 

@@ -2,7 +2,7 @@
 
 Scalar families are declared by their log density alone: the built-in ones in
 ``prelude.emm`` (parsed with the same front end as user models), user ones in a model's
-``family`` block.  ``expfam.decompose`` finds, with sympy, the exponential-family form
+``family`` block.  ``scalar.decompose`` finds, with sympy, the exponential-family form
 
     log p(x | theta) = eta(theta) . t(x) - A(theta) + log h(x)
 
@@ -17,9 +17,9 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .. import ast
+from ..frontend import ast
 from ..errors import EmmSemanticError, Span
-from ..parse import parse
+from ..frontend.parse import parse
 from . import mvnormal as _mvnormal
 from . import simplex as _simplex
 from . import wishart as _wishart
@@ -34,14 +34,6 @@ SUBTYPES = {
 
 def is_subtype(have: str, want: str) -> bool:
     return want in SUBTYPES.get(have, {have})
-
-
-def __getattr__(name):
-    """The symbolic helpers, re-exported lazily from ``expfam``."""
-    if name in ("decompose", "NotExponentialFamily", "ExpFamForm", "to_sympy", "ASSUMPTIONS"):
-        from .. import expfam
-        return getattr(expfam, name)
-    raise AttributeError(name)
 
 
 # ----------------------------------------------------------------------------- families
@@ -77,18 +69,18 @@ class Family:
     @property
     def var(self):
         """The sympy symbol of the variable (scalar families)."""
-        from ..expfam import symbolic
+        from .scalar import symbolic
         return symbolic(self.decl)[0]
 
     @property
     def symbols(self) -> tuple:
-        from ..expfam import symbolic
+        from .scalar import symbolic
         return symbolic(self.decl)[1]
 
     @property
     def logpdf(self):
         """The log density as a sympy expression."""
-        from ..expfam import symbolic
+        from .scalar import symbolic
         return symbolic(self.decl)[2]
 
     @property
@@ -102,7 +94,7 @@ class Family:
 
     def expfam(self, unknown=None):
         """The exponential-family form with the parameters named in ``unknown`` free."""
-        from ..expfam import decompose
+        from .scalar import decompose
         names = set(self.param_names if unknown is None else unknown)
         unknowns = {s for s, p in zip(self.symbols, self.params) if p.name in names}
         return decompose(self.logpdf, self.var, unknowns)
@@ -128,7 +120,7 @@ def scalar_family(decl: ast.FamilyDecl, validate: bool = True) -> Family:
         params.append(ParamSpec(p.name, p.type.kind, 0))
     fam = Family(decl.name, tuple(params), decl.support.kind, 0, {}, decl, decl.span)
     if validate:
-        from ..expfam import validate as check_exponential
+        from .scalar import validate as check_exponential
         fam.logpdf  # noqa: B018 - translate now so unknown names are reported here
         check_exponential(fam)
     return fam

@@ -1,7 +1,7 @@
 """Text and Graphviz DOT renderings of a :class:`~emdsl.graph.FactorGraph`."""
 from __future__ import annotations
 
-from .. import ast
+from ..frontend import ast
 
 _SHADE = {"data": "gray80", "latent": "white", "param": "lightblue", "hyper": "lightyellow"}
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from .. import ast
-from ..check import CheckedModel, Factor, Loop
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Factor, Loop
 from .index import Ref, references
 
 UNOBSERVED = ("param", "latent")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import ast
+from ..frontend import ast
 from ..errors import Span
 
 EDGE_KINDS = ("whole", "direct", "group", "gate", "lag")

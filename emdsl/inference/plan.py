@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import ast
+from ..frontend import ast
 from ..errors import NonConjugateError, Span
 from ..graph import FactorGraph
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .. import ast
+from ..frontend import ast
 from ..errors import EmmDataError
 
 _SCALAR = {
@@ -51,7 +51,7 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
     ``values`` holds dims, hypers and covariates (data the model conditions on but does not
     draw) by name; dims may also be read off the covariates' shapes, as in ``fit``.
     """
-    from ..data import bind
+    from ..io.data import bind
     cm = model.checked
     rng = np.random.default_rng(seed)
     sampled = {f.target for f in cm.factors}
@@ -146,7 +146,7 @@ def _inverse(matrix, f):
 
 
 def _int(e, env) -> int:
-    from ..data import eval_const
+    from ..io.data import eval_const
     return int(eval_const(e, env))
 
 
@@ -209,7 +209,7 @@ class _InverseCdf:
 
 
 def _elem_shape(v, env):
-    from ..data import eval_const
+    from ..io.data import eval_const
     if v.kind == "cat":
         return ()
     d = tuple(int(eval_const(s, env)) for s in v.elem_dims)
@@ -218,7 +218,7 @@ def _elem_shape(v, env):
 
 def _eval(e, env, loop, cm):
     """Evaluate ``e``; loop variables and cat values are 1-based, as in the language."""
-    from ..data import eval_const
+    from ..io.data import eval_const
     if isinstance(e, ast.Name) and e.id in loop:
         return loop[e.id]
     if isinstance(e, ast.Index):

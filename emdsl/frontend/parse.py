@@ -18,8 +18,8 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
                              UnexpectedToken, VisitError)
 
 from . import ast
-from .cachefiles import cache_dir, seal, sealed_file, write_seal
-from .errors import EmmSyntaxError, Span
+from ..cachefiles import cache_dir, seal, sealed_file, write_seal
+from ..errors import EmmSyntaxError, Span
 
 
 def grammar_text() -> str:
@@ -30,7 +30,7 @@ def grammar_text() -> str:
             return res.read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):  # pragma: no cover
         pass
-    checkout = Path(__file__).resolve().parent.parent / "grammars" / "emm.lark"
+    checkout = Path(__file__).resolve().parents[2] / "grammars" / "emm.lark"
     if checkout.is_file():
         return checkout.read_text(encoding="utf-8")
     raise FileNotFoundError("emm.lark not found in the emdsl package nor in grammars/")

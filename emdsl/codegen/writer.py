@@ -11,12 +11,12 @@ import string
 
 import sympy as sp
 
-from . import __version__
-from .codegen_mstep import MStepWriter
-from .codegen_runtime import HELPERS
-from .codegen_util import Source, comment_safe, known, py
-from .families.runtime import runtime_source
-from .derive import UpdateSet
+from .. import __version__
+from .mstep import MStepWriter
+from .helpers import HELPERS
+from .util import Source, comment_safe, known, py
+from ..families.runtime import runtime_source
+from ..inference.derive import UpdateSet
 
 
 def generate(us: UpdateSet) -> str:

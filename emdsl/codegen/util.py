@@ -5,8 +5,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
 
-from . import ast
-from .errors import NonConjugateError
+from ..frontend import ast
+from ..errors import NonConjugateError
 
 
 class EmmPrinter(SciPyPrinter):

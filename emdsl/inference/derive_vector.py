@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ast
-from .check import CheckedModel, Factor
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Factor
 from .conjugacy import ConjugacyReport, Emission
-from .errors import NonConjugateError
-from .families import VECTOR_FAMILIES
+from ..errors import NonConjugateError
+from ..families import VECTOR_FAMILIES
 
 
 @dataclass

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ast
-from .check import CheckedModel, Factor, Loop, Var
-from .errors import InternalError, NonConjugateError
-from .graph import Axis as Axis_
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Factor, Loop, Var
+from ..errors import InternalError, NonConjugateError
+from ..graph import Axis as Axis_
 from .factorise import factorise
-from .graph import FactorGraph
-from .graph.index import references
+from ..graph import FactorGraph
+from ..graph.index import references
 
 
 @dataclass(frozen=True)

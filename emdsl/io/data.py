@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from . import ast
-from .check import CheckedModel, Var
-from .errors import EmmDataError
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Var
+from ..errors import EmmDataError
 
 INT_KINDS = ("cat", "count", "bin")
 MISSING = ("", "NA", "na", "NaN", "nan", "N/A")

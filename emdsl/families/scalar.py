@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from . import ast
-from .errors import EmmSemanticError, NonConjugateError
+from ..frontend import ast
+from ..errors import EmmSemanticError, NonConjugateError
 
 # type kind -> sympy assumptions for a symbol of that kind
 ASSUMPTIONS = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .codegen_util import known, py, value_source
+from .util import known, py, value_source
 
 _CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
          "unit": "np.clip({v}, 1e-12, 1 - 1e-12)"}

@@ -8,9 +8,9 @@ families factorise, and how their arguments map, is the family table's ``FACTORI
 """
 from __future__ import annotations
 
-from . import ast
-from .check import CheckedModel, Factor, Loop
-from .families import FACTORISES
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Factor, Loop
+from ..families import FACTORISES
 
 ELEMENT = "_e"   # the element loop variable (user identifiers never start with '_')
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from .errors import Span
+from ..errors import Span
 
 ROLES = ("data", "hyper", "param", "latent")
 TYPE_NAMES = ("real", "pos", "unit", "simplex", "spd", "cat", "count", "bin")

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from . import ast
-from .check import CheckedModel
+from ..frontend import ast
+from ..frontend.check import CheckedModel
 from .conjugacy import Axis, ConjugacyReport, Emission
-from .errors import NonConjugateError
-from .expfam import ASSUMPTIONS, NotExponentialFamily, decompose, to_sympy
+from ..errors import NonConjugateError
+from ..families.scalar import ASSUMPTIONS, NotExponentialFamily, decompose, to_sympy
 
 
 @dataclass

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ast
-from .errors import EmmError, EmmSemanticError, Span
+from ..errors import EmmError, EmmSemanticError, Span
 from .check_names import (BUILTIN_FUNCS, FIT_OPTIONS, GENERATED_NAMES, PYTHON_BUILTINS,
                           TYPE_RANK, family_var_span, generated_clash, identifier_problem,
                           index_hint)
 from .check_types import (expr_kind, fmt, inline_lets, kind_fits, literal_value, overlap,
                           type_hint)
-from .families import Family, family_table, is_subtype
+from ..families import Family, family_table, is_subtype
 
 __all__ = ["FIT_OPTIONS", "GENERATED_NAMES", "PYTHON_BUILTINS", "BUILTIN_FUNCS", "Var", "Loop",
            "Factor", "CheckedModel", "check"]

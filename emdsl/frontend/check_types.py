@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from . import ast
-from .families import is_subtype
+from ..families import is_subtype
 
 
 def expr_kind(e: ast.Expr, vars: dict, dims: dict, lets: dict):

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ast
-from .check import CheckedModel, Var
+from ..frontend import ast
+from ..frontend.check import CheckedModel, Var
 from .data import FILE_TYPES, MISSING, _decl, _full_exprs
-from .errors import EmmDataError
+from ..errors import EmmDataError
 
 
 def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[str, int]]:

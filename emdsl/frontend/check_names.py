@@ -11,7 +11,7 @@ import keyword
 import re
 
 from . import ast
-from .errors import Span
+from ..errors import Span
 
 # keyword arguments of Model.fit (api.py imports them from here); a model may not use them
 FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",

@@ -9,7 +9,6 @@ from functools import reduce
 import numpy as np
 import pytest
 
-import emdsl
 import test_engine_models as engine
 import test_generality as generality
 from test_sample import CASES as SAMPLED

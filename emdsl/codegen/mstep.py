@@ -95,8 +95,8 @@ class MStepWriter:
                 aggregated.append(fm)
         for fm in aggregated:  # sums over the cells the group's params do not vary over
             e = fm.emission
-            grid = self.w.grid_letters(e)
-            own = self.w.letters(e, g.axes)
+            grid = self.w.emitter(e).grid_letters()
+            own = self.w.emitter(e).letters(g.axes)
             self._form_locals(s, g, fm, value)
             for B, (form, b) in g.aggregates.items():
                 if form is fm:
@@ -147,8 +147,8 @@ class MStepWriter:
         s(f'{fm.count} = ess["{fm.count}"] + _EPS10  # (an empty cell divides by ~0, not 0)')
         e = fm.emission
         others = [r for r in e.refs if r.param in g.others]
-        self.w.on_grid(s, e, others, value)
-        self.w.on_grid(s, e, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
+        self.w.emitter(e).on_grid(s, others, value)
+        self.w.emitter(e).on_grid(s, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
 
     # ------------------------------------------------------------------ gaussian
     def gaussian(self, s, gu):

@@ -7,16 +7,21 @@ Every block cites the model line it implements and the equation of the notes.
 from __future__ import annotations
 
 import re
-import string
 
 import sympy as sp
 
 from .. import __version__
 from .mstep import MStepWriter
+from .scalar import ScalarEmitter
+from .vector import CategoricalEmitter, MvNormalEmitter
 from .helpers import HELPERS
 from .util import Source, comment_safe, known, py
 from ..families.runtime import runtime_source
 from ..inference.derive import UpdateSet
+
+
+EMITTERS = {"scalar": ScalarEmitter, "categorical": CategoricalEmitter,
+            "mvnormal": MvNormalEmitter}
 
 
 def generate(us: UpdateSet) -> str:
@@ -52,81 +57,15 @@ class _Writer:
         self.K = self.r.latent.elem_dims[0]
         self.plate = self.r.plate
         self.runtime: set = set()   # the family table's runtime functions the module calls
+        self.emitters = [EMITTERS[e.kind](e, self) for e in self.r.emissions]
 
-    def form_of(self, emission):
-        """The exponential-family form of a scalar emission."""
-        return next(fm for fm in self.us.forms if fm.emission is emission)
-
-    def gaussian_of(self, emission):
-        """The Gaussian update of an MvNormal emission."""
-        return next(g for g in self.us.gaussian if g.emission is emission)
-
-    def shift_on_grid(self, e) -> str:
-        """Source for a scalar emission's data shift (one per inner index) laid out like its
-        params' grid (the latent axis a broadcast axis of length 1)."""
-        fm = self.form_of(e)
-        summed = self.summed_positions(e)
-        inner = "".join(c for i, c in enumerate(self.data_letters(e)) if i and i not in summed)
-        grid = self.grid_letters(e)
-        src = f'st["centre"]["{fm.shift}"]'
-        if inner:
-            src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
-            if "k" in grid:
-                src = f'np.expand_dims({src}, {grid.index("k")})'
-        return src
+    def emitter(self, emission):
+        """The emitter of an emission (one per kind of statement: scalar, categorical,
+        MvNormal; see ``scalar.py`` and ``vector.py``)."""
+        return next(em for em in self.emitters if em.e is emission)
 
     def cite(self, factor) -> str:
         return f"# {self.file}:{factor.span.line}:{factor.span.col}  {comment_safe(factor.text)}"
-
-    def data_letters(self, emission) -> str:
-        """einsum letters of an emission's data axes: 'n', then one per inner loop."""
-        free = [c for c in string.ascii_lowercase if c not in "nk"]
-        return "n" + "".join(free[:len(emission.inner)])
-
-    def grid_letters(self, emission) -> str:
-        """einsum letters of a scalar emission's cell grid: 'k' for the latent axis, the
-        inner loop's letter for a loop axis (conjugacy admits no other axes here)."""
-        return self.letters(emission, self.form_of(emission).axes)
-
-    def letters(self, emission, axes) -> str:
-        """einsum letters of ``axes`` (a param's or the cell grid's) in an emission."""
-        loop_letter = dict(zip((lp.var for lp in emission.inner),
-                               self.data_letters(emission)[1:]))
-        return "".join("k" if a.kind == "latent" else loop_letter[a.name] for a in axes)
-
-    def matmul_layout(self, emission) -> bool:
-        """Whether the cell grid is 'k' then the data's (unsummed) inner axes in order, so
-        that the E-step and the statistics are plain matrix products."""
-        summed = self.summed_positions(emission)
-        inner = "".join(c for i, c in enumerate(self.data_letters(emission))
-                        if i and i not in summed)
-        return self.grid_letters(emission) == "k" + inner
-
-    def summed_t(self, emission, src) -> str:
-        """Source for a statistic with the inner axes no param depends on summed out."""
-        summed = self.summed_positions(emission)
-        return f"{src}.sum(axis={summed})" if summed else src
-
-    def summed_positions(self, emission) -> tuple:
-        """Axes of the data array (0 = items) of the inner loops no param depends on."""
-        fm = self.form_of(emission)
-        return tuple(1 + i for i, lp in enumerate(emission.inner) if lp.var in fm.summed)
-
-    def multiplicity(self, emission) -> str:
-        """Source for the number of data elements per item and cell (the product of the
-        sizes of the summed inner loops), '' when it is 1."""
-        pos = self.summed_positions(emission)
-        x = emission.factor.target
-        return " * ".join(f'st["shape_{x}"][{i}]' for i in pos)
-
-    def on_grid(self, s, emission, refs, source):
-        """Locals for params / indexed hypers laid out on the emission's cell grid."""
-        grid = self.grid_letters(emission)
-        for r in refs:
-            own = self.letters(emission, r.axes)
-            val = source(r.param)
-            s(f"{r.param} = {val}" if own == grid else
-              f'{r.param} = _on_grid({val}, "{own}", "{grid}")  # on the cells [{grid}]')
 
     # ------------------------------------------------------------------ module
     def module(self) -> str:
@@ -225,7 +164,7 @@ class _Writer:
 
     # ------------------------------------------------------------------ prepare
     def prepare(self, s):
-        dense = [e for e in self.r.emissions if e.kind in ("scalar", "mvnormal")]
+        dense = [em for em in self.emitters if em.dense]
         s("")
         s("")
         s("def centring(data, hyp):")
@@ -235,14 +174,8 @@ class _Writer:
         s('    statistics of any two chunks prepared with the same centre add up."""')
         s.indent()
         s("centre = {}")
-        for e in dense:
-            x = e.factor.target
-            if e.kind == "scalar" and self.form_of(e).shift is not None:
-                over = (0,) + self.summed_positions(e)
-                s(f'centre["{self.form_of(e).shift}"] = np.asarray(data["{x}"], dtype=float)'
-                  f".mean(axis={over if len(over) > 1 else 0})")
-            elif e.kind == "mvnormal":
-                s(f'centre["shift_{x}"] = np.asarray(data["{x}"], dtype=float).mean(axis=0)')
+        for em in self.emitters:
+            em.centre(s)
         s("return centre")
         s.dedent()
         s("")
@@ -267,88 +200,20 @@ class _Writer:
                 s(f'st["{v.name}"] = {v.name}')
                 s(f'st["G_{v.name}"] = scipy.sparse.csr_matrix((np.ones(len({v.name})), '
                   f"({v.name}, np.arange(len({v.name})))), shape=(int({size}), len({v.name})))")
-        for e in self.r.emissions:
-            f = e.factor
-            s(self.cite(f))
-            x = f.target
-            if e.kind == "scalar":
-                s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
-                s(f'st["shape_{x}"] = st["data_{x}"].shape')
-            elif e.kind == "categorical" and e.via:
-                size = known(self.cm.vars[x].elem_dims[0])
-                s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
-                s(f'{e.via} = np.asarray(data["{e.via}"], dtype=np.int64)')
-                s(f'st["X_{x}"] = scipy.sparse.csr_matrix((np.ones(len({x})), ({e.via}, {x})), '
-                  f"shape=(n_rows, int({size})))  # counts of each {x} per {e.via}: t(x) "
-                  f"summed over the items of a group")
-            elif e.kind == "categorical":
-                size = known(self.cm.vars[x].elem_dims[0])
-                s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
-                s(f'st["{x}"] = {x}')
-                s(f'st["G_{x}"] = scipy.sparse.csr_matrix((np.ones(n_rows), ({x}, '
-                  f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
-            else:
-                s(f'st["data_{x}"] = np.asarray(data["{x}"], dtype=float)')
-        widths = []
-        for e in dense:
-            x = e.factor.target
-            if e.kind == "mvnormal":
-                widths.append(f'_mvn_width(st["data_{x}"].shape[1])')
-            else:
-                widths.append(f'{max(1, len(self.form_of(e).t))} * int(np.prod(st["shape_{x}"][1:]))')
-        if widths:
-            if any(e.kind == "mvnormal" for e in dense):
-                self.runtime.update({"_mvn_width", "_mvn_stats", "_mvn_natural", "_unpack_sym"})
-            s(f"width = max({', '.join(widths)}, 1)  # statistics per row")
+        for em in self.emitters:
+            s(self.cite(em.e.factor))
+            em.prepare(s)
+        if dense:
+            s(f"width = max({', '.join(em.width() for em in dense)}, 1)  # statistics per row")
             s('st["block"] = int(min(8192, max(64, BLOCK_BYTES // (8 * width))))  # rows per block')
         else:
             s('st["block"] = 8192')
-        for e in dense:
-            x = e.factor.target
-            if e.kind == "scalar":
-                s(f'st["logh_{x}"] = sum(_logh_{x}(st, lo, min(n_rows, lo + st["block"]))'
-                  f' for lo in range(0, n_rows, st["block"]))  # sum of log h(x)')
+        for em in dense:
+            em.after_blocks(s)
         s("return st")
         s.dedent()
-        for e in dense:
-            self.block_t(s, e)
-
-    def block_t(self, s, e):
-        """``_t_x(st, lo, hi)``: t(x) of rows lo:hi of a dense emission's centred data, and
-        for scalar families ``_logh_x`` (the sum of log h over the rows)."""
-        x = e.factor.target
-        s("")
-        s("")
-        if e.kind == "mvnormal":
-            s(f"def _t_{x}(st, lo, hi):")
-            s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
-            s(f'    return _mvn_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
-            return
-        fm = self.form_of(e)
-        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
-                           (f"_logh_{x}", "the sum of log h(x)")):
-            s(f"def {name}(st, lo, hi):")
-            s(f'    """{what} over rows lo:hi of {x}' + (f" - {fm.shift}" if fm.shift else "")
-              + '."""')
-            s.indent()
-            s('hyp = st["hyp"]')
-            s(f'{x} = st["data_{x}"][lo:hi]')
-            if fm.shift is not None:
-                over = (0,) + self.summed_positions(e)
-                centre = f'st["centre"]["{fm.shift}"]'
-                if len(over) > 1:
-                    centre = f"np.expand_dims({centre}, {over})"
-                s(f"{x} = {x} - {centre}  # the centred data (no cancellation)")
-            exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
-            self._hyper_locals(s, set().union(*[t.free_symbols for t in exprs]) - {fm.x})
-            if name.startswith("_t"):
-                items = ", ".join(f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
-                s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
-            else:
-                s(f"return float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))")
-            s.dedent()
-            s("")
-            s("")
+        for em in dense:
+            em.functions(s)
 
     def _is_covariate(self, name) -> bool:
         return name not in {f.target for f in self.cm.factors}
@@ -385,10 +250,12 @@ class _Writer:
         else:
             cov = ref.axes[0].name
             s(f'log_prior_z = log(params["{ref.param}"])  # ({cov} groups, K)')
-        const = []
-        for e in r.emissions:
-            self._e_natural(s, e, const)
-        folded = [f"A_{e.factor.target}" for e in r.emissions if e.kind != "categorical"]
+        const, folded = [], []
+        for em in self.emitters:
+            s(self.cite(em.e.factor))
+            a = em.natural(s, const)
+            if a:
+                folded.append(a)
         if folded:
             s(f"log_prior_z = log_prior_z - {' - '.join(folded)}  # fold every -A(theta_k) "
               "into the per-k constant")
@@ -403,14 +270,14 @@ class _Writer:
             s("log_joint[...] = log_prior_z[:, None]  # log p(z_n = k)")
         else:
             s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T  # log p(z_n = k | group)')
-        dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
+        dense = [em.x for em in self.emitters if em.dense]
         if dense:
             s("t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense)
               + "}  # t(x) of this block only")
         else:
             s("t_block = {}")
-        for e in r.emissions:
-            self._e_block(s, e)
+        for em in self.emitters:
+            em.block(s)
         s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
@@ -418,89 +285,6 @@ class _Writer:
         s("resp = resp_t.T  # (N, K)")
         s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()
-
-    def _e_natural(self, s, e, const):
-        f, x = e.factor, e.factor.target
-        s(self.cite(f))
-        if e.kind == "scalar":
-            fm = self.form_of(e)
-            self.on_grid(s, e, e.refs, lambda p: f'params["{p}"]')
-            self.on_grid(s, e, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
-            if fm.shift is not None:
-                s(f'{fm.shift} = {self.shift_on_grid(e)}  # the statistics are of {x} - {fm.shift}')
-            syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
-            self._hyper_locals(s, {y for y in syms if str(y) not in fm.ref_axes})
-            refs = [r.param for r in (*e.refs, *e.knowns)]
-            grid = f"np.broadcast_shapes({', '.join(f'np.shape({p})' for p in refs)})" \
-                if refs else "()"
-            for i, eta in enumerate(fm.eta):
-                s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
-                  f"of t_{i} = {fm.t[i]}")
-            s(f"A_{x} = np.broadcast_to({py(fm.A)}, {grid})  # log-normaliser A(theta)")
-            letters = self.grid_letters(e)
-            keep = "k" if "k" in letters else ""
-            mult = self.multiplicity(e)
-            s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})'
-              + (f" * ({mult})  # once per element of the summed inner loops" if mult else ""))
-            const.append(f'st["logh_{x}"]')
-        elif e.kind == "categorical":
-            ref = e.refs[0]
-            s(f'log_{ref.param} = log(params["{ref.param}"])  # natural parameters log p')
-        else:
-            gu = self.gaussian_of(e)
-            s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["centre"]["shift_{x}"]')
-            s(f"spread_{x} = np.asarray({self.slot_value(gu.spread)}, dtype=float)")
-            s(f"spread_{x} = spread_{x}[None] if spread_{x}.ndim == 2 else spread_{x}")
-            s(f"G_{x} = max(len(mean_{x}), len(spread_{x}))  # the cells")
-            s(f"eta_{x}, A_{x} = _mvn_natural(np.broadcast_to(mean_{x}, (G_{x}, mean_{x}.shape[1])), "
-              f"{gu.keyword}=np.broadcast_to(spread_{x}, (G_{x},) + spread_{x}.shape[1:]))"
-              "  # eta (G, P), A (G,)")
-
-    def slot_value(self, slot) -> str:
-        """numpy source for an MvNormal argument (a param, scaled or shifted, or a known)."""
-        if slot.param is None:
-            return known(slot.known)
-        value = f'params["{slot.param}"]'
-        if slot.scale is not None:
-            value = f"{value} {'/' if slot.divide else '*'} ({known(slot.scale)})"
-        if slot.offset is not None:
-            value = f"{'-' if slot.sign < 0 else ''}{value} + ({known(slot.offset)})"
-        return value
-
-    def _e_block(self, s, e):
-        x = e.factor.target
-        if e.kind == "scalar":
-            fm = self.form_of(e)
-            tl, el = self.data_letters(e), self.grid_letters(e)
-            out = "nk" if "k" in el else "n"
-            fast = self.matmul_layout(e)
-            for i in range(len(fm.t)):
-                t = self.summed_t(e, f't_block["{x}"][{i}]')
-                if fast:
-                    s(f"log_joint += eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1) @ "
-                      f"{t}.reshape(len({t}), -1).T  # eta . t(x), {x}: (K, M) @ (M, B)")
-                elif "k" in el:
-                    s(f'log_joint += np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
-                      f"eta_{x}_{i}, optimize=True)  # eta . t(x), {x}")
-                else:
-                    s(f'log_joint += np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
-                      f"eta_{x}_{i}, optimize=True)[None, :]  # eta . t(x), {x}")
-        elif e.kind == "categorical" and e.via:
-            ref = e.refs[0]
-            s(f'log_joint += (st["X_{x}"][lo:hi] @ log_{ref.param}.T).T  # sum over the group\'s '
-              f"{x}: counts @ log p (sparse: O(non-zeros))")
-        elif e.kind == "categorical":
-            ref = e.refs[0]
-            if ref.uses_latent:
-                s(f'log_joint += log_{ref.param}[:, st["{x}"][lo:hi]]  # log p[k, {x}_n]')
-            else:
-                s(f'log_joint += log_{ref.param}[st["{x}"][lo:hi]][None, :]  # log p[{x}_n]')
-        else:
-            gu = self.gaussian_of(e)
-            if gu.axes:
-                s(f'log_joint += eta_{x} @ t_block["{x}"].T  # (K, P) @ (P, B): eta . t(x), eq. 12')
-            else:
-                s(f'log_joint += eta_{x}[:1] @ t_block["{x}"].T  # the same for every k')
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is
@@ -519,30 +303,10 @@ class _Writer:
         if ref.axes == ():
             s(self.cite(r.assign))
             s(f'_add(ess, "C_{z}", resp_t.sum(axis=1))  # expected counts N_k')
-        for e in r.emissions:
-            x = e.factor.target
-            if e.kind == "scalar":
-                s(self.cite(e.factor))
-                fm = self.form_of(e)
-                tl, el = self.data_letters(e), self.grid_letters(e)
-                fast = self.matmul_layout(e)
-                for i in range(len(fm.t)):
-                    t = self.summed_t(e, f't_block["{x}"][{i}]')
-                    if fast:
-                        s(f'_add(ess, "S_{x}_{i}", (resp_t @ {t}.reshape(len({t}), -1))'
-                          f'.reshape((len(resp_t),) + {t}.shape[1:]))  # (K, B) @ (B, M)')
-                    elif "k" in el:
-                        s(f'_add(ess, "S_{x}_{i}", np.einsum("kn,{tl}->{el}", resp_t, '
-                          f't_block["{x}"][{i}], optimize=True))')
-                    else:
-                        s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", t_block["{x}"][{i}]))')
-            elif e.kind == "mvnormal":
-                s(self.cite(e.factor))
-                gu = self.gaussian_of(e)
-                if gu.axes:
-                    s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, B) @ (B, P) = R^T T')
-                else:
-                    s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')
+        for em in self.emitters:
+            if em.dense:
+                s(self.cite(em.e.factor))
+                em.stats(s)
         s("return ess")
         s.dedent()
         s("")
@@ -555,39 +319,9 @@ class _Writer:
             s(f'ess["C_{z}"] = np.asarray(st["G_{ref.axes[0].name}"] @ resp)'
               "  # counts per group and k")
         s(f'count_k = ess["C_{z}"] if ess["C_{z}"].ndim == 1 else ess["C_{z}"].sum(axis=0)')
-        for e in r.emissions:
-            x = e.factor.target
-            s(self.cite(e.factor))
-            if e.kind == "scalar" and self.form_of(e).shift is not None:
-                shift = self.form_of(e).shift
-                s(f'ess["{shift}"] = {self.shift_on_grid(e)}  # statistics of the centred data')
-            if e.kind == "scalar" and not self.form_of(e).t:
-                s("# no unknown param: no statistics (its log density is a constant)")
-            elif e.kind == "scalar":
-                el = self.grid_letters(e)
-                shape = f'ess["S_{x}_0"].shape'
-                mult = self.multiplicity(e)
-                times = f" * ({mult})" if mult else ""
-                if "k" in el:
-                    s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
-                      f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times}')
-                else:
-                    s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')
-            elif e.kind == "categorical" and e.via:
-                s(f'ess["C_{x}"] = np.asarray(st["X_{x}"].T @ resp).T  # (K, V) expected counts')
-            elif e.kind == "categorical":
-                ref_e = e.refs[0]
-                if ref_e.uses_latent:
-                    s(f'ess["C_{x}"] = np.asarray(st["G_{x}"] @ resp).T  # (K, V) expected counts')
-                else:
-                    s(f'ess["C_{x}"] = np.asarray(st["G_{x}"].sum(axis=1)).ravel()')
-            else:
-                gu = self.gaussian_of(e)
-                s(f'ess["shift_{x}"] = st["centre"]["shift_{x}"]  # the statistics are of x - shift')
-                if gu.axes:
-                    s(f'ess["N_{x}"] = count_k')
-                else:
-                    s(f'ess["N_{x}"] = np.array([float(st["n_rows"])])')
+        for em in self.emitters:
+            s(self.cite(em.e.factor))
+            em.finish(s)
         s("return ess")
         s.dedent()
         s("")
@@ -597,7 +331,7 @@ class _Writer:
         s('    ess = {}')
         s('    for lo in range(0, st["n_rows"], st["block"]):')
         s('        hi = min(st["n_rows"], lo + st["block"])')
-        dense = [e.factor.target for e in r.emissions if e.kind in ("scalar", "mvnormal")]
+        dense = [em.x for em in self.emitters if em.dense]
         s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
         s('        block_stats(ess, t_block, resp[lo:hi].T)')
         s('    return finish_stats(ess, st, resp)')

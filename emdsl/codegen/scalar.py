@@ -1,0 +1,193 @@
+"""The emitter of a scalar exponential-family emission (``y[n] ~ Poisson(rate[z[n]])``,
+and the element loops of a factorised diagonal MvNormal).
+
+Its statistics t(x) are elementwise functions of the datum, one array per statistic with
+the data's inner axes; its params live on a grid of cells (the latent axis 'k' and inner
+loop axes).  In einsum letters: data 'n' + one letter per inner loop, cells 'k' + loop
+letters; inner loops no param depends on are summed.
+"""
+from __future__ import annotations
+
+import string
+
+from .util import py
+
+
+class ScalarEmitter:
+    dense = True   # t(x) computed per block
+
+    def __init__(self, e, w):
+        self.e, self.w = e, w
+        self.x = e.factor.target
+        self.fm = next(fm for fm in w.us.forms if fm.emission is e)
+
+    # ------------------------------------------------------------------ letters
+    def data_letters(self) -> str:
+        """einsum letters of the data axes: 'n', then one per inner loop."""
+        free = [c for c in string.ascii_lowercase if c not in "nk"]
+        return "n" + "".join(free[:len(self.e.inner)])
+
+    def letters(self, axes) -> str:
+        """einsum letters of ``axes`` (a param's or the cell grid's)."""
+        loop_letter = dict(zip((lp.var for lp in self.e.inner), self.data_letters()[1:]))
+        return "".join("k" if a.kind == "latent" else loop_letter[a.name] for a in axes)
+
+    def grid_letters(self) -> str:
+        return self.letters(self.fm.axes)
+
+    def summed_positions(self) -> tuple:
+        """Axes of the data array (0 = items) of the inner loops no param depends on."""
+        return tuple(1 + i for i, lp in enumerate(self.e.inner) if lp.var in self.fm.summed)
+
+    def matmul_layout(self) -> bool:
+        """Whether the cells are 'k' then the data's unsummed inner axes in order: the
+        E-step and the statistics are then plain matrix products."""
+        summed = self.summed_positions()
+        inner = "".join(c for i, c in enumerate(self.data_letters()) if i and i not in summed)
+        return self.grid_letters() == "k" + inner
+
+    def summed_t(self, src) -> str:
+        summed = self.summed_positions()
+        return f"{src}.sum(axis={summed})" if summed else src
+
+    def multiplicity(self) -> str:
+        """Source for the number of data elements per item and cell (the product of the
+        summed inner loops' sizes), '' when it is 1."""
+        return " * ".join(f'st["shape_{self.x}"][{i}]' for i in self.summed_positions())
+
+    def on_grid(self, s, refs, source):
+        """Locals for params / indexed hypers laid out on the cells."""
+        grid = self.grid_letters()
+        for r in refs:
+            own = self.letters(r.axes)
+            val = source(r.param)
+            s(f"{r.param} = {val}" if own == grid else
+              f'{r.param} = _on_grid({val}, "{own}", "{grid}")  # on the cells [{grid}]')
+
+    def shift_on_grid(self) -> str:
+        """Source for the data shift (one per unsummed inner index) laid out on the cells
+        (the latent axis a broadcast axis of length 1)."""
+        summed = self.summed_positions()
+        inner = "".join(c for i, c in enumerate(self.data_letters()) if i and i not in summed)
+        grid = self.grid_letters()
+        src = f'st["centre"]["{self.fm.shift}"]'
+        if inner:
+            src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
+            if "k" in grid:
+                src = f'np.expand_dims({src}, {grid.index("k")})'
+        return src
+
+    # ------------------------------------------------------------------ prepare
+    def centre(self, s):
+        if self.fm.shift is not None:
+            over = (0,) + self.summed_positions()
+            s(f'centre["{self.fm.shift}"] = np.asarray(data["{self.x}"], dtype=float)'
+              f".mean(axis={over if len(over) > 1 else 0})")
+
+    def prepare(self, s):
+        s(f'st["data_{self.x}"] = np.asarray(data["{self.x}"], dtype=float)')
+        s(f'st["shape_{self.x}"] = st["data_{self.x}"].shape')
+
+    def width(self) -> str:
+        return f'{max(1, len(self.fm.t))} * int(np.prod(st["shape_{self.x}"][1:]))'
+
+    def after_blocks(self, s):
+        s(f'st["logh_{self.x}"] = sum(_logh_{self.x}(st, lo, min(n_rows, lo + st["block"]))'
+          f' for lo in range(0, n_rows, st["block"]))  # sum of log h(x)')
+
+    def functions(self, s):
+        """``_t_x(st, lo, hi)`` (t(x) of rows lo:hi of the centred data) and ``_logh_x``."""
+        x, fm = self.x, self.fm
+        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
+                           (f"_logh_{x}", "the sum of log h(x)")):
+            s("")
+            s("")
+            s(f"def {name}(st, lo, hi):")
+            s(f'    """{what} over rows lo:hi of {x}' + (f" - {fm.shift}" if fm.shift else "")
+              + '."""')
+            s.indent()
+            s('hyp = st["hyp"]')
+            s(f'{x} = st["data_{x}"][lo:hi]')
+            if fm.shift is not None:
+                over = (0,) + self.summed_positions()
+                centre = f'st["centre"]["{fm.shift}"]'
+                if len(over) > 1:
+                    centre = f"np.expand_dims({centre}, {over})"
+                s(f"{x} = {x} - {centre}  # the centred data (no cancellation)")
+            exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
+            self.w._hyper_locals(s, set().union(*[t.free_symbols for t in exprs]) - {fm.x})
+            if name.startswith("_t"):
+                items = ", ".join(f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
+                s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
+            else:
+                s(f"return float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))")
+            s.dedent()
+
+    # ------------------------------------------------------------------ E-step
+    def natural(self, s, const):
+        e, fm, x = self.e, self.fm, self.x
+        self.on_grid(s, e.refs, lambda p: f'params["{p}"]')
+        self.on_grid(s, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
+        if fm.shift is not None:
+            s(f'{fm.shift} = {self.shift_on_grid()}  # the statistics are of {x} - {fm.shift}')
+        syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
+        self.w._hyper_locals(s, {y for y in syms if str(y) not in fm.ref_axes})
+        refs = [r.param for r in (*e.refs, *e.knowns)]
+        grid = f"np.broadcast_shapes({', '.join(f'np.shape({p})' for p in refs)})" \
+            if refs else "()"
+        for i, eta in enumerate(fm.eta):
+            s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
+              f"of t_{i} = {fm.t[i]}")
+        s(f"A_{x} = np.broadcast_to({py(fm.A)}, {grid})  # log-normaliser A(theta)")
+        letters = self.grid_letters()
+        keep = "k" if "k" in letters else ""
+        mult = self.multiplicity()
+        s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})'
+          + (f" * ({mult})  # once per element of the summed inner loops" if mult else ""))
+        const.append(f'st["logh_{x}"]')
+        return f"A_{x}"   # folded into the per-k constant
+
+    def block(self, s):
+        x, tl, el = self.x, self.data_letters(), self.grid_letters()
+        for i in range(len(self.fm.t)):
+            t = self.summed_t(f't_block["{x}"][{i}]')
+            if self.matmul_layout():
+                s(f"log_joint += eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1) @ "
+                  f"{t}.reshape(len({t}), -1).T  # eta . t(x), {x}: (K, M) @ (M, B)")
+            elif "k" in el:
+                s(f'log_joint += np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
+                  f"eta_{x}_{i}, optimize=True)  # eta . t(x), {x}")
+            else:
+                s(f'log_joint += np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
+                  f"eta_{x}_{i}, optimize=True)[None, :]  # eta . t(x), {x}")
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self, s):
+        x, tl, el = self.x, self.data_letters(), self.grid_letters()
+        for i in range(len(self.fm.t)):
+            t = self.summed_t(f't_block["{x}"][{i}]')
+            if self.matmul_layout():
+                s(f'_add(ess, "S_{x}_{i}", (resp_t @ {t}.reshape(len({t}), -1))'
+                  f'.reshape((len(resp_t),) + {t}.shape[1:]))  # (K, B) @ (B, M)')
+            elif "k" in el:
+                s(f'_add(ess, "S_{x}_{i}", np.einsum("kn,{tl}->{el}", resp_t, '
+                  f't_block["{x}"][{i}], optimize=True))')
+            else:
+                s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", t_block["{x}"][{i}]))')
+
+    def finish(self, s):
+        x, fm = self.x, self.fm
+        if fm.shift is not None:
+            s(f'ess["{fm.shift}"] = {self.shift_on_grid()}  # statistics of the centred data')
+        if not fm.t:
+            s("# no unknown param: no statistics (its log density is a constant)")
+            return
+        el = self.grid_letters()
+        shape = f'ess["S_{x}_0"].shape'
+        mult = self.multiplicity()
+        times = f" * ({mult})" if mult else ""
+        if "k" in el:
+            s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
+              f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times}')
+        else:
+            s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')

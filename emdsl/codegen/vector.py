@@ -1,0 +1,131 @@
+"""Emitters of the vector emissions: Categorical (one item each, or counts per group when
+the latent is selected through a category datum, ``phi[z[doc[t]]]``) and MvNormal (t(x) =
+[x, x_i x_j] per block, one matrix product with the cells' natural parameters)."""
+from __future__ import annotations
+
+from .util import known
+
+
+class CategoricalEmitter:
+    dense = False
+
+    def __init__(self, e, w):
+        self.e, self.w, self.x = e, w, e.factor.target
+        self.ref = e.refs[0]
+
+    def centre(self, s):
+        pass
+
+    def prepare(self, s):
+        x, e = self.x, self.e
+        size = known(self.w.cm.vars[x].elem_dims[0])
+        s(f'{x} = np.asarray(data["{x}"], dtype=np.int64)')
+        if e.via:
+            s(f'{e.via} = np.asarray(data["{e.via}"], dtype=np.int64)')
+            s(f'st["X_{x}"] = scipy.sparse.csr_matrix((np.ones(len({x})), ({e.via}, {x})), '
+              f"shape=(n_rows, int({size})))  # counts of each {x} per {e.via}: t(x) "
+              f"summed over the items of a group")
+        else:
+            s(f'st["{x}"] = {x}')
+            s(f'st["G_{x}"] = scipy.sparse.csr_matrix((np.ones(n_rows), ({x}, '
+              f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
+
+    def natural(self, s, const):
+        p = self.ref.param
+        s(f'log_{p} = log(params["{p}"])  # natural parameters log p')
+        return None   # A = 0: p is normalised
+
+    def block(self, s):
+        x, p = self.x, self.ref.param
+        if self.e.via:
+            s(f'log_joint += (st["X_{x}"][lo:hi] @ log_{p}.T).T  # sum over the group\'s '
+              f"{x}: counts @ log p (sparse: O(non-zeros))")
+        elif self.ref.uses_latent:
+            s(f'log_joint += log_{p}[:, st["{x}"][lo:hi]]  # log p[k, {x}_n]')
+        else:
+            s(f'log_joint += log_{p}[st["{x}"][lo:hi]][None, :]  # log p[{x}_n]')
+
+    def stats(self, s):
+        pass   # counts need all rows: finish
+
+    def finish(self, s):
+        x = self.x
+        if self.e.via:
+            s(f'ess["C_{x}"] = np.asarray(st["X_{x}"].T @ resp).T  # (K, V) expected counts')
+        elif self.ref.uses_latent:
+            s(f'ess["C_{x}"] = np.asarray(st["G_{x}"] @ resp).T  # (K, V) expected counts')
+        else:
+            s(f'ess["C_{x}"] = np.asarray(st["G_{x}"].sum(axis=1)).ravel()')
+
+
+class MvNormalEmitter:
+    dense = True
+
+    def __init__(self, e, w):
+        self.e, self.w, self.x = e, w, e.factor.target
+        self.gu = next(g for g in w.us.gaussian if g.emission is e)
+        w.runtime.update({"_mvn_width", "_mvn_stats", "_mvn_natural", "_unpack_sym"})
+
+    def centre(self, s):
+        s(f'centre["shift_{self.x}"] = np.asarray(data["{self.x}"], dtype=float).mean(axis=0)')
+
+    def prepare(self, s):
+        s(f'st["data_{self.x}"] = np.asarray(data["{self.x}"], dtype=float)')
+
+    def width(self) -> str:
+        return f'_mvn_width(st["data_{self.x}"].shape[1])'
+
+    def after_blocks(self, s):
+        pass
+
+    def functions(self, s):
+        x = self.x
+        s("")
+        s("")
+        s(f"def _t_{x}(st, lo, hi):")
+        s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
+        s(f'    return _mvn_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
+
+    def slot_value(self, slot) -> str:
+        """numpy source for an argument (a param, scaled or shifted, or a known)."""
+        if slot.param is None:
+            return known(slot.known)
+        value = f'params["{slot.param}"]'
+        if slot.scale is not None:
+            value = f"{value} {'/' if slot.divide else '*'} ({known(slot.scale)})"
+        if slot.offset is not None:
+            value = f"{'-' if slot.sign < 0 else ''}{value} + ({known(slot.offset)})"
+        return value
+
+    def natural(self, s, const):
+        x, gu = self.x, self.gu
+        s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["centre"]["shift_{x}"]')
+        s(f"spread_{x} = np.asarray({self.slot_value(gu.spread)}, dtype=float)")
+        s(f"spread_{x} = spread_{x}[None] if spread_{x}.ndim == 2 else spread_{x}")
+        s(f"G_{x} = max(len(mean_{x}), len(spread_{x}))  # the cells")
+        s(f"eta_{x}, A_{x} = _mvn_natural(np.broadcast_to(mean_{x}, (G_{x}, mean_{x}.shape[1])), "
+          f"{gu.keyword}=np.broadcast_to(spread_{x}, (G_{x},) + spread_{x}.shape[1:]))"
+          "  # eta (G, P), A (G,)")
+        return f"A_{x}"
+
+    def block(self, s):
+        x = self.x
+        if self.gu.grid:
+            s(f'log_joint += eta_{x} @ t_block["{x}"].T  # (K, P) @ (P, B): eta . t(x), eq. 12')
+        else:
+            s(f'log_joint += eta_{x}[:1] @ t_block["{x}"].T  # the same for every k')
+
+    def stats(self, s):
+        x = self.x
+        if self.gu.grid:
+            s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, B) @ (B, P) = R^T T')
+        else:
+            s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')
+
+    def finish(self, s):
+        x = self.x
+        s(f'ess["shift_{x}"] = st["centre"]["shift_{x}"]  # the statistics are of x - shift')
+        if self.gu.grid:
+            s(f'ess["N_{x}"] = count_k')
+        else:
+            s(f'ess["N_{x}"] = np.array([float(st["n_rows"])])')

@@ -198,7 +198,7 @@ def _gaussian(doc: _Doc, us: UpdateSet):
             doc.para("Without a prior, and when the cells share the precision, it is "
                      "Sx / N: the inverse mean map.")
         if sp_:
-            conj = {"cov": "inverse-Wishart", "prec": "Wishart"}[gu.keyword]
+            conj = f.family.numerics.MESSAGES[gu.keyword][0]
             prior = (f" plus its conjugate {gu.spread_prior.family.name} prior (line "
                      f"{gu.spread_prior.span.line})" if gu.spread_prior is not None else "")
             doc.para(f"`{sp_}` (the {gu.keyword} of `{f.text}`){shared(gu.spread)}: given the new "

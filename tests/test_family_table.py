@@ -24,8 +24,11 @@ def sym_dir(rng, d):
 def test_every_vector_family_has_numerics():
     for name, fam in VECTOR_FAMILIES.items():
         assert fam.numerics is not None and fam.numerics.name == name
-        for arg, (conj, method) in fam.numerics.MESSAGES.items():
+        for arg, (conj, method, runtime) in fam.numerics.MESSAGES.items():
             assert conj in VECTOR_FAMILIES and hasattr(fam.numerics, method)
+            if runtime:  # the runtime function generated code calls for this message
+                from emdsl.families.runtime import runtime_functions
+                assert runtime in runtime_functions()
 
 
 # ----------------------------------------------------------------------------- densities

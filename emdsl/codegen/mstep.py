@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..families import VECTOR_FAMILIES
 from .util import known, py, value_source
 
 _CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
@@ -191,12 +192,15 @@ class MStepWriter:
             else:
                 s("centred_mean = sum_x / n_cells[:, None]  # v_k = sum_x_k / N_k (eq. 51)")
         else:
-            self.w.runtime.update({"_mvn_msg_mean", "_mvn_mode"})
+            fam = gu.emission.factor.family.numerics
+            conj, _, msg = fam.MESSAGES["mean"]
+            mode = VECTOR_FAMILIES[conj].numerics.RUNTIME_MODE
+            self.w.runtime.update({msg, mode})
             spread = self._prec_source(gu.spread, gu.keyword,
                                        f'_param_value("{gu.spread.param}", new, old, hyp)'
                                        if gu.spread.param else "")
             s(f"prec_cells = np.broadcast_to({spread}, (len(n_cells), dim, dim))")
-            s("msg_h, msg_J = _mvn_msg_mean(sum_x, n_cells, prec_cells)  # messages of the cells")
+            s(f"msg_h, msg_J = {msg}(sum_x, n_cells, prec_cells)  # messages of the cells")
             if summed:
                 s("msg_h, msg_J = msg_h.sum(0, keepdims=True), msg_J.sum(0, keepdims=True)"
                   "  # one shared mean")
@@ -209,7 +213,7 @@ class MStepWriter:
                 s(f"prior_mean_c = {sign}np.asarray({known(pf.arg['mean'])}, dtype=float) + {beta}")
                 s("msg_h = msg_h + np.einsum('...ij,...j->...i', prior_prec, prior_mean_c)")
                 s("msg_J = msg_J - 0.5 * prior_prec")
-            s("centred_mean = _mvn_mode(msg_h, msg_J)  # the mode of the Gaussian form")
+            s(f"centred_mean = {mode}(msg_h, msg_J)  # the mode of the Gaussian form")
         tail = "" if gu.mean.axes else "[0]"
         s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
@@ -218,9 +222,9 @@ class MStepWriter:
 
     def _gaussian_spread(self, s, gu, beta):
         p, kw = gu.spread.param, gu.keyword
-        conj = {"cov": "InvWishart", "prec": "Wishart"}[kw]
-        msg, natural, mode = {"cov": ("_mvn_msg_cov", "_invwishart_natural", "_invwishart_mode"),
-                              "prec": ("_mvn_msg_prec", "_wishart_natural", "_wishart_mode")}[kw]
+        conj, _, msg = gu.emission.factor.family.numerics.MESSAGES[kw]  # InvWishart / Wishart
+        table = VECTOR_FAMILIES[conj].numerics
+        natural, mode = table.RUNTIME_NATURAL, table.RUNTIME_MODE
         self.w.runtime.update({"_mvn_scatter", msg, mode})
         sign = "-" if gu.mean.sign < 0 else ""
         if gu.mean.param:

@@ -117,12 +117,15 @@ RUNTIME = (_mvn_stats, _unpack_sym, _mvn_natural, _mvn_width, _mvn_mode, _mvn_ms
 
 class MvNormal(ExpFamily):
     name = "MvNormal"
+    KIND = "mvnormal"   # the emitter of its statements (codegen/vector.py)
     EVENT_RANKS = (1, 2)
     LOGPDF = "_mvn_logpdf"
     # mean: a Gaussian form in m; cov: an inverse-Wishart form in Sigma (t = Sigma^-1,
     # log|Sigma|); prec: a Wishart form in Lambda (t = Lambda, log|Lambda|)
-    MESSAGES = {"mean": ("MvNormal", "msg_mean"), "cov": ("InvWishart", "msg_cov"),
-                "prec": ("Wishart", "msg_prec")}
+    MESSAGES = {"mean": ("MvNormal", "msg_mean", "_mvn_msg_mean"),
+                "cov": ("InvWishart", "msg_cov", "_mvn_msg_cov"),
+                "prec": ("Wishart", "msg_prec", "_mvn_msg_prec")}
+    RUNTIME_MODE = "_mvn_mode"
 
     def stats(self, x):
         x = np.asarray(x, dtype=float)

@@ -30,9 +30,10 @@ RUNTIME = (_dirichlet_logpdf,)
 
 class Categorical(ExpFamily):
     name = "Categorical"
+    KIND = "categorical"   # the emitter of its statements (codegen/vector.py)
     EVENT_RANKS = (1,)
     # p: a Dirichlet form in p (t = log p): the expected counts
-    MESSAGES = {"p": ("Dirichlet", "msg_p")}
+    MESSAGES = {"p": ("Dirichlet", "msg_p", "")}
 
     def __init__(self, K: int | None = None):
         self.K = K

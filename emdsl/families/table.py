@@ -58,6 +58,8 @@ class Family:
     # a location-scale family: the names of its mean and of its (co)variance argument
     location: str = ""
     spread: str = ""
+    # arguments a scalar may stand for, broadcast (a symmetric Dirichlet's alpha)
+    scalar_ok: tuple = ()
     # vector / matrix families: the numerics class (see vector.ExpFamily); scalar
     # families get theirs from the log density (scalar.ScalarNumerics)
     numerics: type | None = field(default=None, compare=False)
@@ -146,7 +148,7 @@ VECTOR_FAMILIES: dict[str, Family] = {
         Family("Categorical", (ParamSpec("p", "simplex", 1),), "cat", 0,
                numerics=_simplex.Categorical),
         Family("Dirichlet", (ParamSpec("alpha", "pos", 1),), "simplex", 1,
-               numerics=_simplex.Dirichlet),
+               scalar_ok=("alpha",), numerics=_simplex.Dirichlet),
         Family("Multinomial", (ParamSpec("n", "count", 0), ParamSpec("p", "simplex", 1)),
                "count", 1, numerics=_simplex.Multinomial),
         Family("MvNormal", (ParamSpec("mean", "real", 1), ParamSpec("cov", "spd", 2)), "real", 1,

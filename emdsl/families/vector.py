@@ -17,7 +17,8 @@ Its methods, all numpy:
                            parameters plus the messages of the data, the MAP / ML update
 - ``entropy(eta)``         H[p] in nats (None where not closed)
 - ``sample(rng, eta, size)``
-- ``MESSAGES``             argument -> (family of that argument's conjugate form, method):
+- ``MESSAGES``             argument -> (family of that argument's conjugate form, method,
+                           runtime function):
                            the coefficients, on the argument's sufficient statistics, of
                            log p summed over items (the message of ENGINE.md)
 """
@@ -29,6 +30,11 @@ import numpy as np
 class ExpFamily:
     """Shared methods; subclasses define ``EVENT_RANKS`` (event rank of each statistic)."""
     name = ""
+    KIND = ""   # the code generator's emitter for statements of this family, if any
+    # runtime functions (copied into generated modules) for this family as a conjugate
+    # form: natural parameters from its arguments, and the mode of a form
+    RUNTIME_NATURAL = ""
+    RUNTIME_MODE = ""
     EVENT_RANKS: tuple[int, ...] = ()
     MESSAGES: dict = {}
 

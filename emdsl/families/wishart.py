@@ -86,7 +86,9 @@ class Wishart(ExpFamily):
     LOGPDF = "_wishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale W: an inverse-Wishart form in W (t = W^-1, log|W|)
-    MESSAGES = {"scale": ("InvWishart", "msg_scale")}
+    MESSAGES = {"scale": ("InvWishart", "msg_scale", "")}
+    RUNTIME_NATURAL = "_wishart_natural"
+    RUNTIME_MODE = "_wishart_mode"
 
     def stats(self, Lam):
         return (np.asarray(Lam, float), _spd_logdet(np.asarray(Lam, float)))
@@ -136,7 +138,9 @@ class InvWishart(ExpFamily):
     LOGPDF = "_invwishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale Psi: a Wishart form in Psi (t = Psi, log|Psi|)
-    MESSAGES = {"scale": ("Wishart", "msg_scale")}
+    MESSAGES = {"scale": ("Wishart", "msg_scale", "")}
+    RUNTIME_NATURAL = "_invwishart_natural"
+    RUNTIME_MODE = "_invwishart_mode"
 
     def stats(self, Sigma):
         Sigma = np.asarray(Sigma, float)

@@ -404,10 +404,8 @@ class _Checker:
             self._expr(e, loops)
             kind, rank = expr_kind(e, self.vars, self.dims, self.lets)
             want_kind = p.kind
-            if p.name in keywords and keywords[p.name] in ("prec",) and fam.name == "MvNormal":
-                want_kind = "spd"
-            if fam.name == "Dirichlet" and rank == 0:
-                rank = 1  # a scalar alpha is a symmetric Dirichlet
+            if p.name in fam.scalar_ok and rank == 0:
+                rank = p.rank  # a scalar stands for a constant vector (a symmetric Dirichlet)
             if kind is not None and not kind_fits(e, kind, want_kind):
                 raise self.err(f"{fam.name} needs '{p.name}' of type {want_kind}, but "
                                f"'{ast.show(e)}' is {kind}", e.span,

@@ -102,7 +102,7 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
     if len(z.shape) != 1 or len(assign.loops) != 1:
         raise _unsupported(cm, assign.span, "a discrete latent must have exactly one plate",
                            f"declare `latent {z.name}[N] : cat[K]` and sample it in one plate")
-    if assign.family.name != "Categorical":
+    if assign.family.support != "cat":
         raise _unsupported(cm, assign.span, f"latent '{z.name}' drawn from "
                            f"{assign.family.name}", "draw it from Categorical(weights)")
     plate = assign.loops[0]
@@ -152,8 +152,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
         raise _unsupported(cm, f.span, f"'{f.target}' must be indexed by its loops in order "
                            f"[{', '.join(want)}]", "write e.g. `x[n, d] ~ ...`")
     name = f.family.name
-    kind = "scalar" if f.family.scalar else {"Categorical": "categorical",
-                                              "MvNormal": "mvnormal"}.get(name)
+    kind = "scalar" if f.family.scalar else (f.family.numerics.KIND or None)
     if kind is None:
         raise _unsupported(cm, f.span, f"emissions from {name}", "use a scalar family, "
                            "Categorical or MvNormal")
@@ -204,7 +203,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
 def _group_selector(cm, f: Factor, refs, z: Var) -> str:
     """The category datum through which a Categorical emission in its own plate selects
     the latent (``phi[z[doc[t]]]``: 'doc'), or '' when it does not."""
-    if f.family.name != "Categorical" or len(f.loops) != 1:
+    if f.family.scalar or f.family.numerics.KIND != "categorical" or len(f.loops) != 1:
         return ""
     item = Axis_("loop", f.loops[0].var)
     found = set()

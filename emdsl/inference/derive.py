@@ -284,9 +284,11 @@ def _simplex_updates(cm, report: ConjugacyReport) -> list:
         prior = report.priors.get(ref.param)
         alpha = None
         if prior is not None:
-            if prior.family.name != "Dirichlet":
+            user = report.assign if src == "assign" else src.factor
+            conj = user.family.numerics.MESSAGES["p"][0]  # the conjugate form of p
+            if prior.family.name != conj:
                 raise NonConjugateError(f"not supported yet: a {prior.family.name} prior on "
-                                        f"simplex '{ref.param}'", prior.span, "use Dirichlet",
+                                        f"simplex '{ref.param}'", prior.span, f"use {conj}",
                                         cm.model.source)
             alpha = prior.arg["alpha"]
         if any(s.param == ref.param for s in out):

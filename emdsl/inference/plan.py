@@ -191,8 +191,9 @@ def _latent(fg: FactorGraph, v, prior, family, factors, plates) -> Treatment:
                          "given the params its elements are independent: the exact posterior "
                          "(responsibilities)")
     params = sorted(fg.unobserved_blanket(name))
-    return Treatment(name, "linear-Gaussian" if family in ("Normal", "MvNormal")
-                     else "exact conjugate", family, plates, prior, factors, "",
+    fam = cm.factors[prior].family if prior is not None else None
+    gaussian = fam is not None and fam.location and fam.support == "real"
+    return Treatment(name, "linear-Gaussian" if gaussian else "exact conjugate", family, plates, prior, factors, "",
                      f"its only unobserved neighbours are params ({', '.join(params)}), so "
                      "given them its posterior is exact")
 

@@ -87,7 +87,7 @@ class _Writer:
         s(f"LATENT = {self.r.latent.name!r}")
         s(f"PARAMS = {params!r}")
         s(f"DATA = {tuple(v.name for v in self.cm.vars.values() if v.role == 'data')!r}")
-        s("BLOCK_BYTES = 2 ** 21  # a block of t(x) stays within ~2 MiB (the cache, not N)")
+        s("BLOCK_BYTES = 2 ** 22  # a block of t(x) takes about 4 MiB, whatever N")
         s(HELPERS)
         mark = len(s.lines)
         self.shapes(s)
@@ -205,7 +205,7 @@ class _Writer:
             em.prepare(s)
         if dense:
             s(f"width = max({', '.join(em.width() for em in dense)}, 1)  # statistics per row")
-            s('st["block"] = int(min(8192, max(64, BLOCK_BYTES // (8 * width))))  # rows per block')
+            s('st["block"] = int(min(8192, max(512, BLOCK_BYTES // (8 * width))))  # rows per block')
         else:
             s('st["block"] = 8192')
         for em in dense:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .cachefiles import cache_dir
+from .cachefiles import cache_dir, read_sealed, write_sealed
 from .frontend.check import CheckedModel, check
 from .frontend.parse import parse
 
@@ -44,44 +43,21 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
     checked = check(parse(source, file))
     key = hashlib.sha256(f"{compiler_fingerprint()}\0{file}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{key}.py"
-    if use_cache and path.is_file():
-        cached = _verified(path)
+    if use_cache:
+        cached = read_sealed(path, key)
         if cached is not None:
-            return Compiled(checked, cached, None, None)
+            try:
+                return Compiled(checked, cached.decode("utf-8"), None, None)
+            except UnicodeDecodeError:  # pragma: no cover - the seal matched: never
+                pass
     from .graph import build_graph
     fg = build_graph(checked)
     updates = derive_updates(checked, fg)
     from .codegen.writer import generate
     code = generate(updates)
     if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(f"{_SEAL}{_digest(code)}\n{code}", encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only home is no reason to fail
+        write_sealed(path, key, code.encode("utf-8"))
     return Compiled(checked, code, updates, fg)
-
-
-_SEAL = "# emdsl cache sha256="
-
-
-def _digest(code: str) -> str:
-    return hashlib.sha256(f"{compiler_fingerprint()}\0{code}".encode()).hexdigest()
-
-
-def _verified(path: Path) -> str | None:
-    """The code of a cache file whose seal (the hash of the compiler and of the code, written
-    with it) matches its content; None for anything else (a planted or damaged file is
-    recompiled and overwritten, never executed)."""
-    try:
-        head, _, code = path.read_text(encoding="utf-8").partition("\n")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if not head.startswith(_SEAL) or head[len(_SEAL):] != _digest(code):
-        return None
-    return code
 
 
 def derive_updates(checked: CheckedModel, fg=None):

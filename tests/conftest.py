@@ -28,6 +28,7 @@ def _emdsl_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("emdsl-cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EMDSL_CACHE", str(cache))
+        mp.setenv("EMDSL_KEY", str(tmp_path_factory.mktemp("emdsl-key") / "cache-key"))
         yield cache
 
 

@@ -315,11 +315,16 @@ def test_a_planted_cache_file_is_recompiled_not_run(tmp_path, monkeypatch):
     cached.write_text(f"open({str(marker)!r}, 'w').write('x')\n")
     m = emdsl.loads(src, name="planted.emm")
     assert not marker.exists() and m.module.ALGORITHM == "EM"
-    assert cached.read_text().startswith("# emdsl cache sha256=")
     # a sealed file with edited code is recompiled too
     head, _, code = cached.read_text().partition("\n")
     cached.write_text(head + "\n" + code.replace("ALGORITHM = 'EM'", "ALGORITHM = 'X'"))
     assert emdsl.loads(src, name="planted.emm").module.ALGORITHM == "EM"
+    # and a seal computed without the user's secret (the plain hash) does not pass either
+    import hashlib
+    forged = code.replace("ALGORITHM = 'EM'", "ALGORITHM = 'X'").encode()
+    for guess in (hashlib.sha256(forged).hexdigest(), hashlib.sha256(b"x\0" + forged).hexdigest()):
+        cached.write_bytes(guess.encode() + b"\n" + forged)
+        assert emdsl.loads(src, name="planted.emm").module.ALGORITHM == "EM"
 
 
 def test_a_planted_parser_cache_is_rebuilt(tmp_path, monkeypatch):

@@ -103,6 +103,14 @@ class MStepWriter:
                 if form is fm:
                     s(f'{B} = np.einsum("{grid}->{own}", np.broadcast_to({py(b)}, '
                       f'ess["S_{e.factor.target}_0"].shape))  # sum over the cells of {sp.sstr(b)}')
+            # what the closed form reads besides the sums is constant over the summed cells
+            # (length 1 there): lay it out on the group's own cells
+            rest = [fm.shift] if fm.shift is not None else []
+            rest += [r.param for r in (*e.refs, *e.knowns)
+                     if r.param in g.others or r in e.knowns]
+            for name in rest:
+                s(f'{name} = np.einsum("{grid}->{own}", np.broadcast_to({name}, '
+                  f'np.broadcast_shapes(np.shape({name}), (1,) * {len(grid)})))')
         for fm in g.forms:
             if fm not in aggregated:
                 self._form_locals(s, g, fm, value)
@@ -245,6 +253,9 @@ class MStepWriter:
             s(f"prior_msg = {msg}(_outer(dev, dev){self._spread_factor(gu.prior_spread, kw)}, "
               "np.ones(len(dev)))")
             self.w.runtime.add("_outer")
+            if not gu.spread.axes:  # one spread for all: the K prior messages add up
+                s("prior_msg = prior_msg[0].sum(0, keepdims=True), prior_msg[1].sum(0, "
+                  "keepdims=True)")
             s("eta0, eta1 = eta0 + prior_msg[0], eta1 + prior_msg[1]")
         if gu.spread_prior is not None:
             pf = gu.spread_prior

@@ -115,7 +115,11 @@ class ScalarEmitter:
                     centre = f"np.expand_dims({centre}, {over})"
                 s(f"{x} = {x} - {centre}  # the centred data (no cancellation)")
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
-            self.w._hyper_locals(s, set().union(*[t.free_symbols for t in exprs]) - {fm.x})
+            used = set().union(*[t.free_symbols for t in exprs])
+            if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
+                over = (0,) + self.summed_positions()
+                s(f'{fm.shift} = np.expand_dims(st["centre"]["{fm.shift}"], {over})')
+            self.w._hyper_locals(s, used - {fm.x})
             if name.startswith("_t"):
                 items = ", ".join(f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
                 s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))

@@ -26,6 +26,18 @@ class EmmPrinter(SciPyPrinter):
     def _print_loggamma(self, expr):
         return f"scipy.special.gammaln({self._print(expr.args[0])})"
 
+    def _print_LambertW(self, expr):
+        """W(y) on its principal real branch; W(c exp(u)) with c > 0 as the Wright omega
+        function of u + log c, which neither overflows nor leaves the reals."""
+        y = expr.args[0]
+        exps = [f for f in sp.Mul.make_args(y) if isinstance(f, sp.exp)]
+        if len(expr.args) == 1 and len(exps) == 1:
+            c = sp.Mul(*[f for f in sp.Mul.make_args(y) if f is not exps[0]])
+            if c.is_positive:
+                return (f"numpy.real(scipy.special.wrightomega("
+                        f"{self._print(exps[0].args[0] + sp.log(c))}))")
+        return f"numpy.real(scipy.special.lambertw({self._print(y)}))"
+
     def _print_Pi(self, expr):
         return "numpy.pi"  # the constant; a model's own `pi` is a Symbol, printed by its name
 
@@ -87,7 +99,7 @@ def value_source(e: ast.Expr, loops: tuple = (), params: frozenset = frozenset()
     if isinstance(e, ast.Index) and isinstance(e.base, ast.Name) and e.base.id in params \
             and tuple(getattr(i, "id", None) for i in e.indices) == loops:
         return f'np.asarray(params["{e.base.id}"], dtype=float)'
-    if isinstance(e, ast.Name) and e.id in params and not loops:
+    if isinstance(e, ast.Name) and e.id in params:  # a param shared by the plate's elements
         return f'np.asarray(params["{e.id}"], dtype=float)'
     if isinstance(e, ast.BinOp):
         op = {"^": "**"}.get(e.op, e.op)

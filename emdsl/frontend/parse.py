@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import math
 from importlib import resources
 from pathlib import Path
@@ -18,7 +19,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
                              UnexpectedToken, VisitError)
 
 from . import ast
-from ..cachefiles import cache_dir, seal, sealed_file, write_seal
+from ..cachefiles import cache_dir, read_sealed, write_sealed
 from ..errors import EmmSyntaxError, Span
 
 
@@ -74,20 +75,18 @@ def _parser() -> Lark:
     key = f"lark {lark.__version__} {hashlib.sha256(text.encode()).hexdigest()}"
     options = dict(parser="lalr", lexer="basic", propagate_positions=True,
                    postlex=_Separators(), maybe_placeholders=True)
-    path = cache_dir() / f"grammar-{seal(b'', key)[:16]}.lark"
-    if sealed_file(path, key):
+    path = cache_dir() / f"grammar-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark"
+    payload = read_sealed(path, key)
+    if payload is not None:
         try:
-            return Lark(text, cache=str(path), **options)
+            return Lark.load(io.BytesIO(payload))  # the very bytes whose seal was checked
         except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt below
             pass
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        parser = Lark(text, cache=str(path), **options)
-        write_seal(path, key)
-        return parser
-    except OSError:
-        return Lark(text, **options)
+    parser = Lark(text, **options)
+    buf = io.BytesIO()
+    parser.save(buf)
+    write_sealed(path, key, buf.getvalue())
+    return parser
 
 
 def _span(file: str, meta_or_tok) -> Span:

@@ -1,0 +1,127 @@
+"""Models a review of the engine found mishandled, kept as regression tests."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import emdsl
+
+
+def fit(src, name, **kw):
+    m = emdsl.loads(src, name=name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return m, m.fit(**kw)
+
+
+def monotone(elbo):
+    return np.all(np.diff(elbo) >= -1e-9 * np.abs(elbo[:-1]))
+
+
+def test_tied_precision_with_a_mean_prior_scaled_by_it():
+    """The K mean priors each send a message to the one shared precision."""
+    src = """model C
+dim N, D
+dim K = 2
+data x[N] : real[D]
+hyper m0 : real[D] = zeros(D)
+hyper beta0 : pos = 0.5
+hyper W0 : spd[D] = eye(D)
+hyper nu0 : pos = D + 2
+param w : simplex[K]
+param mu[K] : real[D]
+param Lam : spd[D]
+latent z[N] : cat[K]
+Lam ~ Wishart(W0, nu0)
+for k in 1:K { mu[k] ~ MvNormal(m0, prec=beta0 * Lam) }
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  x[n] ~ MvNormal(mu[z[n]], prec=Lam)
+}
+"""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (300, 2)), rng.normal(3, 1, (300, 2))])
+    m, r = fit(src, "tiedprior.emm", x=x, seed=0, n_init=2)
+    assert monotone(r.elbo)
+    b = m._bind({"x": x})
+    h = {**b.dims, **b.hypers}
+    R = r.posterior["z"]
+    new = m.module.m_step(m.module.expected_stats(m.module.prepare(b.data, h), R), r.params,
+                          h, 0.0)
+    n, b0, m0 = R.sum(0), 0.5, np.zeros(2)
+    mu = (R.T @ x + b0 * m0) / (n + b0)[:, None]
+    S = sum(np.einsum("n,ni,nj->ij", R[:, k], x - mu[k], x - mu[k])
+            + b0 * np.outer(mu[k] - m0, mu[k] - m0) for k in range(2)) + np.eye(2)
+    np.testing.assert_allclose(new["mu"], mu, rtol=1e-10)
+    np.testing.assert_allclose(new["Lam"], (600 + 2 + 4 - 2 - 1) * np.linalg.inv(S), rtol=1e-10)
+    p = r.params
+    ref = stats.wishart(df=4, scale=np.eye(2)).logpdf(p["Lam"]) + sum(
+        stats.multivariate_normal(m0, np.linalg.inv(b0 * p["Lam"])).logpdf(v) for v in p["mu"])
+    assert m.module.log_prior(p, h) == pytest.approx(ref, rel=1e-10)
+
+
+def test_a_mean_per_dimension_shared_by_the_components():
+    src = """model A
+dim N, D
+dim K = 2
+data x[N, D] : real
+param w : simplex[K]
+param m[D] : real
+param v[K] : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  for d in 1:D { x[n, d] ~ Normal(m[d], v[z[n]]) }
+}
+"""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 1, (400, 3)), rng.normal(0, 5, (400, 3))]) + [1, 2, 3]
+    _, r = fit(src, "sharedmean.emm", x=x, seed=0, n_init=2)
+    assert monotone(r.elbo)
+    np.testing.assert_allclose(r.params["m"], [1, 2, 3], atol=0.2)
+    np.testing.assert_allclose(sorted(r.params["v"]), [1, 25], rtol=0.2)
+
+
+def test_a_scaled_mean_with_a_known_variance():
+    src = """model B
+dim N
+dim K = 2
+data x[N] : real
+hyper c : pos = 2.0
+param w : simplex[K]
+param mu[K] : real
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  x[n] ~ Normal(c * mu[z[n]], 1.0)
+}
+"""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-2, 1, 300), rng.normal(4, 1, 300)])
+    _, r = fit(src, "scaledmean.emm", x=x, seed=0, n_init=2)
+    np.testing.assert_allclose(sorted(r.params["mu"]), [-1, 2], atol=0.1)
+
+
+def test_a_lambert_w_m_step_is_real():
+    src = """model L
+dim N
+dim K = 2
+data y[N] : count
+param w : simplex[K]
+param a[K] : real
+latent z[N] : cat[K]
+for k in 1:K { a[k] ~ Normal(0, 1) }
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  y[n] ~ Poisson(exp(a[z[n]]))
+}
+"""
+    rng = np.random.default_rng(0)
+    y = np.concatenate([rng.poisson(1.0, 300), rng.poisson(8.0, 300)])
+    _, r = fit(src, "lambertw.emm", y=y, seed=0, n_init=2)
+    assert np.isrealobj(r.params["a"]) and np.all(np.isfinite(r.params["a"]))
+    assert monotone(r.elbo)
+    np.testing.assert_allclose(sorted(np.exp(r.params["a"])), [1, 8], rtol=0.15)

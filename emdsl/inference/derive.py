@@ -11,10 +11,14 @@ Lagrange multiplier; MvNormal params the inverse mean map (eq. 51, see ``derive_
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..cachefiles import cache_dir, read_sealed, write_sealed
 from ..errors import NonConjugateError
 from ..frontend import ast
 from ..frontend.check import CheckedModel
@@ -299,8 +303,27 @@ def _simplex_updates(cm, report: ConjugacyReport) -> list:
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _lagrange() -> tuple[str, str]:
-    """Solve max_p sum_j c_j log p_j  s.t. sum_j p_j = 1 with sympy (a Lagrange multiplier)."""
+    """Solve max_p sum_j c_j log p_j  s.t. sum_j p_j = 1 with sympy (a Lagrange multiplier).
+
+    The derivation does not depend on the model: it is kept in the (sealed) cache, so
+    sympy's solver runs once per installation, not once per compile."""
+    key = f"lagrange sympy {sp.__version__}"
+    path = cache_dir() / f"derivation-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    payload = read_sealed(path, key)
+    if payload is not None:
+        try:
+            plain, tex = json.loads(payload.decode("utf-8"))
+            return plain, tex
+        except (ValueError, TypeError):
+            pass
+    plain, tex = _derive_lagrange()
+    write_sealed(path, key, json.dumps([plain, tex]).encode("utf-8"))
+    return plain, tex
+
+
+def _derive_lagrange() -> tuple[str, str]:
     j, K = sp.symbols("j K", integer=True, positive=True)
     c, p = sp.IndexedBase("c"), sp.IndexedBase("p")
     lam = sp.Symbol("lambda", positive=True)

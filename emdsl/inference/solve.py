@@ -80,7 +80,12 @@ def unique_solution(eq, u, kind):
     """The unique admissible root of ``eq`` in ``u``, or None (no closed form).
 
     Polynomial equations of degree > 2 are left to the numerical M-step: sympy's cubic and
-    quartic formulas are slow with symbolic coefficients and never give a usable update."""
+    quartic formulas are slow with symbolic coefficients and never give a usable update.
+    So are equations with a gamma-type special function of the unknown (a Gamma shape):
+    sympy has no inverse for them and would search for a long time before saying so."""
+    special = (sp.polygamma, sp.loggamma, sp.gamma, sp.digamma, sp.zeta, sp.erf)
+    if any(f.has(u) for f in eq.atoms(*special)):
+        return None  # a special function of the unknown has no elementary inverse
     numer = sp.numer(sp.cancel(sp.together(eq)))
     if numer.is_polynomial(u) and sp.degree(numer, u) > 2:
         return None

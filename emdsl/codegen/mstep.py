@@ -165,11 +165,14 @@ class MStepWriter:
         of its prior plus the messages of its cells (see ``derive_vector``)."""
         x = gu.emission.factor.target
         s(self.w.cite(gu.emission.factor))
-        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"] + _EPS10  # per cell: sums (G, P), counts (G,)')
+        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"] + _EPS10  # per cell: sums, counts (G,)')
         s(f'shift = ess["shift_{x}"]  # the statistics are of x - shift')
         s("dim = shift.shape[0]")
-        self.w.runtime.add("_unpack_sym")
-        s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
+        if self.w.emitter(gu.emission).shared:
+            s(f'sum_x, sum_xx = stats, ess["Sxx_{x}"]  # (K, D) per cell; x x^T over all items')
+        else:
+            self.w.runtime.add("_unpack_sym")
+            s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)  # E-sums of x, x x^T")
         beta = f"({known(gu.mean.offset)}) - shift" if gu.mean.offset is not None else "-shift"
         if gu.mean.param:
             self._gaussian_mean(s, gu, beta)
@@ -240,11 +243,17 @@ class MStepWriter:
         else:
             mean = f"np.atleast_2d({known(gu.mean.known)}) - shift"
         s(f"mean_cells = np.broadcast_to({mean}, sum_x.shape)  # the new centred means")
-        s("scatter = _mvn_scatter(sum_x, sum_xx, n_cells, mean_cells)  # sum r (x-m)(x-m)^T")
         factor = self._spread_factor(gu.spread, kw)
-        s(f"eta0, eta1 = {msg}(scatter{factor}, n_cells)  # messages to {p}: a {conj} form")
-        if not gu.spread.axes and gu.grid:
-            s("eta0, eta1 = eta0.sum(0, keepdims=True), eta1.sum(0, keepdims=True)  # tied")
+        if self.w.emitter(gu.emission).shared:
+            s("scatter = _mvn_scatter(sum_x, 0.0, n_cells, mean_cells).sum(0, keepdims=True) "
+              "+ sum_xx  # sum over cells of sum r (x-m)(x-m)^T")
+            s(f"eta0, eta1 = {msg}(scatter{factor}, n_cells.sum(keepdims=True))"
+              f"  # messages to {p}: a {conj} form")
+        else:
+            s("scatter = _mvn_scatter(sum_x, sum_xx, n_cells, mean_cells)  # sum r (x-m)(x-m)^T")
+            s(f"eta0, eta1 = {msg}(scatter{factor}, n_cells)  # messages to {p}: a {conj} form")
+            if not gu.spread.axes and gu.grid:
+                s("eta0, eta1 = eta0.sum(0, keepdims=True), eta1.sum(0, keepdims=True)  # tied")
         if gu.mean_prior is not None and gu.prior_spread.param == p:
             pf = gu.mean_prior
             s(self.w.cite(pf) + f"  (the mean's prior also sends a message to {p})")

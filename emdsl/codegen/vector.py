@@ -59,11 +59,18 @@ class CategoricalEmitter:
 
 
 class MvNormalEmitter:
+    """Per block, t(x) = [x, x_i x_j] and one product with the cells' natural parameters.
+
+    When every cell shares the spread (a tied or known covariance), the quadratic
+    statistic's natural parameter is the same for every component: the E-step then needs
+    only x for the component terms (-1/2 x^T Lambda x is one term per row), and the
+    quadratic statistic is summed over all items, unweighted (``Sxx_x``, (1, D, D))."""
     dense = True
 
     def __init__(self, e, w):
         self.e, self.w, self.x = e, w, e.factor.target
         self.gu = next(g for g in w.us.gaussian if g.emission is e)
+        self.shared = bool(self.gu.grid) and not self.gu.spread.axes
         w.runtime.update({"_mvn_width", "_mvn_stats", "_mvn_natural", "_unpack_sym"})
 
     def centre(self, s):
@@ -73,6 +80,8 @@ class MvNormalEmitter:
         s(f'st["data_{self.x}"] = np.asarray(data["{self.x}"], dtype=float)')
 
     def width(self) -> str:
+        if self.shared:
+            return f'st["data_{self.x}"].shape[1]'
         return f'_mvn_width(st["data_{self.x}"].shape[1])'
 
     def after_blocks(self, s):
@@ -83,6 +92,11 @@ class MvNormalEmitter:
         s("")
         s("")
         s(f"def _t_{x}(st, lo, hi):")
+        if self.shared:
+            s(f'    """Rows lo:hi of {x} - shift (B, D): the quadratic statistics are taken')
+            s('    from these directly (the spread is shared by every cell)."""')
+            s(f'    return st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"]')
+            return
         s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
         s(f'    return _mvn_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
 
@@ -106,18 +120,33 @@ class MvNormalEmitter:
         s(f"eta_{x}, A_{x} = _mvn_natural(np.broadcast_to(mean_{x}, (G_{x}, mean_{x}.shape[1])), "
           f"{gu.keyword}=np.broadcast_to(spread_{x}, (G_{x},) + spread_{x}.shape[1:]))"
           "  # eta (G, P), A (G,)")
+        if self.shared:
+            prec = f"spread_{x}[0]" if gu.keyword == "prec" else f"_spd_inv(spread_{x}[0])"
+            if gu.keyword != "prec":
+                self.w.runtime.add("_spd_inv")
+            s(f"dim_{x} = mean_{x}.shape[1]")
+            s(f"lin_{x} = eta_{x}[:, :dim_{x}]  # the component terms: (K, D)")
+            s(f"lam_{x} = {prec}  # the shared precision (D, D)")
         return f"A_{x}"
 
     def block(self, s):
         x = self.x
-        if self.gu.grid:
+        if self.shared:
+            s(f'log_joint += lin_{x} @ t_block["{x}"].T  # (K, D) @ (D, B)')
+            s(f'log_joint -= 0.5 * np.einsum("bi,bi->b", t_block["{x}"] @ lam_{x}, '
+              f't_block["{x}"])  # -1/2 x^T Lambda x: the same for every k')
+        elif self.gu.grid:
             s(f'log_joint += eta_{x} @ t_block["{x}"].T  # (K, P) @ (P, B): eta . t(x), eq. 12')
         else:
             s(f'log_joint += eta_{x}[:1] @ t_block["{x}"].T  # the same for every k')
 
     def stats(self, s):
         x = self.x
-        if self.gu.grid:
+        if self.shared:
+            s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, D) = R^T x')
+            s(f'_add(ess, "Sxx_{x}", (t_block["{x}"].T @ t_block["{x}"])[None])'
+              "  # (1, D, D): sum of x x^T over all items (the cells share the spread)")
+        elif self.gu.grid:
             s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, B) @ (B, P) = R^T T')
         else:
             s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')

@@ -125,3 +125,39 @@ for n in 1:N {
     assert np.isrealobj(r.params["a"]) and np.all(np.isfinite(r.params["a"]))
     assert monotone(r.elbo)
     np.testing.assert_allclose(sorted(np.exp(r.params["a"])), [1, 8], rtol=0.15)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_a_mean_shared_across_an_inner_loop_with_per_dimension_variances(offset):
+    """mu[k] is the mean of every dimension d, s2[d] each dimension's variance: the data are
+    centred by one shift across d (a shift per d would not let mu's M-step separate)."""
+    src = """model D
+dim N, D
+dim K = 2
+data x[N, D] : real
+param w : simplex[K]
+param mu[K] : real
+param s2[D] : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  for d in 1:D { x[n, d] ~ Normal(mu[z[n]], s2[d]) }
+}
+"""
+    rng = np.random.default_rng(0)
+    z = rng.integers(2, size=800)
+    x = np.array([-3.0, 4.0])[z][:, None] + rng.normal(size=(800, 3)) * np.sqrt([.5, 1, 2])
+    m, r = fit(src, "sharedloc.emm", x=x + offset, seed=0, n_init=2)
+    assert monotone(r.elbo)
+    b = m._bind({"x": x + offset})
+    h = {**b.dims, **b.hypers}
+    R = r.posterior["z"]
+    new = m.module.m_step(m.module.expected_stats(m.module.prepare(b.data, h), R), r.params,
+                          h, 0.0)
+    # ECM: mu given s2 (precision-weighted over d), then s2 given the new mu
+    s2 = r.params["s2"]
+    xs = x + offset
+    mu = (R.T @ (xs / s2).sum(1)) / (R.sum(0) * (1 / s2).sum())
+    np.testing.assert_allclose(new["mu"], mu, rtol=1e-9)
+    dev = (xs[:, None, :] - mu[None, :, None]) ** 2
+    np.testing.assert_allclose(new["s2"], np.einsum("nk,nkd->d", R, dev) / len(xs), rtol=1e-7)

@@ -39,6 +39,12 @@ class ScalarEmitter:
         """Axes of the data array (0 = items) of the inner loops no param depends on."""
         return tuple(1 + i for i, lp in enumerate(self.e.inner) if lp.var in self.fm.summed)
 
+    def shift_positions(self) -> tuple:
+        """Axes of the data array the shift is constant across: the items, the summed
+        loops and the loops a location param is shared across."""
+        return (0,) + tuple(1 + i for i, lp in enumerate(self.e.inner)
+                            if lp.var in self.fm.summed or lp.var in self.fm.shift_shared)
+
     def matmul_layout(self) -> bool:
         """Whether the cells are 'k' then the data's unsummed inner axes in order: the
         E-step and the statistics are then plain matrix products."""
@@ -67,20 +73,21 @@ class ScalarEmitter:
     def shift_on_grid(self) -> str:
         """Source for the data shift (one per unsummed inner index) laid out on the cells
         (the latent axis a broadcast axis of length 1)."""
-        summed = self.summed_positions()
-        inner = "".join(c for i, c in enumerate(self.data_letters()) if i and i not in summed)
+        over = self.shift_positions()
+        letters = self.data_letters()
+        inner = "".join(c for i, c in enumerate(letters) if i not in over)
         grid = self.grid_letters()
         src = f'st["centre"]["{self.fm.shift}"]'
-        if inner:
-            src = f'np.einsum("{inner}->{grid.replace("k", "")}", {src})'
-            if "k" in grid:
-                src = f'np.expand_dims({src}, {grid.index("k")})'
+        if inner:  # laid out like the cells: its own loops, length 1 elsewhere
+            src = f'_on_grid({src}, "{inner}", "{grid}")'
+        elif grid:
+            src = f'_on_grid({src}, "", "{grid}")'
         return src
 
     # ------------------------------------------------------------------ prepare
     def centre(self, s):
         if self.fm.shift is not None:
-            over = (0,) + self.summed_positions()
+            over = self.shift_positions()
             s(f'centre["{self.fm.shift}"] = np.asarray(data["{self.x}"], dtype=float)'
               f".mean(axis={over if len(over) > 1 else 0})")
 
@@ -109,7 +116,7 @@ class ScalarEmitter:
             s('hyp = st["hyp"]')
             s(f'{x} = st["data_{x}"][lo:hi]')
             if fm.shift is not None:
-                over = (0,) + self.summed_positions()
+                over = self.shift_positions()
                 centre = f'st["centre"]["{fm.shift}"]'
                 if len(over) > 1:
                     centre = f"np.expand_dims({centre}, {over})"
@@ -117,7 +124,7 @@ class ScalarEmitter:
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
-                over = (0,) + self.summed_positions()
+                over = self.shift_positions()
                 s(f'{fm.shift} = np.expand_dims(st["centre"]["{fm.shift}"], {over})')
             self.w._hyper_locals(s, used - {fm.x})
             if name.startswith("_t"):

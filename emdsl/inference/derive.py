@@ -168,7 +168,7 @@ def _aggregate(cm, Qf, fm: EmissionForm, members, axes, symbols, aggregates: dic
         if name in fm.ref_axes:
             return any(a in summed for a in fm.ref_axes[name])
         if sym == fm.shift:
-            return any(a.kind == "loop" for a in summed)
+            return any(a.kind == "loop" and a.name not in fm.shift_shared for a in summed)
         return sym in fm.ess or sym == fm.count
     # a centred location (u - shift) is kept whole: expanding it would cancel digits
     atoms = {}

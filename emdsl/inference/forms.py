@@ -34,6 +34,7 @@ class EmissionForm:
     shift: sp.Symbol | None = None  # c when the statistics are of the centred data x - c
     ref_axes: dict = field(default_factory=dict)  # param / indexed hyper -> its axes
     summed: tuple = ()    # inner loop variables no param depends on (summed in t(x))
+    shift_shared: tuple = ()  # inner loops on the cells across which the shift is one value
 
 
 # ----------------------------------------------------------------------------- symbols
@@ -82,7 +83,7 @@ def emission_form(cm, e: Emission, symbols, priors=()) -> EmissionForm:
     grid = cell_grid(e)
     on_grid = {a.name for a in grid if a.kind == "loop"}
     summed = tuple(lp.var for lp in e.inner if lp.var not in on_grid)
-    shift = None
+    shift, shared = None, ()
     if fam.support == "real" and ef.t and all(t.is_polynomial(x) for t in ef.t):
         # real data with polynomial statistics (x, x^2): derive in the centred variable
         # x - c (c = the data mean, in the generated code) so that neither the E-step's
@@ -91,14 +92,26 @@ def emission_form(cm, e: Emission, symbols, priors=()) -> EmissionForm:
         shift = sp.Symbol(f"shift_{f.target}", real=True)
         locations = [sym for sym in sorted(set().union(*[a.free_symbols for a in args]), key=str)
                      if sym.is_real and not sym.is_positive]
-        ef = _centred(fam.log_density(x + shift, *args), x, shift, unknowns, locations)
+        ef, centred = _centred(fam.log_density(x + shift, *args), x, shift, unknowns,
+                               locations)
+        # a location param shared across an inner loop needs one shift across that loop
+        # (else u - shift would vary where u does not, and its M-step would not separate)
+        for u in centred:
+            axes = {a.name for a in e_axes(e, str(u)) if a.kind == "loop"}
+            if cm.role(str(u)) == "param":
+                shared += tuple(v for v in sorted(on_grid) if v not in axes and v not in shared)
     if not any(r.param in priors for r in e.refs):  # a prior makes the MAP identifiable
         _identifiable(cm, e, ef, [symbols[r.param] for r in e.refs])
     ess = tuple(sp.Symbol(f"S_{f.target}_{i}", real=True) for i in range(len(ef.t)))
     count = sp.Symbol(f"N_{f.target}", positive=True)
     ref_axes = {r.param: r.axes for r in (*e.refs, *e.knowns)}
     return EmissionForm(e, x, ef.t, ef.eta, ef.A, ef.logh, ess, count, grid, shift,
-                        ref_axes, summed)
+                        ref_axes, summed, tuple(lp.var for lp in e.inner if lp.var in shared))
+
+
+def e_axes(e: Emission, name: str) -> tuple:
+    """The axes of the reference to ``name`` in an emission (() when it has none)."""
+    return next((r.axes for r in (*e.refs, *e.knowns) if r.param == name), ())
 
 
 def _identifiable(cm, e: Emission, ef, params) -> None:
@@ -147,18 +160,19 @@ def _centred(logp, x, shift, unknowns, candidates):
     cancelling u^2 - 2 u shift + shift^2 afterwards (in A, and in log h for a known mean).
 
     u is a location when substituting u -> v + shift removes ``shift`` from ``logp``."""
-    back = {}
+    back, centred = {}, []
     for u in candidates:
         v = sp.Dummy(f"{u}_centred", real=True)
         moved = sp.expand(sp.expand_log(logp.xreplace({u: v + shift}), force=True))
         if shift in moved.free_symbols:
             continue
         logp = moved
+        centred.append(u)
         back[v] = sp.UnevaluatedExpr(u - shift)
         if u in unknowns:
             unknowns = (unknowns - {u}) | {v}
     ef = decompose(logp, x, unknowns)
     return type(ef)(ef.t, tuple(e.xreplace(back) for e in ef.eta), ef.A.xreplace(back),
-                    ef.logh.xreplace(back))
+                    ef.logh.xreplace(back)), centred
 
 

@@ -13,25 +13,9 @@ import math
 
 import numpy as np
 
-from ..frontend import ast
 from ..errors import EmmDataError
-
-_SCALAR = {
-    "Normal": lambda r, a: r.normal(a["mean"], np.sqrt(a["var"])),
-    "Bernoulli": lambda r, a: r.binomial(1, a["p"]),
-    "Binomial": lambda r, a: r.binomial(int(a["n"]), a["p"]),
-    "Poisson": lambda r, a: r.poisson(a["rate"]),
-    "Exponential": lambda r, a: r.exponential(1 / a["rate"]),
-    "Gamma": lambda r, a: r.gamma(a["shape"], 1 / a["rate"]),
-    "InvGamma": lambda r, a: a["scale"] / r.gamma(a["shape"], 1.0),
-    "Beta": lambda r, a: r.beta(a["a"], a["b"]),
-    "Geometric": lambda r, a: r.geometric(a["p"]) - 1,
-    "Categorical": lambda r, a: r.choice(len(a["p"]), p=a["p"] / np.sum(a["p"])),
-    "Dirichlet": lambda r, a: r.dirichlet(a["alpha"]),
-    "Multinomial": lambda r, a: r.multinomial(int(a["n"]), a["p"]),
-    "MvNormal": lambda r, a: r.multivariate_normal(a["mean"], a["cov"]),
-}
-
+from ..families.samplers import sampler
+from ..frontend import ast
 
 def dim_value(name: str, value, where: str = "") -> int:
     """``value`` as a dim: a positive integer (3, 3.0, np.int64(3) and np.array(3) are fine),
@@ -115,7 +99,7 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
             dtype = np.int64 if v.kind in ("cat", "count", "bin") else float
             env[v.name] = np.zeros(shape, dtype=dtype)
-        draw = _SCALAR.get(f.family.name) or _InverseCdf(f.family)
+        draw = sampler(f.family) or _InverseCdf(f.family)
         ranges = [range(_int(lp.start, env), _int(lp.stop, env) + 1) for lp in f.loops]
         # keywords with a map to the canonical parameter (Normal's prec/sd, MvNormal's prec)
         alts = [(canon, f.family.alternatives[kw][1]) for canon, kw in f.keywords
@@ -126,8 +110,8 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             for canon, to_canon in alts:
                 args[canon] = to_canon(args[canon]) if to_canon is not None \
                     else _inverse(args[canon], f)
-            if f.family.name == "Dirichlet":
-                args["alpha"] = np.broadcast_to(args["alpha"], _elem_shape(v, env))
+            for name in f.family.scalar_ok:  # a scalar stands for a constant vector
+                args[name] = np.broadcast_to(args[name], _elem_shape(v, env))
             idx = tuple(int(_eval(i, env, loop, cm)) - 1 for i in f.index)
             env[v.name][idx] = draw(rng, args)
         out[v.name] = env[v.name]

@@ -1,8 +1,12 @@
-"""Stage 6: :class:`~emdsl.derive.UpdateSet` -> the source of one readable numpy module.
+"""Stage 5: :class:`~emdsl.inference.derive.UpdateSet` -> one readable numpy module.
 
-The module exposes ``prepare`` (sufficient statistics t(x), once per data set),
-``e_step``, ``expected_stats``, ``m_step``, ``log_prior``, ``elbo``, ``init`` and ``fit``.
-Every block cites the model line it implements and the equation of the notes.
+The module exposes ``centring`` (the fit's data shifts), ``prepare`` (one data set or
+chunk), ``e_step`` (responsibilities, additive statistics and the log likelihood, block by
+block: t(x) is computed per block, never for all N), ``expected_stats``, ``merge_stats``,
+``m_step``, ``log_prior``, ``floored``, ``elbo``, ``init`` and ``fit``.  The per-statement
+code comes from one emitter per kind of statement (``scalar.py``, ``vector.py``), the
+M-steps from ``mstep.py``, the family numerics from the family table.  Every block cites
+the model line it implements and the equation of the notes.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The symbolic half of the family table (sympy): expressions, the exponential-family
 decomposition of a log density, and the symbolic log density of a scalar family.
 
-Kept apart from ``families.py`` so that loading a cached model never imports sympy.
+Kept apart from ``table.py`` so that loading a cached model never imports sympy.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
 # and the locals of its functions); a model may not declare them
 GENERATED_NAMES = frozenset((
     "np", "numpy", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
-    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_ROWS", "n_components",
+    "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_BYTES", "n_components",
     "hyper_problems", "problems",
     "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",
     "m_step", "log_prior", "init", "elbo", "fit", "st", "hyp", "data", "params", "n_rows",

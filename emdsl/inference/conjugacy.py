@@ -1,10 +1,12 @@
-"""Stage 4: find the tractable structure the derivation relies on -> :class:`ConjugacyReport`.
+"""Stage 4: the exact-discrete structure of a planned model -> :class:`ConjugacyReport`.
 
-Version 1 derives exact EM for models whose latents, given the params, are finite
-discrete per data item: one ``latent z[N] : cat[K]`` drawn ``z[n] ~ Categorical(P)``,
-emissions inside its plate whose params are indexed by ``z[n]``, by inner loop
-variables, or not at all, and optional priors on params (MAP).  Anything else is
-rejected with a located "not supported yet" :class:`~emdsl.errors.NonConjugateError`.
+For the plan's ``exact discrete`` latent: one ``latent z[N] : cat[K]`` drawn from a
+family on ``cat`` (a Categorical of a simplex param, possibly selected by a covariate),
+and its emissions, read from the factor graph's references: each param or indexed hyper
+indexed by the latent (``mu[z[n]]``), by inner loop variables, or not at all; an emission
+in a plate of its own may select the latent through a category datum (``phi[z[doc[t]]]``);
+a diagonal MvNormal is factorised into scalar Normals.  Anything else is rejected with a
+located "not supported yet" :class:`~emdsl.errors.NonConjugateError`.
 """
 from __future__ import annotations
 

@@ -1,13 +1,16 @@
-"""Stage 5: derive the EM / MAP-EM updates with sympy -> :class:`UpdateSet`.
+"""Stage 4: derive the EM / MAP-EM updates with sympy -> :class:`UpdateSet`.
 
 E-step (Linderman eq. 14/39): r[n, k] is proportional to p(z_n = k | P) prod_f p(x_f | theta_k).
-Every scalar emission is put in exponential-family form (``families.decompose``), so
-log p(x | theta_k) = eta(theta_k) . t(x) - A(theta_k) + log h(x) and the expected complete
-data log likelihood of a param cell is  Q = sum_s eta_s S_s - A N (+ log prior), with
-S_s = sum_n r[n, k] t_s(x_n) and N = sum_n r[n, k] (eq. 49-50).  Each param's M-step solves
-dQ/dtheta = 0 with sympy; a param whose equation has no closed form (Gamma shape) is solved
-numerically from the sympy gradient and Hessian (generalized EM).  Simplex params use a
-Lagrange multiplier; MvNormal params the inverse mean map (eq. 51, see ``derive_vector``).
+Every scalar emission is put in exponential-family form on its cells (``forms.py``), so
+log p(x | theta_c) = eta(theta_c) . t(x) - A(theta_c) + log h(x) and the expected complete
+data log likelihood is  Q = sum_c [sum_s eta_s S_s,c - A N_c] (+ log prior), with
+S_s,c = sum_n r[n, k] t_s(x_n) over the items of cell c (eq. 49-50).  Params with the same
+axes that share a statement are solved together; a group whose params miss some of the
+cells' axes (a tied variance) sums its part of Q over them (aggregate symbols).  Groups are
+updated one after another (ECM), each solving dQ/dtheta = 0 with sympy under a time limit
+(``solve.py``), or numerically from the sympy gradient and Hessian (generalized EM).
+Simplex params use a Lagrange multiplier; MvNormal params the modes of their messages
+(``derive_vector``).
 """
 from __future__ import annotations
 

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..frontend import ast
-from ..errors import NonConjugateError, Span
+from ..errors import NonConjugateError
 from ..graph import FactorGraph
 
 TREATMENTS = ("point", "exact discrete", "chain", "linear-Gaussian", "exact conjugate",
@@ -219,10 +218,3 @@ def _structured_partner(fg, name, prior) -> str:
         if any(r.arg == f.family.location for r in fg.refs_to(i, name)):
             partners &= _spread_vars(fg, i)
     return sorted(partners)[0] if partners else ""
-
-
-def plate_text(loops) -> str:
-    return ", ".join(f"{lp.var} in {ast.show(lp.start)}:{ast.show(lp.stop)}" for lp in loops)
-
-
-__all__ = ["Plan", "Treatment", "make_plan", "TREATMENTS", "Span"]

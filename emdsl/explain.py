@@ -157,6 +157,13 @@ def _scalar(doc: _Doc, us: UpdateSet):
                  "complete-data log likelihood" + (" plus log prior" if g.priors else "") +
                  " of one cell, in the statistics S and N, is")
         doc.math(f"Q = {doc.expr(g.Q)}", f"Q = {doc.expr(g.Q)}")
+        if g.aggregates:
+            doc.para(f"{names} do not vary over every cell of their statements, so Q sums "
+                     "over the cells they share; each B is such a sum, over the cells "
+                     "(with the newest values of the other params):")
+            for B, (fm, b) in g.aggregates.items():
+                doc.math(f"{B} = sum over cells of {doc.expr(b)}",
+                         rf"{sp.latex(B)} = \sum_{{\text{{cells}}}} {doc.expr(b)}")
         doc.para("Setting each derivative to zero (sympy):")
         for p, e in g.equations.items():
             doc.math(f"dQ/d{p} = {doc.expr(e)} = 0",

@@ -131,6 +131,18 @@ def build_graph(cm: CheckedModel) -> FactorGraph:
         g.add_node(v.name, kind="var", role=v.role, type=t,
                    plate=tuple(ast.show(s) for s in v.shape), span=v.span)
 
+    for i, f in enumerate(cm.factors):
+        fid = FactorGraph.fid(i, f)
+        g.add_node(fid, kind="factor", family=f.family.name, span=f.span, index=i,
+                   plates=tuple(plate_key(lp) for lp in f.loops), text=f.text)
+        for order, r in enumerate(factor_references(cm, f)):
+            g.add_edge(fid, r.var, arg=r.arg, kind=r.kind, ref=r, order=order)
+    return FactorGraph(cm, g)
+
+
+def factor_references(cm: CheckedModel, f: Factor) -> list[Ref]:
+    """Every reference of a factor to a model variable, its target first, each with its
+    index map (also for factors a later stage makes, like a factorised MvNormal)."""
     def cat_role(name):
         v = cm.vars.get(name)
         return v.role if v is not None and v.kind == "cat" else None
@@ -138,16 +150,10 @@ def build_graph(cm: CheckedModel) -> FactorGraph:
     def is_var(name):
         return name in cm.vars
 
-    for i, f in enumerate(cm.factors):
-        fid = FactorGraph.fid(i, f)
-        loop_vars = {lp.var for lp in f.loops}
-        g.add_node(fid, kind="factor", family=f.family.name, span=f.span, index=i,
-                   plates=tuple(plate_key(lp) for lp in f.loops), text=f.text)
-        target = ast.Index(ast.Name(f.target, f.span), f.index, f.span) if f.index \
-            else ast.Name(f.target, f.span)
-        refs = references(target, "target", is_var, loop_vars, cat_role)
-        for arg, e in f.args:
-            refs += references(e, arg, is_var, loop_vars, cat_role)
-        for order, r in enumerate(refs):
-            g.add_edge(fid, r.var, arg=r.arg, kind=r.kind, ref=r, order=order)
-    return FactorGraph(cm, g)
+    loop_vars = {lp.var for lp in f.loops}
+    target = ast.Index(ast.Name(f.target, f.span), f.index, f.span) if f.index \
+        else ast.Name(f.target, f.span)
+    refs = references(target, "target", is_var, loop_vars, cat_role)
+    for arg, e in f.args:
+        refs += references(e, arg, is_var, loop_vars, cat_role)
+    return refs

@@ -16,9 +16,8 @@ from ..frontend import ast
 from ..frontend.check import CheckedModel, Factor, Loop, Var
 from ..errors import InternalError, NonConjugateError
 from ..graph import Axis as Axis_
+from ..graph import FactorGraph, factor_references
 from .factorise import factorise
-from ..graph import FactorGraph
-from ..graph.index import references
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
     scalar = factorise(cm, f)
     if scalar is not None:  # a diagonal MvNormal: D scalar Normals over an element loop
         f = scalar
-    factor_refs = fg.refs(number) if scalar is None else _references(cm, f)
+    factor_refs = fg.refs(number) if scalar is None else factor_references(cm, f)
     via = ""
     if not f.loops or f.loops[0].var != plate.var:
         via = _group_selector(cm, f, factor_refs, z)
@@ -217,19 +216,6 @@ def _group_selector(cm, f: Factor, refs, z: Var) -> str:
                     return ""
                 found.add(ax.inner[0].name)
     return found.pop() if len(found) == 1 else ""
-
-
-def _references(cm: CheckedModel, f: Factor) -> list:
-    """The graph's references of a factor the stage made (a factorised emission)."""
-    def cat_role(name):
-        v = cm.vars.get(name)
-        return v.role if v is not None and v.kind == "cat" else None
-    loops = {lp.var for lp in f.loops}
-    target = ast.Index(ast.Name(f.target, f.span), f.index, f.span)
-    refs = references(target, "target", lambda n: n in cm.vars, loops, cat_role)
-    for arg, e in f.args:
-        refs += references(e, arg, lambda n: n in cm.vars, loops, cat_role)
-    return refs
 
 
 def _prior(cm: CheckedModel, f: Factor) -> Factor:

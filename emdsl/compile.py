@@ -62,13 +62,7 @@ def compile_source(source: str, file: str = "<string>", use_cache: bool = True) 
 
 def derive_updates(checked: CheckedModel, fg=None):
     """graph -> plan -> (conjugacy report) -> updates."""
-    from .inference.conjugacy import analyse
-    from .inference.derive import derive
     from .graph import build_graph
     from .inference import make_plan
-    fg = fg or build_graph(checked)
-    plan = make_plan(fg)
-    plan.require_supported()
-    us = derive(analyse(fg), checked)
-    us.plan = plan
-    return us
+    from .inference.derive import derive_plan
+    return derive_plan(make_plan(fg or build_graph(checked)))

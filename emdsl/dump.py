@@ -29,13 +29,9 @@ def run_stages(path: str, upto: str):
             return plan
         plan.require_supported()
         from .inference.conjugacy import analyse
-        from .inference.derive import derive
+        from .inference.derive import derive_plan
         report = analyse(fg)
-        if upto == "conj":
-            return report
-        us = derive(report, fg.model)
-        us.plan = plan
-        return us
+        return report if upto == "conj" else derive_plan(plan, report)
     except EmmError as exc:
         exc.source = exc.source or source
         raise

@@ -86,6 +86,16 @@ class UpdateSet:
         return False
 
 
+def derive_plan(plan, report: ConjugacyReport | None = None) -> UpdateSet:
+    """The updates of a plan: reject what it cannot derive, read the exact-discrete
+    structure from the graph (unless ``report`` is given), derive."""
+    from .conjugacy import analyse
+    plan.require_supported()
+    us = derive(report or analyse(plan.graph), plan.graph.model)
+    us.plan = plan
+    return us
+
+
 def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = known_symbols(cm)

@@ -25,16 +25,6 @@ def _add(ess, key, value):
         ess[key] = np.array(value, dtype=float)
 
 
-def _chol(S, what):
-    """Batched Cholesky factor of SPD matrices (G, D, D) with a clear error."""
-    try:
-        return np.linalg.cholesky(S)
-    except np.linalg.LinAlgError:
-        raise FloatingPointError(
-            f"{what} is not positive definite (a component may have collapsed onto a few "
-            "points); increase the `reg` fit option, e.g. reg=1e-3") from None
-
-
 def _log_normalise(Lt):
     """In place, Lt (K, B) log p(x_n, z_n = k) -> responsibilities r[k, n] (a softmax over
     k, the rows: every operation runs along contiguous rows of length B).

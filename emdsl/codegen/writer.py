@@ -145,7 +145,9 @@ class _Writer:
         for g in self.us.groups:
             for p, edge, c in g.edge_checks:
                 pf = self.r.priors[p]
-                s("    " + self._hyper_locals_text(c.free_symbols))
+                s.indent()
+                self._hyper_locals(s, c.free_symbols)
+                s.dedent()
                 s(f"    if np.any(np.asarray({py(c)}) < 0):")
                 s(f"        problems.append('the {pf.family.name} prior on {p} (line "
                   f"{pf.span.line}) has a density unbounded at {edge} ({sp.sstr(c)} < 0): the "
@@ -221,12 +223,6 @@ class _Writer:
 
     def _is_covariate(self, name) -> bool:
         return name not in {f.target for f in self.cm.factors}
-
-    def _hyper_locals_text(self, symbols) -> str:
-        """The hyper locals of ``_hyper_locals`` on one line ('pass' when there are none)."""
-        names = [str(y) for y in sorted(symbols, key=str)
-                 if str(y) in self.cm.dims or self.cm.role(str(y)) == "hyper"]
-        return "; ".join(f'{n} = hyp["{n}"]' for n in names) or "pass"
 
     def _hyper_locals(self, s, symbols):
         for sym in sorted(symbols, key=str):

@@ -39,9 +39,8 @@ def _log_normalise(Lt):
 
 
 def _keep_empty(new, old, count):
-    """Keep the previous value of parameter cells whose expected count is ~0."""
-    if old is None:
-        return new
+    """Keep the previous value (``old``, or a neutral start before the first M-step) of
+    parameter cells whose expected count is ~0."""
     empty = np.broadcast_to(count, new.shape[:np.ndim(count)]) <= 1e-8
     if not np.any(empty):
         return new

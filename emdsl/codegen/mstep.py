@@ -145,8 +145,8 @@ class MStepWriter:
             if any(a.kind == "latent" for a in g.axes):
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
-                s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
-                  f'{{}}, hyp)), {cnt})  # an empty cell keeps its value (or a neutral start)')
+                s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+                  f'old, hyp), {cnt})  # an empty cell keeps its value (or a neutral start)')
 
     def _form_locals(self, s, g, fm, value):
         """Locals an emission's part of Q reads: its statistics, and the other params and
@@ -228,8 +228,8 @@ class MStepWriter:
         tail = "" if gu.mean.axes else "[0]"
         s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
-              f'{{}}, hyp)), count_k)  # an empty cell keeps its value (or a neutral start)')
+            s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+              f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     def _gaussian_spread(self, s, gu, beta):
         p, kw = gu.spread.param, gu.keyword
@@ -282,8 +282,8 @@ class MStepWriter:
         tail = "" if gu.spread.axes else "[0]"
         s(f'new["{p}"] = value{tail}')
         if gu.spread.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], old.get("{p}", _param_value("{p}", {{}}, '
-              f'{{}}, hyp)), count_k)  # an empty cell keeps its value (or a neutral start)')
+            s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+              f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     @staticmethod
     def _spread_factor(slot, keyword) -> str:

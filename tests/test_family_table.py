@@ -153,7 +153,7 @@ def test_mvnormal_messages_are_gradients_of_log_f(rng):
     def loglik(mean, cov):
         return st.multivariate_normal(mean, cov).logpdf(x).sum()
     # to the mean: log f = a.m + tr(B m m^T) + const, gradient a + 2 B m
-    a, B = fam.msg_mean(sx, n, Lam)
+    a, B = fam.message("mean", sum_x=sx, count=n, prec=Lam)  # by argument name
     u, h = rng.normal(size=d), 1e-6
     fd = (loglik(m + h * u, S) - loglik(m - h * u, S)) / (2 * h)
     assert abs(fd - (a + 2 * B @ m) @ u) < 1e-5 * abs(fd)

@@ -252,8 +252,6 @@ class MStepWriter:
         else:
             s("scatter = _mvn_scatter(sum_x, sum_xx, n_cells, mean_cells)  # sum r (x-m)(x-m)^T")
             s(f"eta0, eta1 = {msg}(scatter{factor}, n_cells)  # messages to {p}: a {conj} form")
-            if not gu.spread.axes and gu.grid:
-                s("eta0, eta1 = eta0.sum(0, keepdims=True), eta1.sum(0, keepdims=True)  # tied")
         if gu.mean_prior is not None and gu.prior_spread.param == p:
             pf = gu.mean_prior
             s(self.w.cite(pf) + f"  (the mean's prior also sends a message to {p})")

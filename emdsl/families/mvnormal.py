@@ -131,9 +131,6 @@ class MvNormal(ExpFamily):
         x = np.asarray(x, dtype=float)
         return (x, _outer(x, x))
 
-    def packed_stats(self, x):
-        """t(x) packed as the generated code uses it: [x, x_i x_j (i <= j)] (B, P)."""
-        return _mvn_stats(np.asarray(x, dtype=float))
 
     def natural(self, mean, cov=None, prec=None):
         Lam = _spd_inv(np.asarray(cov, float)) if prec is None else np.asarray(prec, float)

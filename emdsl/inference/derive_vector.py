@@ -55,10 +55,6 @@ class GaussianUpdate:
     def params(self) -> tuple:
         return tuple(p for p in (self.mean.param, self.spread.param) if p)
 
-    @property
-    def axes(self) -> tuple:      # the cells (kept for the code generator's older name)
-        return self.grid
-
 
 def gaussian_updates(cm: CheckedModel, report: ConjugacyReport) -> list:
     out = []

@@ -130,8 +130,12 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--kinds", default="full,tied,diag")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--shapes", type=int, nargs="+", metavar="I",
+                    help="indices (0-4) into the five shapes, to run only some of them")
     args = ap.parse_args(argv)
     shapes = QUICK if args.quick else SHAPES
+    if args.shapes:
+        shapes = [SHAPES[i] for i in args.shapes]
     print(f"{'shape':>20} {'type':>5} {'emdsl s/it':>11} {'sklearn s/it':>13} {'ratio':>6}"
           f" {'mem emdsl':>10} {'mem sklearn':>12} {'ratio':>6}")
     for n, d, k in shapes:

@@ -30,9 +30,14 @@ def _log_normalise(Lt):
     k, the rows: every operation runs along contiguous rows of length B).
 
     Returns log sum_k p(x_n, z_n = k) = log p(x_n) (B,), computed stably (logsumexp).
+    Ratios below e^-708 (the smallest normal double) are flushed to exactly 0 before the
+    exponential: libm's exp takes a slow path for results that underflow, up to three
+    times the cost of a normal one, and well separated components make them common.
     """
     top = Lt.max(axis=0)
-    np.exp(np.subtract(Lt, top, out=Lt), out=Lt)
+    np.subtract(Lt, top, out=Lt)
+    np.copyto(Lt, -np.inf, where=Lt < -708.0)   # exp(-inf) = 0, on the fast path
+    np.exp(Lt, out=Lt)
     total = Lt.sum(axis=0)
     Lt *= 1.0 / total
     return np.log(total) + top

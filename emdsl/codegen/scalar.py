@@ -99,6 +99,14 @@ class ScalarEmitter:
         return f'{max(1, len(self.fm.t))} * int(np.prod(st["shape_{self.x}"][1:]))'
 
     def after_blocks(self, s):
+        if self.fm.shift is not None:
+            over = self.shift_positions()
+            centre = f'st["centre"]["{self.fm.shift}"]'
+            if len(over) > 1:
+                centre = f"np.expand_dims({centre}, {over})"
+            s(f'st["centre_rows_{self.x}"] = np.ascontiguousarray(np.broadcast_to({centre}, '
+              f'(st["block"],) + st["shape_{self.x}"][1:]))  # the shift repeated for a '
+              "block's rows: a plain elementwise subtraction, not a broadcast over short rows")
         s(f'st["logh_{self.x}"] = sum(_logh_{self.x}(st, lo, min(n_rows, lo + st["block"]))'
           f' for lo in range(0, n_rows, st["block"]))  # sum of log h(x)')
 
@@ -116,11 +124,8 @@ class ScalarEmitter:
             s('hyp = st["hyp"]')
             s(f'{x} = st["data_{x}"][lo:hi]')
             if fm.shift is not None:
-                over = self.shift_positions()
-                centre = f'st["centre"]["{fm.shift}"]'
-                if len(over) > 1:
-                    centre = f"np.expand_dims({centre}, {over})"
-                s(f"{x} = {x} - {centre}  # the centred data (no cancellation)")
+                s(f'{x} = {x} - st["centre_rows_{x}"][:hi - lo]  # the centred data '
+                  "(no cancellation)")
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
@@ -163,14 +168,16 @@ class ScalarEmitter:
         for i in range(len(self.fm.t)):
             t = self.summed_t(f't_block["{x}"][{i}]')
             if self.matmul_layout():
-                s(f"log_joint += eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1) @ "
-                  f"{t}.reshape(len({t}), -1).T  # eta . t(x), {x}: (K, M) @ (M, B)")
+                a, b = f"eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1)", f"{t}.reshape(len({t}), -1).T"
+                self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, M) @ (M, B)",
+                                      (a, b))
             elif "k" in el:
-                s(f'log_joint += np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
-                  f"eta_{x}_{i}, optimize=True)  # eta . t(x), {x}")
+                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
+                                      f"eta_{x}_{i}, optimize=True)", f"eta . t(x), {x}")
             else:
-                s(f'log_joint += np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
-                  f"eta_{x}_{i}, optimize=True)[None, :]  # eta . t(x), {x}")
+                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
+                                      f"eta_{x}_{i}, optimize=True)[None, :]",
+                                      f"eta . t(x), {x}")
 
     # ------------------------------------------------------------------ statistics
     def stats(self, s):

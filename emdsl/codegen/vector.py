@@ -38,12 +38,13 @@ class CategoricalEmitter:
     def block(self, s):
         x, p = self.x, self.ref.param
         if self.e.via:
-            s(f'log_joint += (st["X_{x}"][lo:hi] @ log_{p}.T).T  # sum over the group\'s '
-              f"{x}: counts @ log p (sparse: O(non-zeros))")
+            self.w.log_joint_term(s, f'(st["X_{x}"][lo:hi] @ log_{p}.T).T',
+                                  f"sum over the group's {x}: counts @ log p "
+                                  "(sparse: O(non-zeros))")
         elif self.ref.uses_latent:
-            s(f'log_joint += log_{p}[:, st["{x}"][lo:hi]]  # log p[k, {x}_n]')
+            self.w.log_joint_term(s, f'log_{p}[:, st["{x}"][lo:hi]]', f"log p[k, {x}_n]")
         else:
-            s(f'log_joint += log_{p}[st["{x}"][lo:hi]][None, :]  # log p[{x}_n]')
+            self.w.log_joint_term(s, f'log_{p}[st["{x}"][lo:hi]][None, :]', f"log p[{x}_n]")
 
     def stats(self, s):
         pass   # counts need all rows: finish
@@ -85,7 +86,9 @@ class MvNormalEmitter:
         return f'_mvn_width(st["data_{self.x}"].shape[1])'
 
     def after_blocks(self, s):
-        pass
+        if not self.shared:
+            s(f'st["buffer_{self.x}"] = np.empty((_mvn_width(st["data_{self.x}"].shape[1]), '
+              f'st["block"]))  # t(x) of one block, reused by every block')
 
     def functions(self, s):
         x = self.x
@@ -97,8 +100,10 @@ class MvNormalEmitter:
             s('    from these directly (the spread is shared by every cell)."""')
             s(f'    return st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"]')
             return
-        s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P)."""')
-        s(f'    return _mvn_stats(st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"])')
+        s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P), written')
+        s(f'    into the block buffer st["buffer_{x}"] (valid until the next block\'s call)."""')
+        s(f'    return _mvn_stats(st["data_{x}"][lo:hi], st["centre"]["shift_{x}"], '
+          f'st["buffer_{x}"])')
 
     def slot_value(self, slot) -> str:
         """numpy source for an argument (a param, scaled or shifted, or a known)."""
@@ -132,13 +137,16 @@ class MvNormalEmitter:
     def block(self, s):
         x = self.x
         if self.shared:
-            s(f'log_joint += lin_{x} @ t_block["{x}"].T  # (K, D) @ (D, B)')
+            self.w.log_joint_term(s, f'lin_{x} @ t_block["{x}"].T', "(K, D) @ (D, B)",
+                                  (f"lin_{x}", f't_block["{x}"].T'))
             s(f'log_joint -= 0.5 * np.einsum("bi,bi->b", t_block["{x}"] @ lam_{x}, '
               f't_block["{x}"])  # -1/2 x^T Lambda x: the same for every k')
         elif self.gu.grid:
-            s(f'log_joint += eta_{x} @ t_block["{x}"].T  # (K, P) @ (P, B): eta . t(x), eq. 12')
+            self.w.log_joint_term(s, f'eta_{x} @ t_block["{x}"].T',
+                                  "(K, P) @ (P, B): eta . t(x), eq. 12",
+                                  (f"eta_{x}", f't_block["{x}"].T'))
         else:
-            s(f'log_joint += eta_{x}[:1] @ t_block["{x}"].T  # the same for every k')
+            self.w.log_joint_term(s, f'eta_{x}[:1] @ t_block["{x}"].T', "the same for every k")
 
     def stats(self, s):
         x = self.x

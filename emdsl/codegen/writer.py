@@ -10,7 +10,9 @@ the model line it implements and the equation of the notes.
 """
 from __future__ import annotations
 
+import io
 import re
+import tokenize
 
 import sympy as sp
 
@@ -42,14 +44,25 @@ def module_imports(body: str) -> list:
         lines.append("import scipy.special")
     if "scipy.sparse." in body:
         lines.append("import scipy.sparse")
-    bare = [n for n in ("exp", "log", "sqrt") if re.search(rf"(?<![.\w]){n}\(", body)]
+    called = _bare_calls(body)
+    bare = [n for n in ("exp", "log", "sqrt") if n in called]
     if bare:
         lines.append(f"from numpy import {', '.join(bare)}")
-    special = [n for n in ("digamma", "gammaln", "logsumexp", "polygamma")
-               if re.search(rf"(?<![.\w]){n}\(", body)]
+    special = [n for n in ("digamma", "gammaln", "logsumexp", "polygamma") if n in called]
     if special:
         lines.append(f"from scipy.special import {', '.join(special)}")
     return lines
+
+
+def _bare_calls(body: str) -> set:
+    """Names called without a module prefix (``log(...)``, not ``np.log(...)``) in the
+    code of ``body``: comments and strings, docstrings included, do not count."""
+    tokens = [t for t in tokenize.generate_tokens(io.StringIO(body).readline)
+              if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
+                                tokenize.INDENT, tokenize.DEDENT)]
+    return {t.string for i, t in enumerate(tokens[:-1])
+            if t.type == tokenize.NAME and tokens[i + 1].string == "("
+            and (i == 0 or tokens[i - 1].string != ".")}
 
 
 class _Writer:
@@ -211,7 +224,8 @@ class _Writer:
             em.prepare(s)
         if dense:
             s(f"width = max({', '.join(em.width() for em in dense)}, 1)  # statistics per row")
-            s('st["block"] = int(min(8192, max(512, BLOCK_BYTES // (8 * width))))  # rows per block')
+            s('st["block"] = max(1, min(n_rows, int(min(8192, max(512, BLOCK_BYTES // (8 * width))))))'
+              "  # rows per block")
         else:
             s('st["block"] = 8192')
         for em in dense:
@@ -266,18 +280,20 @@ class _Writer:
         s.indent()
         s('hi = min(n_rows, lo + st["block"])')
         s("log_joint = resp_t[:, lo:hi]  # (K, B) log p(x_n, z_n = k), normalised in place below")
-        if ref.axes == ():
-            s("log_joint[...] = log_prior_z[:, None]  # log p(z_n = k)")
-        else:
-            s(f'log_joint[...] = log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T  # log p(z_n = k | group)')
         dense = [em.x for em in self.emitters if em.dense]
         if dense:
             s("t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense)
               + "}  # t(x) of this block only")
         else:
             s("t_block = {}")
+        self.block_started = False
         for em in self.emitters:
             em.block(s)
+        if ref.axes == ():
+            self.log_joint_term(s, "log_prior_z[:, None]", "log p(z_n = k)")
+        else:
+            self.log_joint_term(s, f'log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T',
+                                "log p(z_n = k | group)")
         s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
@@ -285,6 +301,18 @@ class _Writer:
         s("resp = resp_t.T  # (N, K)")
         s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()
+
+    def log_joint_term(self, s, value, comment, product=None):
+        """Add a term to the block's log_joint (K, B): the first term of a block is
+        written into it (a matrix product ``product`` = (a, b) straight from BLAS), the
+        others added, so that no pass only initialises it."""
+        if self.block_started:
+            s(f"log_joint += {value}  # {comment}")
+        elif product is not None:
+            s(f"np.matmul({product[0]}, {product[1]}, out=log_joint)  # {comment}")
+        else:
+            s(f"log_joint[...] = {value}  # {comment}")
+        self.block_started = True
 
     def expected_stats(self, s):
         """``block_stats`` (dense statistics, accumulated block by block while the block is

@@ -26,10 +26,18 @@ def _spd_logdet(S):
 
 
 def _spd_inv(S):
-    """S^-1 for SPD S (..., D, D), through its Cholesky factor (symmetric result)."""
-    L = _spd_chol(S)
-    Linv = np.linalg.solve(L, np.broadcast_to(np.eye(S.shape[-1]), S.shape))
+    """S^-1 for SPD S (..., D, D), through its Cholesky factor (symmetric result): for the
+    callers that need the matrix itself (a natural parameter), not a solve with it."""
+    Linv = np.linalg.inv(_spd_chol(S))   # triangular, well conditioned as S's square root
     return np.swapaxes(Linv, -1, -2) @ Linv
+
+
+def _triu(D):
+    """Row and column indices (i, j), i <= j, of the upper triangle of a D x D matrix, row
+    by row (np.triu_indices, built without its D x D mask)."""
+    rows = np.repeat(np.arange(D), np.arange(D, 0, -1))
+    starts = np.concatenate([[0], np.cumsum(np.arange(D, 1, -1))])  # packed offset of row i
+    return rows, np.arange(len(rows)) - starts[rows] + rows
 
 
 def _sym(S):
@@ -57,4 +65,4 @@ def log_multigamma(a, D):
                                                   for i in range(1, D + 1))
 
 
-RUNTIME = (_spd_chol, _spd_logdet, _spd_inv, _sym, _outer)
+RUNTIME = (_spd_chol, _spd_logdet, _spd_inv, _sym, _outer, _triu)

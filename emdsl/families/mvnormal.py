@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .linalg import _outer, _spd_chol, _spd_inv, _spd_logdet, _sym
+from .linalg import _outer, _spd_chol, _spd_inv, _spd_logdet, _sym, _triu
 from .vector import ExpFamily
 
 LOG_2PI = np.log(2 * np.pi)
@@ -16,15 +16,20 @@ LOG_2PI = np.log(2 * np.pi)
 
 # ----------------------------------------------------------------------------- runtime
 # Functions copied into generated modules (numpy only; ``_spd_*`` from linalg).
-def _mvn_stats(xc):
-    """t(x) = [x, x_i x_j (i <= j, row by row)] of rows xc (B, D) -> (B, D + D(D+1)/2).
+def _mvn_stats(x, shift=0.0, out=None):
+    """t(x) = [x, x_i x_j (i <= j, row by row)] of the rows of x - shift, x (B, D), shift
+    (D,) or 0 -> (B, D + D(D+1)/2).
 
-    Built statistic by statistic in a (P, B) array, each product one contiguous vector
-    operation, and returned as its (B, P) transpose (Fortran order: BLAS reads it as is)."""
-    B, D = xc.shape
-    xt = np.ascontiguousarray(xc.T)
-    Tt = np.empty((D + D * (D + 1) // 2, B))
-    Tt[:D] = xt
+    Built statistic by statistic in a (P, B) array (the centring and the transposition in
+    one pass, then each product one contiguous vector operation) and returned as its
+    (B, P) transpose (Fortran order: BLAS reads it as is).  ``out``, a (P, >= B) buffer,
+    is written instead of a new array: a caller that reuses one buffer for every block
+    keeps t(x) in the same cache-resident memory."""
+    B, D = x.shape
+    P = D + D * (D + 1) // 2
+    Tt = np.empty((P, B)) if out is None else out[:, :B]
+    xt = Tt[:D]
+    np.subtract(x.T, np.reshape(shift, (-1, 1)), out=xt)
     off = D
     for i in range(D):
         np.multiply(xt[i], xt[i:], out=Tt[off:off + D - i])
@@ -34,7 +39,7 @@ def _mvn_stats(xc):
 
 def _unpack_sym(v, D):
     """Inverse of the packing of t(x): (G, D(D+1)/2) upper triangles -> (G, D, D)."""
-    iu, ju = np.triu_indices(D)
+    iu, ju = _triu(D)
     out = np.zeros(v.shape[:-1] + (D, D))
     out[..., iu, ju] = v
     out[..., ju, iu] = v
@@ -47,13 +52,12 @@ def _mvn_natural(mean, cov=None, prec=None):
     A = 1/2 mean^T Lambda mean - 1/2 log|Lambda| + D/2 log(2 pi) (Linderman eq. 12)."""
     G, D = mean.shape
     if prec is None:
-        L = _spd_chol(cov)
-        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(D), L.shape))
+        Linv = np.linalg.inv(_spd_chol(cov))   # Lambda = L^-T L^-1 (a natural parameter)
         prec = np.swapaxes(Linv, -1, -2) @ Linv
-        logdet = 2 * np.log(np.diagonal(L, axis1=-2, axis2=-1)).sum(-1)
+        logdet = -2 * np.log(np.diagonal(Linv, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma|
     else:
         logdet = -2 * np.log(np.diagonal(_spd_chol(prec), axis1=-2, axis2=-1)).sum(-1)
-    iu, ju = np.triu_indices(D)
+    iu, ju = _triu(D)
     lin = np.einsum("gij,gj->gi", prec, mean)
     quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
     A = 0.5 * np.einsum("gi,gi->g", mean, lin) + 0.5 * logdet + 0.5 * D * np.log(2 * np.pi)

@@ -133,7 +133,8 @@ class ScalarEmitter:
                 s(f'{fm.shift} = np.expand_dims(st["centre"]["{fm.shift}"], {over})')
             self.w._hyper_locals(s, used - {fm.x})
             if name.startswith("_t"):
-                items = ", ".join(f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
+                items = ", ".join(py(t) if t.free_symbols == {fm.x}  # already x's shape
+                                  else f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
                 s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
             else:
                 s(f"return float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))")

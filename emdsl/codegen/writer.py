@@ -224,7 +224,7 @@ class _Writer:
             em.prepare(s)
         if dense:
             s(f"width = max({', '.join(em.width() for em in dense)}, 1)  # statistics per row")
-            s('st["block"] = max(1, min(n_rows, int(min(8192, max(512, BLOCK_BYTES // (8 * width))))))'
+            s('st["block"] = max(1, min(n_rows, int(min(16384, max(512, BLOCK_BYTES // (8 * width))))))'
               "  # rows per block")
         else:
             s('st["block"] = 8192')

@@ -101,7 +101,10 @@ class Model:
         return bind(self.checked, values)
 
     def fit(self, **kwargs) -> batch.FitResult:
-        """Fit by EM / MAP-EM. Keyword arguments: data, dims, hypers, fit options.
+        """Fit by EM / MAP-EM, or by CAVI / variational EM when the model has global
+        latents. Keyword arguments: data, dims, hypers, fit options; ``init`` may give
+        params (or variational parameters, ``"mu.mean"``) and the latent's responsibilities
+        (``init={"z": R}``, R (N, K)): the first update is then of the globals from R.
 
         Numerical failures (a covariance that is not positive definite, an objective that
         is not finite) raise :class:`~emdsl.errors.EmmFitError` with advice."""
@@ -113,8 +116,16 @@ class Model:
             raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
         init = opts.get("init")
         if init:
-            shapes = self.module.param_shapes(h)
+            shapes = dict(self.module.param_shapes(h))
+            latent = self.module.LATENT
+            shapes[latent] = (self.module.n_items(h), self.module.n_components(h))
             for k, v in init.items():
+                if k == latent:
+                    r = np.asarray(v, dtype=float)
+                    if r.shape == shapes[k] and (np.any(~np.isfinite(r)) or np.any(r < 0)
+                                                 or not np.allclose(r.sum(axis=1), 1.0)):
+                        raise EmmDataError(f"init: '{k}' must be responsibilities: "
+                                           "non-negative rows that sum to 1")
                 if k not in shapes:
                     raise EmmDataError(f"init: '{k}' is not a param of {self.name}",
                                        hint=f"params: {', '.join(shapes)}")

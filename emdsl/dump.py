@@ -27,11 +27,9 @@ def run_stages(path: str, upto: str):
         plan = make_plan(fg)
         if upto == "plan":
             return plan
-        plan.require_supported()
-        from .inference.conjugacy import analyse
-        from .inference.derive import derive_plan
-        report = analyse(fg)
-        return report if upto == "conj" else derive_plan(plan, report)
+        from .inference.derive import analyse_plan, derive_plan
+        analysed = analyse_plan(plan)
+        return analysed[0] if upto == "conj" else derive_plan(plan, analysed)
     except EmmError as exc:
         exc.source = exc.source or source
         raise

@@ -74,8 +74,18 @@ for t in 1:T {
 """)
     assert plan.algorithm == "variational EM"
     assert kinds(plan) == {"theta": "mean-field", "phi": "point", "c": "mean-field"}
-    with pytest.raises(NonConjugateError, match="variational factor for latent 'theta'"):
-        plan.require_supported()
+    from emdsl.inference.derive import derive_plan
+    us = derive_plan(plan)   # q(theta[d]) Dirichlet around c; phi a point (ML) update
+    assert [(q.var, q.family) for q in us.qfactors] == [("theta", "Dirichlet")]
+    assert us.variational == {"theta"} and us.report.algorithm == "variational EM"
+
+
+def test_variational_factors_without_a_discrete_latent_are_not_supported_yet():
+    plan = plan_of((MODELS / "bayes_linreg.emm").read_text())
+    from emdsl.inference.derive import derive_plan
+    with pytest.raises(NonConjugateError, match="variational factor for latent 'w' in a "
+                       "model without exactly one discrete latent"):
+        derive_plan(plan)
 
 
 def test_not_structured_when_likelihood_precision_differs():

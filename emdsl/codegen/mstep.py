@@ -39,20 +39,34 @@ class MStepWriter:
         s("")
         s("")
         s("def m_step(ess, params, hyp, reg=1e-6):")
-        s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
-        s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
-        s('    the start of numerical M-steps and fills in empty components."""')
+        if self.us.variational:
+            s('    """Update the global factors from the expected sufficient statistics: each q')
+            s("    is its prior's conjugate form plus the summed messages (CAVI)"
+              + (", and each param" if len(self.us.variational) < len(self.r.params) else ""))
+            if len(self.us.variational) < len(self.r.params):
+                s("    maximises the ELBO (variational EM's M-step). ``params``: the previous values")
+                s('    or None."""')
+            else:
+                s('    ``params`` (the previous values, or None) is not needed by these updates."""')
+        else:
+            s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
+            s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
+            s('    the start of numerical M-steps and fills in empty components."""')
         s.indent()
         s("old = params or {}")
         s("new = {}")
         s(f'count_k = ess["C_{self.r.latent.name}"]')
         s("count_k = count_k if count_k.ndim == 1 else count_k.sum(axis=0)  # (K,)")
+        vb = self.w.vb
         for su in self.us.simplex:
-            self.simplex(s, su)
+            (vb.simplex if su.param in self.us.variational else self.simplex)(s, su)
         for g in self.us.groups:
             self.scalar_group(s, g)
         for gu in self.us.gaussian:
-            self.gaussian(s, gu)
+            if gu.mean.param in self.us.variational:
+                vb.normal_wishart(s, gu)
+            else:
+                self.gaussian(s, gu)
         s("return new")
         s.dedent()
         self.log_prior(s)
@@ -298,10 +312,18 @@ class MStepWriter:
         s("")
         s("")
         s("def log_prior(params, hyp):")
-        s('    """log p(params) for the params with a prior (0 for maximum likelihood)."""')
+        if self.us.variational:
+            s('    """The globals\' part of the objective: log p(params) for the params with a')
+            s("    prior, minus KL(q || prior) for the variational factors (then loglik + this is")
+            s('    the ELBO right after an E-step)."""')
+        else:
+            s('    """log p(params) for the params with a prior (0 for maximum likelihood)."""')
         s.indent()
         s("log_p = 0.0")
+        self.w.vb.kl_terms(s)
         for name, pf in self.r.priors.items():
+            if name in self.us.variational:
+                continue
             s(self.w.cite(pf))
             fam = pf.family
             if fam.numerics is not None:   # a vector family: its runtime log density

@@ -32,7 +32,11 @@ class CategoricalEmitter:
 
     def natural(self, s, const):
         p = self.ref.param
-        s(f'log_{p} = log(params["{p}"])  # natural parameters log p')
+        if p in self.w.us.variational:
+            s(f"log_{p} = {self.w.vb.expected_log_simplex(p)}  # E_q[log p]: the natural "
+              "parameters' expectation")
+        else:
+            s(f'log_{p} = log(params["{p}"])  # natural parameters log p')
         return None   # A = 0: p is normalised
 
     def block(self, s):
@@ -118,6 +122,9 @@ class MvNormalEmitter:
 
     def natural(self, s, const):
         x, gu = self.x, self.gu
+        if gu.mean.param in self.w.us.variational:   # a Normal-Wishart q factor
+            self.w.vb.normal_wishart_natural(s, gu, x)
+            return f"A_{x}"
         s(f'mean_{x} = np.atleast_2d({self.slot_value(gu.mean)}) - st["centre"]["shift_{x}"]')
         s(f"spread_{x} = np.asarray({self.slot_value(gu.spread)}, dtype=float)")
         s(f"spread_{x} = spread_{x}[None] if spread_{x}.ndim == 2 else spread_{x}")

@@ -13,10 +13,11 @@ import re
 
 from . import linalg
 from . import mvnormal
+from . import normal_wishart
 from . import simplex
 from . import wishart
 
-_MODULES = (linalg, mvnormal, wishart, simplex)
+_MODULES = (linalg, mvnormal, wishart, simplex, normal_wishart)
 
 
 def runtime_functions() -> dict:

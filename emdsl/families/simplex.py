@@ -25,7 +25,28 @@ def _dirichlet_logpdf(p, alpha):
     return gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)
 
 
-RUNTIME = (_dirichlet_logpdf,)
+def _dirichlet_expected_log(alpha):
+    """E[log p] under Dir(p | alpha): digamma(alpha) - digamma(sum alpha), alpha (..., K) ->
+    (..., K) (the mean of the Dirichlet's statistic t = log p; the VB weight message)."""
+    from scipy.special import digamma
+    alpha = np.asarray(alpha, dtype=float)
+    return digamma(alpha) - digamma(alpha.sum(-1, keepdims=True))
+
+
+def _dirichlet_kl(alpha, alpha0):
+    """KL(Dir(alpha) || Dir(alpha0)) for alpha (..., K), alpha0 broadcastable to it (a
+    scalar is symmetric) -> (...), all constants:
+    lgamma(a) - sum lgamma(alpha) - lgamma(a0) + sum lgamma(alpha0)
+    + sum (alpha - alpha0) (digamma(alpha) - digamma(a)),  a = sum alpha, a0 = sum alpha0."""
+    from scipy.special import gammaln
+    alpha, alpha0 = np.broadcast_arrays(np.asarray(alpha, dtype=float),
+                                        np.asarray(alpha0, dtype=float))
+    return (gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1)
+            - gammaln(alpha0.sum(-1)) + gammaln(alpha0).sum(-1)
+            + ((alpha - alpha0) * _dirichlet_expected_log(alpha)).sum(-1))
+
+
+RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_log, _dirichlet_kl)
 
 
 class Categorical(ExpFamily):

@@ -14,6 +14,7 @@ Simplex params use a Lagrange multiplier; MvNormal params the modes of their mes
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -27,6 +28,7 @@ from ..frontend import ast
 from ..frontend.check import CheckedModel
 from .conjugacy import Axis, ConjugacyReport
 from .forms import EmissionForm, arg_sympy, emission_form, known_symbols
+from .plan import VARIATIONAL
 from .solve import TIMED_OUT, edge_conditions, simplify_within, unique_solution
 
 
@@ -73,6 +75,12 @@ class UpdateSet:
     gaussian: list
     symbols: dict
     plan: object = None         # the inference Plan the updates were derived from
+    variational: frozenset = frozenset()  # global latents with a q factor (seen as params)
+    qfactors: list = field(default_factory=list)  # their QFactors (variational.py)
+
+    def q(self, var: str):
+        """The QFactor of variational global ``var``, else None."""
+        return next((q for q in self.qfactors if q.var == var), None)
 
     @property
     def ecm_cycle(self) -> bool:
@@ -86,17 +94,33 @@ class UpdateSet:
         return False
 
 
-def derive_plan(plan, report: ConjugacyReport | None = None) -> UpdateSet:
-    """The updates of a plan: reject what it cannot derive, read the exact-discrete
-    structure from the graph (unless ``report`` is given), derive."""
+def analyse_plan(plan) -> tuple:
+    """(ConjugacyReport, the model it describes, the variational globals) of a plan: with
+    variational factors, the global latents are seen as params by the analysis and the
+    derivation (``variational.py``) and get q factors instead of point updates."""
     from .conjugacy import analyse
     plan.require_supported()
-    us = derive(report or analyse(plan.graph), plan.graph.model)
+    if not any(t.kind in VARIATIONAL for t in plan.treatments.values()):
+        return analyse(plan.graph), plan.graph.model, frozenset()
+    from ..graph import build_graph
+    from .variational import variational_view
+    view, names = variational_view(plan)
+    report = dataclasses.replace(analyse(build_graph(view)), algorithm=plan.algorithm)
+    return report, view, names
+
+
+def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
+    """The updates of a plan (``analysed``: what :func:`analyse_plan` returned for it)."""
+    report, cm, names = analysed or analyse_plan(plan)
+    us = derive(report, cm, names)
+    if names:
+        from .variational import variational_factors
+        us.qfactors = variational_factors(us, names)
     us.plan = plan
     return us
 
 
-def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
+def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -> UpdateSet:
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = known_symbols(cm)
     forms = [emission_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
@@ -111,7 +135,14 @@ def derive(report: ConjugacyReport, cm: CheckedModel) -> UpdateSet:
                                     f"({v.kind}) in this position", v.span,
                                     "params must be arguments of a scalar family, a "
                                     "Categorical or an MvNormal", cm.model.source)
-    return UpdateSet(report, cm, forms, groups, simplex, gaussian, symbols)
+    scalar_q = sorted(set(variational) & {p for g in groups for p in g.params})
+    if scalar_q:
+        raise NonConjugateError(f"not supported yet: the variational factor of latent "
+                                f"'{scalar_q[0]}' in a scalar family's statement (lands next)",
+                                cm.vars[scalar_q[0]].span, f"declare '{scalar_q[0]}' a "
+                                "`param` (MAP-EM)", cm.model.source)
+    return UpdateSet(report, cm, forms, groups, simplex, gaussian, symbols,
+                     variational=frozenset(variational))
 
 
 # ----------------------------------------------------------------------------- scalar M-steps

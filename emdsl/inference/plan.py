@@ -32,8 +32,9 @@ from ..graph import FactorGraph
 TREATMENTS = ("point", "exact discrete", "chain", "linear-Gaussian", "exact conjugate",
               "mean-field", "structured")
 VARIATIONAL = ("mean-field", "structured")
-# the treatments this version derives updates for
-SUPPORTED = ("point", "exact discrete")
+# the treatments this version derives updates for (variational factors: those around one
+# discrete latent per item, see ``variational.py``, which rejects the others with a location)
+SUPPORTED = ("point", "exact discrete", "mean-field", "structured")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
-"""Batch EM driver: restarts, convergence, and the warnings a user needs.
+"""Batch EM / CAVI driver: restarts, convergence, and the warnings a user needs.
 
 Works with any generated module (``prepare``, ``init``, ``e_step``, ``m_step``,
-``log_prior``), following scikit-learn's ``BaseMixture.fit`` loop.
+``log_prior``), following scikit-learn's ``BaseMixture.fit`` loop.  For a module with
+variational factors the trace is the ELBO and ``posterior[var]`` gives each q factor's
+parameters and expected statistics by name.  ``init`` may give the responsibilities of
+the latent (an (N, K) array under its name): the first params are their update.
 """
 from __future__ import annotations
 
@@ -49,6 +52,9 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     rng = np.random.default_rng(seed)
     best = None
     given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
+    resp0 = given.pop(mod.LATENT, None)
+    if resp0 is not None:  # responsibilities: the params (q factors) they give, first
+        given = {**mod.m_step(mod.expected_stats(st, resp0), None, h, reg), **given}
     complete = set(mod.PARAMS) <= set(given)  # then restarts would all be the same run
     for attempt in range(1 if complete else n_init):
         params = dict(given) if complete else {**mod.init(st, data, h, rng, reg), **given}
@@ -82,7 +88,8 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
             callback(it, value, params)
         counts = np.asarray(ess[f"C_{mod.LATENT}"])
         counts = counts if counts.ndim == 1 else counts.sum(axis=0)
-        for k in np.flatnonzero(counts <= 1e-8):
+        empty = [] if getattr(mod, "VARIATIONAL", False) else np.flatnonzero(counts <= 1e-8)
+        for k in empty:  # (a variational component left empty is its prior: expected)
             if k not in empty_seen:
                 empty_seen.add(k)
                 notes.append((EmptyComponentWarning,
@@ -114,10 +121,14 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
         # elbo[t] is the objective at the params of iteration t's E-step)
         resp = mod.e_step(st, params, h)[0]
         notes.append((ConvergenceWarning,
-                      f"EM did not converge in {max_iter} iterations (last relative change "
+                      f"{getattr(mod, 'ALGORITHM', 'EM')} did not converge in {max_iter} iterations (last relative change "
                       f"{_rel_change(trace):.3g} > tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
-    return FitResult(params, {mod.LATENT: resp}, np.array(trace), len(trace), converged, notes)
+    posterior = {mod.LATENT: resp}
+    for var, q in getattr(mod, "Q_FACTORS", {}).items():  # each q factor by name
+        posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
+        posterior[var].update(mod.expectations(params, h).get(var, {}))
+    return FitResult(params, posterior, np.array(trace), len(trace), converged, notes)
 
 
 def _rel_change(trace):

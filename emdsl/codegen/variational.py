@@ -1,0 +1,170 @@
+"""Code for the variational factors of global latents (``inference/variational.py``).
+
+A global latent's q factor replaces its point value in three places:
+
+- the E-step reads its expected natural parameters (E_q[log p] of a Dirichlet, the
+  expected MvNormal natural parameters under a Normal-Wishart);
+- the update of the global factors (the ``m_step`` of the module, called by the same
+  drivers) sets q to the conjugate posterior: the prior's natural parameters plus the
+  summed messages of the expected statistics;
+- the objective subtracts KL(q || prior) (``log_prior``), so that the driver's trace is
+  the ELBO.
+
+The variational parameters live in the module's params dict under ``"var.field"`` keys
+(``"weights.concentration"``, ``"mu.mean"``, ``"mu.beta"``, ``"Lambda.scale"``,
+``"Lambda.df"``); ``Q_FACTORS`` in the module lists them by latent.
+"""
+from __future__ import annotations
+
+from .util import known
+
+# the kind (for neutral values and checks) of each variational parameter
+FIELD_KINDS = {"concentration": "pos", "mean": "real", "beta": "pos", "scale": "spd",
+               "df": "pos"}
+
+
+def key(var: str, field: str) -> str:
+    return f"{var}.{field}"
+
+
+class VariationalWriter:
+    def __init__(self, w):
+        self.w = w
+        self.us = w.us
+        self.r = w.r
+
+    # ------------------------------------------------------------------ the params dict
+    def keys(self) -> list:
+        """(key, kind, shape expression list) of every variational parameter."""
+        out = []
+        for q in self.us.qfactors:
+            v = self.r.params[q.var]
+            plate = [known(d) for d in v.shape]
+            for f in q.fields:
+                if f == "concentration":
+                    dims = plate + [known(d) for d in v.elem_dims]
+                elif f == "mean":
+                    dims = plate + [known(d) for d in v.elem_dims]
+                elif f == "scale":
+                    dims = plate + [known(v.elem_dims[0])] * 2
+                else:   # beta, df: one number per element of the plate
+                    dims = plate
+                out.append((key(q.var, f), FIELD_KINDS[f], dims))
+        return out
+
+    def q_factors_constant(self, s):
+        qs = {q.var: {"family": q.family, "fields": q.fields, "partner": q.partner}
+              for q in self.us.qfactors}
+        s(f"Q_FACTORS = {qs!r}")
+
+    # ------------------------------------------------------------------ E-step
+    def expected_log_simplex(self, var: str) -> str:
+        """Source for E_q[log p] of a Dirichlet factor (digamma differences)."""
+        self.w.runtime.add("_dirichlet_expected_log")
+        return f'_dirichlet_expected_log(params["{key(var, "concentration")}"])'
+
+    def normal_wishart_natural(self, s, gu, x: str):
+        """eta_x (K, P), A_x (K,): E_q of the MvNormal emission's natural parameters and
+        log-normaliser under q(mu, Lambda), on the centred statistics (Bishop eq. 10.64-10.65:
+        E[Lambda mu], E[Lambda], E[mu^T Lambda mu] = D / beta + nu m^T W m, E[log|Lambda|])."""
+        self.w.runtime.add("_nw_expected_natural")
+        m, L = gu.mean.param, gu.spread.param
+        s(f'mean_{x} = np.atleast_2d(params["{key(m, "mean")}"]) - st["centre"]["shift_{x}"]')
+        s(f'eta_{x}, A_{x} = _nw_expected_natural(mean_{x}, params["{key(m, "beta")}"], '
+          f'params["{key(L, "scale")}"], params["{key(L, "df")}"])  # E_q[eta] (K, P), E_q[A] (K,)')
+
+    # ------------------------------------------------------------------ updates
+    def simplex(self, s, su):
+        """q(p) = Dirichlet(alpha0 + expected counts) (Bishop eq. 10.58)."""
+        src = self.r.assign if su.source == "assign" else su.source.factor
+        pf = self.r.priors[su.param]
+        s(self.w.cite(src))
+        s(self.w.cite(pf) + "  (its conjugate prior)")
+        counts = self.r.latent.name if su.source == "assign" else su.source.factor.target
+        s(f"# q({su.param}) = Dirichlet(alpha0 + expected counts): the prior's natural "
+          "parameters plus the messages")
+        s(f'counts = np.array(ess["C_{counts}"], dtype=float)  # expected counts')
+        s(f'new["{key(su.param, "concentration")}"] = counts + ({known(su.prior_alpha)})')
+
+    def normal_wishart(self, s, gu):
+        """q(mu_k, Lambda_k) = N(m_k, (beta_k Lambda_k)^-1) W(W_k, nu_k) from the statistics
+        (Bishop eq. 10.60-10.63), on the centred data."""
+        self.w.runtime.update({"_nw_posterior", "_unpack_sym"})
+        x = gu.emission.factor.target
+        m, L = gu.mean.param, gu.spread.param
+        mp, sp_ = gu.mean_prior, gu.spread_prior
+        s(self.w.cite(gu.emission.factor))
+        s(self.w.cite(mp) + "  (the structured prior: mean given precision)")
+        s(self.w.cite(sp_))
+        s(f'stats, n_cells = ess["S_{x}"], ess["N_{x}"]  # per component: sums of t(x), counts')
+        s(f'shift = ess["shift_{x}"]  # the statistics are of x - shift')
+        s("dim = shift.shape[0]")
+        s("sum_x, sum_xx = stats[:, :dim], _unpack_sym(stats[:, dim:], dim)")
+        s(f"prior_mean_c = np.asarray({known(mp.arg['mean'])}, dtype=float) - shift"
+          "  # the prior mean, centred")
+        s(f"centred_mean, beta, scale, df = _nw_posterior(n_cells, sum_x, sum_xx, prior_mean_c, "
+          f"{_beta0(gu)}, np.asarray({known(sp_.arg['scale'])}, dtype=float), "
+          f"{known(sp_.arg['df'])})")
+        s(f'new["{key(m, "mean")}"] = centred_mean + shift')
+        s(f'new["{key(m, "beta")}"] = beta')
+        s(f'new["{key(L, "scale")}"] = scale')
+        s(f'new["{key(L, "df")}"] = df')
+
+    # ------------------------------------------------------------------ objective
+    def kl_terms(self, s):
+        """log_p -= KL(q || prior) for every variational factor (all constants)."""
+        for q in self.us.qfactors:
+            pf = self.r.priors[q.var]
+            if q.family == "Dirichlet":
+                self.w.runtime.add("_dirichlet_kl")
+                s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
+                s(f'log_p -= float(np.sum(_dirichlet_kl(params["{key(q.var, "concentration")}"], '
+                  f"{known(pf.arg['alpha'])})))")
+            elif q.family == "Wishart":   # the pair's KL, once: with its mean's factor
+                continue
+            else:
+                gu = q.update
+                m, L = gu.mean.param, gu.spread.param
+                mp, sp_ = gu.mean_prior, gu.spread_prior
+                self.w.runtime.add("_nw_kl")
+                s(self.w.cite(mp) + f"  (- KL(q({m}, {L}) || prior), with line "
+                  f"{sp_.span.line})")
+                s(f'log_p -= float(np.sum(_nw_kl(params["{key(m, "mean")}"], '
+                  f'params["{key(m, "beta")}"], params["{key(L, "scale")}"], '
+                  f'params["{key(L, "df")}"], np.asarray({known(mp.arg["mean"])}, dtype=float), '
+                  f"{_beta0(gu)}, np.asarray({known(sp_.arg['scale'])}, dtype=float), "
+                  f"{known(sp_.arg['df'])})))")
+
+
+def _beta0(gu) -> str:
+    """Source for the prior's precision factor beta0 in prec = beta0 * Lambda[k]."""
+    slot = gu.prior_spread
+    if slot.scale is None:
+        return "1.0"
+    return f"(1.0 / ({known(slot.scale)}))" if slot.divide else f"({known(slot.scale)})"
+
+
+def write_expectations(vw, s):
+    """``expectations(params, hyp)``: each variational factor's expected statistics by
+    name (what the E-step reads, and the posterior means users ask for)."""
+    s("")
+    s("")
+    s("def expectations(params, hyp):")
+    s('    """latent -> {statistic: array} under its q factor (empty without q factors)."""')
+    s("    out = {}")
+    for q in vw.us.qfactors:
+        if q.family == "Dirichlet":
+            vw.w.runtime.add("_dirichlet_expected_log")
+            a = f'np.asarray(params["{key(q.var, "concentration")}"], dtype=float)'
+            s(f'    out["{q.var}"] = {{"E[{q.var}]": {a} / {a}.sum(-1, keepdims=True),')
+            s(f'                      "E[log {q.var}]": _dirichlet_expected_log({a})}}')
+        elif q.family == "Wishart":
+            vw.w.runtime.add("_wishart_expected_logdet")
+            W = f'np.asarray(params["{key(q.var, "scale")}"], dtype=float)'
+            nu = f'np.asarray(params["{key(q.var, "df")}"], dtype=float)'
+            s(f'    out["{q.var}"] = {{"E[{q.var}]": {nu}[..., None, None] * {W},')
+            s(f'                      "E[log|{q.var}|]": _wishart_expected_logdet({W}, {nu})}}')
+        else:
+            m = f'np.asarray(params["{key(q.var, "mean")}"], dtype=float)'
+            s(f'    out["{q.var}"] = {{"E[{q.var}]": {m}}}')
+    s("    return out")

@@ -1,0 +1,171 @@
+"""Variational Bayes for mixtures (CAVI over global latents around one discrete latent):
+the Bayesian GMM against scikit-learn's BayesianGaussianMixture from identical initial
+responsibilities, its ELBO against an independent Monte Carlo computation, and the ELBO
+never decreasing (bayes_gmm, lda)."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+import emdsl
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def bgmm():
+    return emdsl.load(MODELS / "bayes_gmm.emm", use_cache=False)
+
+
+def _bgmm_data(seed=0, n=300, d=2, k=3):
+    rng = np.random.default_rng(seed)
+    means = rng.normal(scale=3.0, size=(k, d))
+    z = rng.integers(k, size=n)
+    x = means[z] + rng.normal(size=(n, d)) @ np.diag(rng.uniform(0.5, 1.5, d))
+    return x
+
+
+def _sklearn_bgm(x, R0, K, iters, alpha0, beta0, m0, nu0, W0):
+    from sklearn.mixture import BayesianGaussianMixture
+
+    class FromResp(BayesianGaussianMixture):
+        def _initialize_parameters(self, X, random_state, xp=None):
+            self._initialize(X, R0)
+
+    g = FromResp(n_components=K, covariance_type="full",
+                 weight_concentration_prior_type="dirichlet_distribution",
+                 weight_concentration_prior=alpha0, mean_precision_prior=beta0,
+                 mean_prior=m0, degrees_of_freedom_prior=nu0,
+                 covariance_prior=np.linalg.inv(W0), reg_covar=0.0, max_iter=iters,
+                 tol=0.0, n_init=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return g.fit(x)
+
+
+def _rel(a, b):
+    return np.max(np.abs(np.asarray(a) - np.asarray(b))) / max(np.max(np.abs(b)), 1e-300)
+
+
+@pytest.mark.parametrize("iters", [1, 5, 50])
+@pytest.mark.parametrize("data", ["simulated", "faithful"])
+def test_bayes_gmm_matches_sklearn(bgmm, iters, data):
+    if data == "faithful":
+        x = np.loadtxt(SHARED / "faithful.csv", delimiter=",", skiprows=1)
+        x = (x - x.mean(0)) / x.std(0)
+    else:
+        x = _bgmm_data()
+    n, d = x.shape
+    K = 6
+    R0 = np.random.default_rng(1).dirichlet(np.ones(K), size=n)
+    hyp = dict(alpha0=0.1, beta0=1.0, nu0=float(d), m0=np.zeros(d), W0=np.eye(d))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = bgmm.fit(x=x, K=K, **hyp, init={"z": R0}, max_iter=iters, tol=0.0, reg=0.0)
+    g = _sklearn_bgm(x, R0, K, iters, hyp["alpha0"], hyp["beta0"], hyp["m0"], hyp["nu0"],
+                     hyp["W0"])
+    q = r.posterior
+    assert _rel(q["weights"]["concentration"], g.weight_concentration_) < 1e-6
+    assert _rel(q["mu"]["beta"], g.mean_precision_) < 1e-6
+    assert _rel(q["mu"]["mean"], g.means_) < 1e-6
+    assert _rel(q["Lambda"]["df"], g.degrees_of_freedom_) < 1e-6
+    # sklearn's covariances_ are W^-1 / nu; its precisions_ are E[Lambda] = nu W
+    assert _rel(q["Lambda"]["E[Lambda]"], g.precisions_) < 1e-6
+    assert _rel(q["Lambda"]["scale"], g.precisions_ / g.degrees_of_freedom_[:, None, None]) < 1e-6
+    assert _rel(q["z"], g.predict_proba(x)) < 1e-6
+
+
+def _mc_elbo(x, R, q, hyp, draws=20000, seed=0):
+    """E_q[log p(x, z, pi, mu, Lambda)] - E_q[log q] by Monte Carlo over the globals (the
+    categorical part exactly), from scipy.stats densities only."""
+    rng = np.random.default_rng(seed)
+    n, d = x.shape
+    alpha = q["weights"]["concentration"]
+    K = len(alpha)
+    pi = stats.dirichlet(alpha).rvs(draws, random_state=rng)
+    f = stats.dirichlet(np.full(K, hyp["alpha0"])).logpdf(pi.T) - stats.dirichlet(alpha).logpdf(pi.T)
+    f = f + (np.log(pi) * R.sum(0)).sum(1)   # sum_n sum_k r log pi_k
+    for k in range(K):
+        W, nu = q["Lambda"]["scale"][k], q["Lambda"]["df"][k]
+        m, beta = q["mu"]["mean"][k], q["mu"]["beta"][k]
+        Lam = stats.wishart(df=nu, scale=W).rvs(draws, random_state=rng).reshape(draws, d, d)
+        C = np.linalg.cholesky(np.linalg.inv(Lam))
+        mu = m + np.einsum("sij,sj->si", C, rng.normal(size=(draws, d))) / np.sqrt(beta)
+        # log p(Lambda) + log p(mu | Lambda) - log q(Lambda) - log q(mu | Lambda)
+        lw = lambda X, S, v: stats.wishart(df=v, scale=S).logpdf(np.moveaxis(X, 0, -1))
+        f += lw(Lam, hyp["W0"], hyp["nu0"]) - lw(Lam, W, nu)
+        diff0, diff = mu - hyp["m0"], mu - m
+        quad = lambda v, b: b * np.einsum("si,sij,sj->s", v, Lam, v)
+        logdet = np.linalg.slogdet(Lam)[1]
+        f += 0.5 * (d * np.log(hyp["beta0"]) - quad(diff0, hyp["beta0"]))
+        f -= 0.5 * (d * np.log(beta) - quad(diff, beta))
+        # sum_n r_nk log N(x_n | mu, Lambda^-1)
+        dev = x[None] - mu[:, None]                                   # (S, N, D)
+        qf = np.einsum("sni,sij,snj->sn", dev, Lam, dev)
+        f += (R[:, k] * (0.5 * logdet[:, None] - 0.5 * qf - 0.5 * d * np.log(2 * np.pi))).sum(1)
+    entropy_z = -np.sum(special.xlogy(R, R))
+    return f.mean() + entropy_z, f.std() / np.sqrt(draws)
+
+
+def test_bayes_gmm_elbo_matches_monte_carlo(bgmm):
+    x = _bgmm_data(seed=3, n=40)
+    K = 3
+    hyp = dict(alpha0=0.5, beta0=0.7, nu0=3.0, m0=np.array([0.5, -0.2]),
+               W0=np.array([[1.0, 0.3], [0.3, 2.0]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = bgmm.fit(x=x, K=K, **hyp, max_iter=4, tol=0.0, seed=2)
+    mod = bgmm.module
+    h = {"N": len(x), "D": 2, "K": K, **hyp}
+    st = mod.prepare({"x": x}, h)
+    resp, _, loglik = mod.e_step(st, r.params, h)
+    ours = loglik + mod.log_prior(r.params, h)
+    q = {v: r.posterior[v] for v in ("weights", "mu", "Lambda")}
+    mc, se = _mc_elbo(x, resp, q, hyp)
+    assert abs(ours - mc) < 3 * se + 1e-9 * abs(mc), (ours, mc, se)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_bayes_gmm_elbo_never_decreases(bgmm, seed):
+    x = _bgmm_data(seed=seed, n=200, d=3, k=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = bgmm.fit(x=x, K=6, seed=seed, max_iter=60, tol=0.0)
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+
+
+@pytest.fixture(scope="module")
+def lda():
+    return emdsl.load(MODELS / "lda.emm", use_cache=False)
+
+
+def _corpus(seed, docs=40, vocab=30, k=3, length=25):
+    rng = np.random.default_rng(seed)
+    phi = rng.dirichlet(np.full(vocab, 0.2), size=k)
+    doc, w = [], []
+    for d in range(docs):
+        theta = rng.dirichlet(np.full(k, 0.5))
+        z = rng.choice(k, size=length, p=theta)
+        doc += [d] * length
+        w += [rng.choice(vocab, p=phi[j]) for j in z]
+    return np.array(doc), np.array(w), docs, vocab
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lda_elbo_never_decreases(lda, seed):
+    doc, w, D, V = _corpus(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = lda.fit(doc=doc, w=w, T=len(w), D=D, V=V, K=3, seed=seed, max_iter=40, tol=0.0)
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+    theta = r.posterior["theta"]
+    assert theta["concentration"].shape == (D, 3)
+    np.testing.assert_allclose(theta["E[theta]"].sum(1), 1.0)

@@ -85,10 +85,21 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
         doc.para(f"The plan (chosen from the roles and the factor graph; the algorithm is "
                  f"{us.plan.algorithm}):")
         doc.items(us.plan.words())
-    what = "maximum likelihood" if not r.priors else f"MAP (priors on {', '.join(r.priors)})"
-    doc.para(f"Params are point estimates by {what}. Given the params, each `{z}[{n}]` takes "
-             f"one of the values 1..{K}, so its posterior is a finite discrete distribution: "
-             "the E-step is exact and the algorithm is EM.")
+    point = {p: f for p, f in r.priors.items() if p not in us.variational}
+    if us.variational:
+        globals_ = ", ".join(f"`{v}`" for v in sorted(us.variational))
+        doc.para(f"The global latents {globals_} each get a variational factor q in their "
+                 f"prior's family, and `{z}[{n}]` gets q({z}[{n}]) = Categorical(r[{n}]). "
+                 "Coordinate ascent (CAVI) sets each factor to exp(E_q[log p]) over the others, "
+                 "normalised, in turn (Blei, Kucukelbir & McAuliffe 2017; Bishop, PRML §10.2): "
+                 f"q({z}) from the globals' expectations, then every global from the expected "
+                 "statistics" + (", and the params by maximising the ELBO (variational EM)."
+                                 if len(us.variational) < len(r.params) else "."))
+    else:
+        what = "maximum likelihood" if not point else f"MAP (priors on {', '.join(point)})"
+        doc.para(f"Params are point estimates by {what}. Given the params, each `{z}[{n}]` "
+                 f"takes one of the values 1..{K}, so its posterior is a finite discrete "
+                 "distribution: the E-step is exact and the algorithm is EM.")
     doc.heading("2. Complete-data log likelihood")
     doc.math(f"log p(x, {z} | theta) = sum_{n} sum_k 1[{z}[{n}] = k] (log p({z}[{n}] = k) "
              "+ sum_f log p(x_f | theta_k))   (Linderman eq. 6)",
@@ -110,6 +121,9 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
                  "A = 1/2 mu^T Sigma^-1 mu + 1/2 log|Sigma| + D/2 log(2 pi)   (eq. 12)",
                  r"t(x) = [x, x x^\top],\ \eta = [\Sigma^{-1}\mu, -\tfrac12\Sigma^{-1}],\ "
                  r"A = \tfrac12 \mu^\top\Sigma^{-1}\mu + \tfrac12\log|\Sigma| + \tfrac D2\log 2\pi")
+    if us.variational:
+        _variational(doc, us, z, n)
+        return doc.text()
     doc.heading("3. E-step")
     doc.math(f"r[{n}, k] = q({z}[{n}] = k) = p({z}[{n}] = k) prod_f p(x_f | theta_k) / "
              f"sum_j p({z}[{n}] = j) prod_f p(x_f | theta_j)   (eq. 14, 39)",
@@ -137,8 +151,56 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
     return doc.text()
 
 
+def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
+    """Sections 3-5 of a CAVI / variational EM derivation (the family table's words)."""
+    from .families import VB_TEXT
+    doc.heading(f"3. Update of q({z}) (the local step)")
+    doc.math(f"log q({z}[{n}] = k) = E_q[log p({z}[{n}] = k)] + sum_f E_q[log p(x_f | theta_k)] "
+             "+ const,   E_q[log p(x | theta_k)] = E_q[eta(theta_k)] . t(x) - E_q[A(theta_k)] "
+             "+ log h(x)   (Bishop eq. 10.46)",
+             rf"\log q({z}_{n} = k) = \mathbb{{E}}_q[\log p({z}_{n} = k)] + \sum_f "
+             r"\mathbb{E}_q[\eta(\theta_k)]^\top t(x_f) - \mathbb{E}_q[A(\theta_k)] + \mathrm{const}")
+    doc.para("The natural parameters are multilinear in the globals' statistics, so under the "
+             "mean-field q their expectations are those of the statistics; the E-step is EM's "
+             "with these in place of point values, and the responsibilities r are its softmax:")
+    qs = [q for q in us.qfactors if q.family in VB_TEXT]
+
+    def words(q, part, i):
+        prior = us.report.priors[q.var]
+        fields = {a: ast.show(e) for a, e in prior.args}
+        return VB_TEXT[q.family][part][i].format(v=q.var, p=q.partner, c="N", **fields)
+    for q in qs:
+        doc.para(f"`{q.var}`" + (f" with `{q.partner}`" if q.partner else "") + ":")
+        doc.math(words(q, "expect", 0), words(q, "expect", 1))
+    doc.para("Expected sufficient statistics, sums over the items (additive over chunks):")
+    doc.math(f"S_k = sum_{n} r[{n}, k] t(x_{n}),   N_k = sum_{n} r[{n}, k]",
+             rf"S_k = \sum_{n} r_{{{n}k}}\, t(x_{n}), \quad N_k = \sum_{n} r_{{{n}k}}")
+    doc.heading("4. Update of the global factors")
+    doc.para("Each global's q is its prior's conjugate form plus the summed messages of the "
+             "statistics (the prior's natural parameters + sum_k of r-weighted t(x)); MAP-EM "
+             "would take the mode of the same form (Bishop eq. 10.58-10.63):")
+    for q in qs:
+        doc.math(words(q, "update", 0), words(q, "update", 1))
+    _simplex(doc, us)
+    _scalar(doc, us)
+    _gaussian(doc, us)
+    doc.heading("5. Objective: the ELBO")
+    doc.para(f"Right after the update of q({z}), E_q[log p(x, {z})] + H(q({z})) is the sum of the "
+             "log normalisers of the softmax; the ELBO adds minus the KL divergence of each "
+             "global factor from its prior, every constant kept, in nats. CAVI never "
+             "decreases it (the driver warns on a relative decrease beyond 1e-9):")
+    doc.math(f"L = sum_{n} log sum_k exp(E_q[log p({z}[{n}] = k)] + sum_f E_q[log p(x_f | "
+             "theta_k)]) - sum_v KL(q(v) || p(v))",
+             rf"\mathcal L = \sum_{n}\log\sum_k e^{{\mathbb E_q[\log p({z}_{n}=k)] + "
+             r"\sum_f \mathbb E_q[\log p(x_f\mid\theta_k)]} - \sum_v \mathrm{KL}(q(v)\,\|\,p(v))")
+    for q in qs:
+        doc.math(words(q, "kl", 0), words(q, "kl", 1))
+
+
 def _simplex(doc: _Doc, us: UpdateSet):
     for su in us.simplex:
+        if su.param in us.variational:
+            continue
         grid = axes_text(su.axes)
         prior = " plus alpha - 1 pseudo-counts from the Dirichlet prior" \
             if su.prior_alpha is not None else ""
@@ -188,6 +250,8 @@ def _scalar(doc: _Doc, us: UpdateSet):
 def _gaussian(doc: _Doc, us: UpdateSet):
     """MvNormal params: messages of the cells plus the conjugate prior, then the mode."""
     for gu in us.gaussian:
+        if gu.mean.param in us.variational:
+            continue
         f = gu.emission.factor
         m, sp_ = gu.mean.param, gu.spread.param
         shared = lambda slot: "" if slot.axes == gu.grid else " (shared by the cells: " \

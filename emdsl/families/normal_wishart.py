@@ -139,3 +139,24 @@ class NormalWishart:
         mu = np.stack(mus, axis=1).reshape(size + batch + (D,))
         Lam = np.stack(lams, axis=1).reshape(size + batch + (D, D))
         return mu, Lam
+
+
+# What a Normal-Wishart factor q({v}, {p}) contributes to a derivation (plain, LaTeX),
+# Bishop PRML eq. 10.60-10.65; N, xbar, S: a component's expected count, mean, scatter.
+VB_TEXT = {"MvNormal | Wishart": {
+    "expect": ("E[{p} {v}] = nu W m,  E[{p}] = nu W,  E[{v}^T {p} {v}] = D / beta + nu m^T W m,  "
+               "E[log|{p}|] = sum_i digamma((nu + 1 - i) / 2) + D log 2 + log|W|",
+               r"\mathbb{{E}}[{p}{v}] = \nu W m,\ \mathbb{{E}}[{p}] = \nu W,\ "
+               r"\mathbb{{E}}[{v}^\top{p}{v}] = D/\beta + \nu m^\top W m,\ "
+               r"\mathbb{{E}}\log|{p}| = \sum_i\psi\big(\tfrac{{\nu+1-i}}2\big) + D\log 2 + \log|W|"),
+    "update": ("beta = beta0 + N,  m = (beta0 m0 + N xbar) / beta,  nu = nu0 + N,  "
+               "W^-1 = W0^-1 + S + beta0 N / (beta0 + N) (xbar - m0)(xbar - m0)^T",
+               r"\beta = \beta_0 + N,\ m = \frac{{\beta_0 m_0 + N\bar x}}{{\beta}},\ "
+               r"\nu = \nu_0 + N,\ W^{{-1}} = W_0^{{-1}} + S + \frac{{\beta_0 N}}{{\beta_0 + N}}"
+               r"(\bar x - m_0)(\bar x - m_0)^\top"),
+    "kl": ("KL = E_q(Lambda)[KL(N(m, (beta {p})^-1) || N(m0, (beta0 {p})^-1))] + "
+           "KL(W(W, nu) || W(W0, nu0))",
+           r"\mathrm{{KL}} = \mathbb{{E}}_{{q({p})}}\mathrm{{KL}}\big(\mathcal N(m, (\beta {p})^{{-1}})"
+           r"\,\|\,\mathcal N(m_0, (\beta_0 {p})^{{-1}})\big) + \mathrm{{KL}}\big(\mathcal W(W,\nu)\,\|\,"
+           r"\mathcal W(W_0,\nu_0)\big)"),
+}}

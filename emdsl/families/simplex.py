@@ -172,3 +172,19 @@ class Dirichlet(ExpFamily):
         a = np.asarray(eta[0]) + 1.0
         g = rng.standard_gamma(a, size=tuple(np.atleast_1d(size)) + a.shape if size != () else None)
         return g / g.sum(-1, keepdims=True)
+
+
+# What a Dirichlet variational factor q(v) = Dir(alpha) contributes to a derivation
+# (plain text, LaTeX; {v} the latent, {c} its expected counts, {alpha} the prior's argument),
+# Bishop PRML eq. 10.58, 10.66.
+VB_TEXT = {"Dirichlet": {
+    "expect": ("E_q[log {v}_j] = digamma(a_j) - digamma(sum_i a_i), a: the concentration of q({v})",
+               r"\mathbb{{E}}_q[\log {v}_j] = \psi(a_j) - \psi\big(\textstyle\sum_i a_i\big)"),
+    "update": ("q({v}) = Dirichlet(a),  a = {alpha} + {c}",
+               r"q({v}) = \mathrm{{Dir}}(a),\ a = {alpha} + {c}"),
+    "kl": ("KL(q({v}) || p({v})) = log Gamma(sum a) - sum log Gamma(a_j) - log Gamma(sum a0) + "
+           "sum log Gamma(a0_j) + sum (a_j - a0_j)(digamma(a_j) - digamma(sum a)),  a0 = {alpha}",
+           r"\mathrm{{KL}} = \log\Gamma(\textstyle\sum a) - \sum\log\Gamma(a_j) - "
+           r"\log\Gamma(\textstyle\sum a^0) + \sum\log\Gamma(a^0_j) + "
+           r"\sum(a_j - a^0_j)\big(\psi(a_j) - \psi(\textstyle\sum a)\big)"),
+}}

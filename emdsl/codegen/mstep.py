@@ -62,6 +62,8 @@ class MStepWriter:
             (vb.simplex if su.param in self.us.variational else self.simplex)(s, su)
         for g in self.us.groups:
             self.scalar_group(s, g)
+        for q in self.us.scalar_qs:
+            vb.scalar(s, q)
         for gu in self.us.gaussian:
             if gu.mean.param in self.us.variational:
                 vb.normal_wishart(s, gu)

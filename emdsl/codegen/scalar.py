@@ -143,19 +143,27 @@ class ScalarEmitter:
     # ------------------------------------------------------------------ E-step
     def natural(self, s, const):
         e, fm, x = self.e, self.fm, self.x
-        self.on_grid(s, e.refs, lambda p: f'params["{p}"]')
+        etas, A = (fm.q_eta, fm.q_A) if fm.q_eta else (fm.eta, fm.A)
+        if fm.q_eta:   # variational globals: q's parameters on the cells
+            refs = self.w.vb.scalar_q_locals(s, self, e.refs)
+        else:
+            self.on_grid(s, e.refs, lambda p: f'params["{p}"]')
+            refs = [r.param for r in e.refs]
         self.on_grid(s, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
+        refs += [r.param for r in e.knowns]
         if fm.shift is not None:
             s(f'{fm.shift} = {self.shift_on_grid()}  # the statistics are of {x} - {fm.shift}')
-        syms = set().union(*[q.free_symbols for q in (*fm.eta, fm.A)])
+        if fm.q_eta:
+            self.w.vb.scalar_expectations(s, fm, fm.shift)
+        syms = set().union(*[q.free_symbols for q in (*etas, A)])
         self.w._hyper_locals(s, {y for y in syms if str(y) not in fm.ref_axes})
-        refs = [r.param for r in (*e.refs, *e.knowns)]
         grid = f"np.broadcast_shapes({', '.join(f'np.shape({p})' for p in refs)})" \
             if refs else "()"
-        for i, eta in enumerate(fm.eta):
+        for i, eta in enumerate(etas):
             s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
               f"of t_{i} = {fm.t[i]}")
-        s(f"A_{x} = np.broadcast_to({py(fm.A)}, {grid})  # log-normaliser A(theta)")
+        s(f"A_{x} = np.broadcast_to({py(A)}, {grid})  # log-normaliser A(theta)"
+          + (", its expectation under q" if fm.q_eta else ""))
         letters = self.grid_letters()
         keep = "k" if "k" in letters else ""
         mult = self.multiplicity()

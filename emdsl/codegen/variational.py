@@ -16,7 +16,7 @@ The variational parameters live in the module's params dict under ``"var.field"`
 """
 from __future__ import annotations
 
-from .util import known
+from .util import known, py
 
 # the kind (for neutral values and checks) of each variational parameter
 FIELD_KINDS = {"concentration": "pos", "mean": "real", "beta": "pos", "scale": "spd",
@@ -40,6 +40,9 @@ class VariationalWriter:
         for q in self.us.qfactors:
             v = self.r.params[q.var]
             plate = [known(d) for d in v.shape]
+            if q.update in self.us.scalar_qs:   # a scalar family: its own parameters
+                out += [(key(q.var, f), kind, plate) for f, kind in zip(q.fields, q.update.kinds)]
+                continue
             for f in q.fields:
                 if f == "concentration":
                     dims = plate + [known(d) for d in v.elem_dims]
@@ -72,6 +75,86 @@ class VariationalWriter:
         s(f'mean_{x} = np.atleast_2d(params["{key(m, "mean")}"]) - st["centre"]["shift_{x}"]')
         s(f'eta_{x}, A_{x} = _nw_expected_natural(mean_{x}, params["{key(m, "beta")}"], '
           f'params["{key(L, "scale")}"], params["{key(L, "df")}"])  # E_q[eta] (K, P), E_q[A] (K,)')
+
+    # ------------------------------------------------------------------ scalar families
+    def scalar_q_locals(self, s, emitter, refs, source=None) -> list:
+        """Locals q_<var>_<name> of each scalar q factor's parameters on the cells of
+        ``emitter``'s statement; returns their names (for the cells' shape)."""
+        grid = emitter.grid_letters()
+        names = []
+        for r in refs:
+            q = next(q for q in self.us.scalar_qs if q.var == r.param)
+            own = emitter.letters(r.axes)
+            for name, P in zip(q.names, q.P):
+                val = (source or (lambda k: f'params["{k}"]'))(key(q.var, name))
+                s(f"{P} = {val}" if own == grid else
+                  f'{P} = _on_grid({val}, "{own}", "{grid}")  # on the cells [{grid}]')
+                names.append(str(P))
+        return names
+
+    def scalar_expectations(self, s, fm, shift, only=None):
+        """Locals E_<var>_<j> = E_q[T_j(var)] (and EC_<var>_<j>, of var - shift) that the
+        expressions of ``fm`` read, from the mean maps of the q factors."""
+        from ..inference.variational_scalar import expected  # noqa: F401 (sympy loaded)
+        used = set().union(*[e.free_symbols for e in (*fm.q_eta, fm.q_A)])
+        for q in self.us.scalar_qs:
+            if only is not None and q.var not in only:
+                continue
+            for j, (E, m) in enumerate(zip(q.E, q.mean_map)):
+                if E in used or only is not None:
+                    s(f"{E} = {py(m)}  # E_q[{q.T[j]}]")
+            if q.centred is not None and shift is not None:
+                for j, (E, m) in enumerate(zip(q.EC, q.centred_mean_map(shift))):
+                    if E in used or only is not None:
+                        s(f"{E} = {py(m)}  # E_q[({q.T[j]}) at {q.var} - {shift}]")
+
+    def scalar(self, s, q):
+        """q(v) = its prior's family with natural parameters prior + sum of the messages
+        over the cells v appears in; then its own parameters (the inverse map)."""
+        pf = self.r.priors[q.var]
+        s(self.w.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
+        v = self.r.params[q.var]
+        axes = None
+        for j in range(len(q.H)):
+            prior = q.eta[j].subs(dict(zip(q.P, q.prior)))
+            self.w._hyper_locals(s, prior.free_symbols)
+            s(f"{q.H[j]} = np.asarray({py(prior)}, dtype=float)  # the prior's natural "
+              f"parameter of {q.T[j]}")
+        for fm, c in q.messages:
+            em = self.w.emitter(fm.emission)
+            x = fm.emission.factor.target
+            s(self.w.cite(fm.emission.factor) + f"  (its message to {q.var})")
+            for i, S in enumerate(fm.ess):
+                s(f'{S} = ess["{S}"]')
+            s(f'{fm.count} = ess["{fm.count}"]')
+            if fm.shift is not None:
+                s(f'{fm.shift} = ess["{fm.shift}"]')
+            others = [r for r in fm.emission.refs if r.param != q.var]
+            for r in others:   # the newest q of the other latents
+                self.scalar_q_locals(s, em, [r], lambda k: f'_param_value("{k}", new, old, hyp)')
+            used = set().union(*[cj.free_symbols for cj in c])
+            for o in self.us.scalar_qs:
+                if o is q or o.var not in {r.param for r in others}:
+                    continue
+                for E, m in zip(o.E, o.mean_map):
+                    if E in used:
+                        s(f"{E} = {py(m)}")
+                if o.centred is not None and fm.shift is not None:
+                    for E, m in zip(o.EC, o.centred_mean_map(fm.shift)):
+                        if E in used:
+                            s(f"{E} = {py(m)}")
+            self.w._hyper_locals(s, used)
+            ref = next(r for r in fm.emission.refs if r.param == q.var)
+            own, grid = em.letters(ref.axes), em.grid_letters()
+            shape = f'np.shape(ess["{fm.ess[0]}"])' if fm.ess else f'np.shape({fm.count})'
+            for j, cj in enumerate(c):
+                msg = f"np.broadcast_to({py(cj)}, {shape})"
+                if own != grid:
+                    msg = f'np.einsum("{grid}->{own}", {msg})  # summed over the cells'
+                s(f"{q.H[j]} = {q.H[j]} + {msg}")
+        for name, P, inv in zip(q.names, q.P, q.inverse):
+            s(f'new["{key(q.var, name)}"] = np.broadcast_to({py(inv)}, {q.H[0]}.shape).copy()'
+              f"  # {name}")
 
     # ------------------------------------------------------------------ updates
     def simplex(self, s, su):
@@ -115,7 +198,15 @@ class VariationalWriter:
         """log_p -= KL(q || prior) for every variational factor (all constants)."""
         for q in self.us.qfactors:
             pf = self.r.priors[q.var]
-            if q.family == "Dirichlet":
+            if q.update in self.us.scalar_qs:
+                sq = q.update
+                s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
+                for name, P in zip(sq.names, sq.P):
+                    s(f'{P} = np.asarray(params["{key(q.var, name)}"], dtype=float)')
+                kl = sq.kl()
+                self.w._hyper_locals(s, kl.free_symbols)
+                s(f"log_p -= float(np.sum(np.broadcast_to({py(kl)}, np.shape({sq.P[0]}))))")
+            elif q.family == "Dirichlet":
                 self.w.runtime.add("_dirichlet_kl")
                 s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
                 s(f'log_p -= float(np.sum(_dirichlet_kl(params["{key(q.var, "concentration")}"], '
@@ -153,7 +244,13 @@ def write_expectations(vw, s):
     s('    """latent -> {statistic: array} under its q factor (empty without q factors)."""')
     s("    out = {}")
     for q in vw.us.qfactors:
-        if q.family == "Dirichlet":
+        if q.update in vw.us.scalar_qs:
+            sq = q.update
+            s("    " + "; ".join(f'{P} = np.asarray(params["{key(q.var, n)}"], dtype=float)'
+                                for n, P in zip(sq.names, sq.P)))
+            items = ", ".join(f'"E[{T}]": {py(m)}' for T, m in zip(sq.T, sq.mean_map))
+            s(f'    out["{q.var}"] = {{{items}}}')
+        elif q.family == "Dirichlet":
             vw.w.runtime.add("_dirichlet_expected_log")
             a = f'np.asarray(params["{key(q.var, "concentration")}"], dtype=float)'
             s(f'    out["{q.var}"] = {{"E[{q.var}]": {a} / {a}.sum(-1, keepdims=True),')

@@ -77,6 +77,7 @@ class UpdateSet:
     plan: object = None         # the inference Plan the updates were derived from
     variational: frozenset = frozenset()  # global latents with a q factor (seen as params)
     qfactors: list = field(default_factory=list)  # their QFactors (variational.py)
+    scalar_qs: list = field(default_factory=list)  # ScalarQs (variational_scalar.py)
 
     def q(self, var: str):
         """The QFactor of variational global ``var``, else None."""
@@ -124,10 +125,13 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = known_symbols(cm)
     forms = [emission_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
-    groups = _scalar_groups(cm, report, forms, symbols)
+    vforms = [fm for fm in forms if any(r.param in variational for r in fm.emission.refs)]
+    scalar_qs = _scalar_qs(cm, report, vforms, variational, symbols)
+    groups = _scalar_groups(cm, report, [fm for fm in forms if fm not in vforms], symbols)
     simplex = _simplex_updates(cm, report)
     gaussian = gaussian_updates(cm, report)
     covered = {p for g in groups for p in g.params} | {s.param for s in simplex}
+    covered |= {q.var for q in scalar_qs}
     covered |= {p for gu in gaussian for p in gu.params}
     for name, v in report.params.items():
         if name not in covered:
@@ -135,14 +139,29 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -
                                     f"({v.kind}) in this position", v.span,
                                     "params must be arguments of a scalar family, a "
                                     "Categorical or an MvNormal", cm.model.source)
-    scalar_q = sorted(set(variational) & {p for g in groups for p in g.params})
-    if scalar_q:
-        raise NonConjugateError(f"not supported yet: the variational factor of latent "
-                                f"'{scalar_q[0]}' in a scalar family's statement (lands next)",
-                                cm.vars[scalar_q[0]].span, f"declare '{scalar_q[0]}' a "
-                                "`param` (MAP-EM)", cm.model.source)
     return UpdateSet(report, cm, forms, groups, simplex, gaussian, symbols,
-                     variational=frozenset(variational))
+                     variational=frozenset(variational), scalar_qs=scalar_qs)
+
+
+def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> list:
+    """The q factors of the scalar latents of the statements ``vforms`` (every unknown in
+    them variational), their messages, and each statement's E_q[eta], E_q[A]."""
+    from .variational_scalar import attach_messages, expected, scalar_q
+    for fm in vforms:
+        point = [r.param for r in fm.emission.refs if r.param not in variational]
+        if point:
+            raise NonConjugateError(
+                f"not supported yet: param '{point[0]}' beside a variational latent in "
+                f"'{fm.emission.factor.text.strip()}' (variational EM with scalar params "
+                "lands next)", fm.emission.factor.span, f"declare '{point[0]}' a latent "
+                "with a conjugate prior", cm.model.source)
+    names = [n for n in cm.vars if any(r.param == n for fm in vforms for r in fm.emission.refs)]
+    qs = [scalar_q(cm, n, report.priors[n], symbols) for n in names]
+    attach_messages(cm, qs, vforms)
+    for fm in vforms:
+        fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)
+        fm.q_A = expected(fm.A, qs, fm.shift)
+    return qs
 
 
 # ----------------------------------------------------------------------------- scalar M-steps

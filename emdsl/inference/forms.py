@@ -35,6 +35,9 @@ class EmissionForm:
     ref_axes: dict = field(default_factory=dict)  # param / indexed hyper -> its axes
     summed: tuple = ()    # inner loop variables no param depends on (summed in t(x))
     shift_shared: tuple = ()  # inner loops on the cells across which the shift is one value
+    # variational globals in the params: E_q[eta] and E_q[A] in their expectation symbols
+    q_eta: tuple = ()
+    q_A: sp.Expr | None = None
 
 
 # ----------------------------------------------------------------------------- symbols

@@ -106,6 +106,9 @@ def variational_factors(us, names: frozenset) -> list[QFactor]:
         out.append(QFactor(spread, "Wishart", ("scale", "df"), gu, mean))
         out.append(QFactor(mean, "MvNormal | Wishart", ("mean", "beta"), gu, spread))
         done |= {mean, spread}
+    done |= {q.var for q in us.scalar_qs}
+    for q in us.scalar_qs:
+        out.append(QFactor(q.var, q.family, q.names, q))
     for name in sorted(names - done):
         raise _unsupported(cm, name, f"the variational factor of latent '{name}' (this "
                            "version derives Dirichlet factors of simplex weights and "

@@ -330,3 +330,11 @@ def test_bayesian_mixture_of_unigrams_equals_the_updates_written_by_hand():
     assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
     labels = r.posterior["z"].argmax(1)
     assert max(np.mean(labels == zd), np.mean(labels != zd)) == 1.0
+
+
+def test_a_scalar_structured_pair_is_not_supported_yet_with_its_location():
+    src = NORMAL_GAMMA_MF.replace("mu[k] ~ Normal(m0, s0)", "mu[k] ~ Normal(m0, prec=tau[k])")
+    with pytest.raises(emdsl.errors.NonConjugateError,
+                       match=r"structured factor q\(mu, tau\) of a scalar family") as e:
+        _load(src)
+    assert e.value.span.line == 4 + src.split("\n").index("    mu[k] ~ Normal(m0, prec=tau[k])")

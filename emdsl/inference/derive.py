@@ -157,6 +157,17 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> lis
                 "with a conjugate prior", cm.model.source)
     names = [n for n in cm.vars if any(r.param == n for fm in vforms for r in fm.emission.refs)]
     qs = [scalar_q(cm, n, report.priors[n], symbols) for n in names]
+    latent = {symbols[n] for n in variational if n in symbols}
+    for q in qs:
+        given = sorted(str(u) for a in q.prior for u in a.free_symbols & latent)
+        if given:
+            pf = report.priors[q.var]
+            raise NonConjugateError(
+                f"not supported yet: the structured factor q({q.var}, {given[0]}) of a "
+                f"scalar family (its prior '{pf.text.strip()}' depends on latent "
+                f"'{given[0]}', as in a Normal-Gamma; lands next)", pf.span,
+                f"give '{q.var}' a prior with known arguments (mean-field), or use the "
+                "Normal-Wishart MvNormal form", cm.model.source)
     attach_messages(cm, qs, vforms)
     for fm in vforms:
         fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)

@@ -47,7 +47,7 @@ def source_model(src, name):
 
 def m_step_from(mod, data, h, R, params=None, reg=0.0):
     st = mod.prepare(data, h)
-    ess = mod.expected_stats(st, R)
+    ess = mod.expected_stats(st, mod.row_resp(st, R))  # (rows of a compressed plate)
     return mod.m_step(ess, params, h, reg)
 
 
@@ -142,7 +142,9 @@ def test_topics_em_e_step_responsibilities():
     h = {"T": T, "D": D, "V": V, "K": K}
     params = {"theta": rng.dirichlet(np.ones(K), size=D), "phi": rng.dirichlet(np.ones(V), size=K)}
     mod = model("topics_em").module
-    resp, ess, loglik = mod.e_step(mod.prepare({"doc": doc, "w": w}, h), params, h)
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    resp, ess, loglik = mod.e_step(st, params, h)
+    resp = mod.item_resp(st, resp)   # one row per distinct (doc, w) -> every token
     joint = np.array([[params["theta"][doc[t], k] * params["phi"][k, w[t]] for k in range(K)]
                       for t in range(T)])
     np.testing.assert_allclose(resp, joint / joint.sum(axis=1, keepdims=True), rtol=1e-12)

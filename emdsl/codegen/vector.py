@@ -27,7 +27,7 @@ class CategoricalEmitter:
               f"summed over the items of a group")
         else:
             s(f'st["{x}"] = {x}')
-            s(f'st["G_{x}"] = scipy.sparse.csr_matrix((np.ones(n_rows), ({x}, '
+            s(f'st["G_{x}"] = scipy.sparse.csr_matrix(({self.w.row_weights("n_rows")}, ({x}, '
               f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
 
     def natural(self, s, const):

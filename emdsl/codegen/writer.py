@@ -77,6 +77,7 @@ class _Writer:
         self.runtime: set = set()   # the family table's runtime functions the module calls
         self.emitters = [EMITTERS[e.kind](e, self) for e in self.r.emissions]
         self.vb = VariationalWriter(self)
+        self.key = self._compression_key()
         self.point = {n: v for n, v in self.r.params.items() if n not in us.variational}
 
     def emitter(self, emission):
@@ -232,15 +233,27 @@ class _Writer:
         s('    centre: the fit\'s shifts from ``centring`` (computed from ``data`` when None)."""')
         s.indent()
         s("n_rows = n_items(hyp)")
+        if self.key:
+            cols = ", ".join(f'np.asarray(data["{k}"], dtype=np.int64)' for k in self.key)
+            s(f"# plate compression: an item's responsibilities depend on it only through "
+              f"({', '.join(self.key)}):")
+            s("# one row per distinct key, weighted by its count (an E-step in O(distinct keys))")
+            s(f"key, inverse, weight = np.unique(np.stack([{cols}], axis=1).reshape(n_rows, "
+              f"{len(self.key)}), axis=0, return_inverse=True, return_counts=True)")
+            s("data = {**data, " + ", ".join(f'"{k}": key[:, {i}]' for i, k in enumerate(self.key))
+              + "}")
+            s("n_rows = len(key)")
         s('st = {"n_rows": n_rows, "hyp": hyp,')
         s('      "centre": centring(data, hyp) if centre is None else dict(centre)}')
+        if self.key:
+            s('st["weight"], st["inverse"] = weight.astype(float), inverse.reshape(-1)')
         for v in self.cm.vars.values():
             if v.role == "data" and v.kind == "cat" and self._is_covariate(v.name):
                 size = known(v.elem_dims[0])
                 s(f"# {v.name}: a covariate used as an index; indicator matrix ({size}, N)")
                 s(f'{v.name} = np.asarray(data["{v.name}"], dtype=np.int64)')
                 s(f'st["{v.name}"] = {v.name}')
-                s(f'st["G_{v.name}"] = scipy.sparse.csr_matrix((np.ones(len({v.name})), '
+                s(f'st["G_{v.name}"] = scipy.sparse.csr_matrix(({self.row_weights(f"len({v.name})")}, '
                   f"({v.name}, np.arange(len({v.name})))), shape=(int({size}), len({v.name})))")
         for em in self.emitters:
             s(self.cite(em.e.factor))
@@ -257,6 +270,22 @@ class _Writer:
         s.dedent()
         for em in dense:
             em.functions(s)
+
+    def _compression_key(self) -> list:
+        """The data through which alone an item's responsibilities depend on the item
+        (LDA's c[t] on doc[t] and w[t]): when every emission is a Categorical of one item
+        and the assignment is global or selected by a covariate, the E-step runs once per
+        distinct key, weighted by its count (plate compression, O(distinct keys)); else []."""
+        ref = self.r.assign_ref
+        if any(em.dense or em.e.kind != "categorical" or em.e.via for em in self.emitters):
+            return []
+        if ref.axes and (len(ref.axes) != 1 or ref.axes[0].kind != "covariate"):
+            return []
+        return [a.name for a in ref.axes] + [em.x for em in self.emitters]
+
+    def row_weights(self, n: str) -> str:
+        """Source for the weight of each prepared row: its count under plate compression."""
+        return 'st["weight"]' if self.key else f"np.ones({n})"
 
     def _is_covariate(self, name) -> bool:
         return name not in {f.target for f in self.cm.factors}
@@ -319,6 +348,8 @@ class _Writer:
         if dense:
             s("t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense)
               + "}  # t(x) of this block only")
+        elif self.key:
+            s('t_block = {"weight": st["weight"][lo:hi]}  # the rows\' counts')
         else:
             s("t_block = {}")
         self.block_started = False
@@ -329,7 +360,11 @@ class _Writer:
         else:
             self.log_joint_term(s, f'log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T',
                                 "log p(z_n = k | group)")
-        s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
+        if self.key:
+            s('loglik += float(_log_normalise(log_joint) @ t_block["weight"])  # r and log p(x), '
+              "once per distinct key (eq. 39, 44)")
+        else:
+            s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
@@ -365,7 +400,10 @@ class _Writer:
         ref = r.assign_ref
         if ref.axes == ():
             s(self.cite(r.assign))
-            s(f'_add(ess, "C_{z}", resp_t.sum(axis=1))  # expected counts N_k')
+            if self.key:
+                s(f'_add(ess, "C_{z}", resp_t @ t_block["weight"])  # expected counts N_k')
+            else:
+                s(f'_add(ess, "C_{z}", resp_t.sum(axis=1))  # expected counts N_k')
         for em in self.emitters:
             if em.dense:
                 s(self.cite(em.e.factor))
@@ -390,14 +428,33 @@ class _Writer:
         s("")
         s("")
         s("def expected_stats(st, resp):")
-        s('    """Expected sufficient statistics from a full responsibility matrix (N, K)."""')
+        s('    """Expected sufficient statistics from the responsibilities of the prepared rows')
+        s('    (N, K) (``row_resp`` turns those of every item into them)."""')
         s('    ess = {}')
         s('    for lo in range(0, st["n_rows"], st["block"]):')
         s('        hi = min(st["n_rows"], lo + st["block"])')
         dense = [em.x for em in self.emitters if em.dense]
-        s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
+        if self.key:
+            s('        t_block = {"weight": st["weight"][lo:hi]}')
+        else:
+            s("        t_block = {" + ", ".join(f'"{x}": _t_{x}(st, lo, hi)' for x in dense) + "}")
         s('        block_stats(ess, t_block, resp[lo:hi].T)')
         s('    return finish_stats(ess, st, resp)')
+        s("")
+        s("")
+        s("def item_resp(st, resp):")
+        s('    """The responsibilities of every item (N, K) from those of the prepared rows."""')
+        s('    return resp[st["inverse"]] if "inverse" in st else resp')
+        s("")
+        s("")
+        s("def row_resp(st, resp):")
+        s('    """The responsibilities of the prepared rows from those of every item (N, K):')
+        s('    under plate compression, the mean over the items of each row."""')
+        s('    if "inverse" not in st:')
+        s("        return resp")
+        s("    out = np.zeros((st[\"n_rows\"], resp.shape[1]))")
+        s('    np.add.at(out, st["inverse"], resp)')
+        s('    return out / st["weight"][:, None]')
         s("")
         s("")
         s("def merge_stats(a, b):")

@@ -54,6 +54,7 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
     resp0 = given.pop(mod.LATENT, None)
     if resp0 is not None:  # responsibilities: the params (q factors) they give, first
+        resp0 = getattr(mod, "row_resp", lambda st, r: r)(st, resp0)
         given = {**mod.m_step(mod.expected_stats(st, resp0), None, h, reg), **given}
     complete = set(mod.PARAMS) <= set(given)  # then restarts would all be the same run
     for attempt in range(1 if complete else n_init):
@@ -124,7 +125,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt)
                       f"{getattr(mod, 'ALGORITHM', 'EM')} did not converge in {max_iter} iterations (last relative change "
                       f"{_rel_change(trace):.3g} > tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
-    posterior = {mod.LATENT: resp}
+    posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)}
     for var, q in getattr(mod, "Q_FACTORS", {}).items():  # each q factor by name
         posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
         posterior[var].update(mod.expectations(params, h).get(var, {}))

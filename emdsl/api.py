@@ -56,6 +56,7 @@ def _fit_options(opts: dict) -> dict:
                                f"got {val!r}")
         opts[name] = num
     number("max_iter", int, 1)
+    number("local_iter", int, 0)
     number("n_init", int, 1)
     number("tol", float, 0.0)
     number("reg", float, 0.0)

@@ -198,3 +198,17 @@ def test_lda_sweep_equals_token_level_updates_written_by_hand(lda):
                                0.1 + np.array([R[doc == d].sum(0) for d in range(D)]), rtol=1e-10)
     np.testing.assert_allclose(new["phi.concentration"], 0.01 + np.array(
         [[R[w == v, k].sum() for v in range(V)] for k in range(3)]), rtol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lda_with_local_iterations_never_decreases(lda, seed):
+    """Iterating the documents' factors before each update of the topics is a sequence of
+    coordinate ascent steps too."""
+    doc, w, D, V = _corpus(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = lda.fit(doc=doc, w=w, T=len(w), D=D, V=V, K=3, seed=seed, max_iter=15, tol=0.0,
+                    local_iter=5)
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+    assert r.posterior["c"].shape == (len(w), 3)

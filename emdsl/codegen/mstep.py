@@ -38,16 +38,22 @@ class MStepWriter:
     def write(self, s):
         s("")
         s("")
-        s("def m_step(ess, params, hyp, reg=1e-6):")
+        local = self.w.vb.local_factors()
+        s("def m_step(ess, params, hyp, reg=1e-6" + (", only=None):" if local else "):"))
         if self.us.variational:
             s('    """Update the global factors from the expected sufficient statistics: each q')
             s("    is its prior's conjugate form plus the summed messages (CAVI)"
-              + (", and each param" if len(self.us.variational) < len(self.r.params) else ""))
+              + (", and each param" if len(self.us.variational) < len(self.r.params) else "."))
             if len(self.us.variational) < len(self.r.params):
                 s("    maximises the ELBO (variational EM's M-step). ``params``: the previous values")
                 s('    or None."""')
             else:
-                s('    ``params`` (the previous values, or None) is not needed by these updates."""')
+                s('    ``params`` (the previous values, or None) is not needed by these updates.'
+                  + ('' if not local else '') + '"""' if not local else
+                  "    ``params``: the previous values, or None.")
+            if local:
+                s("    ``only``: a tuple of latents whose factors alone are updated (the local")
+                s('    factors\' inner iterations); the others keep their values."""')
         else:
             s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
             s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
@@ -58,17 +64,33 @@ class MStepWriter:
         s(f'count_k = ess["C_{self.r.latent.name}"]')
         s("count_k = count_k if count_k.ndim == 1 else count_k.sum(axis=0)  # (K,)")
         vb = self.w.vb
+
+        def guarded(names, write, *args):
+            """With local factors, ``only`` (a tuple of latents) restricts the update."""
+            if not local:
+                return write(s, *args)
+            test = " or ".join(f'"{n}" in only' for n in names)
+            s(f"if only is None{' or ' + test if test else ''}:")
+            s.indent()
+            write(s, *args)
+            s.dedent()
         for su in self.us.simplex:
-            (vb.simplex if su.param in self.us.variational else self.simplex)(s, su)
+            if su.param in self.us.variational:
+                guarded([su.param], vb.simplex, su)
+            else:
+                guarded([], self.simplex, su)
         for g in self.us.groups:
-            self.scalar_group(s, g)
+            guarded([], self.scalar_group, g)
         for q in self.us.scalar_qs:
-            vb.scalar(s, q)
+            guarded([q.var], vb.scalar, q)
         for gu in self.us.gaussian:
             if gu.mean.param in self.us.variational:
-                vb.normal_wishart(s, gu)
+                guarded([gu.mean.param, gu.spread.param], vb.normal_wishart, gu)
             else:
-                self.gaussian(s, gu)
+                guarded([], self.gaussian, gu)
+        if local:
+            s("if only is not None:  # the other factors keep their values")
+            s("    new = {**old, **new}")
         s("return new")
         s.dedent()
         self.log_prior(s)

@@ -55,10 +55,20 @@ class VariationalWriter:
                 out.append((key(q.var, f), FIELD_KINDS[f], dims))
         return out
 
+    def local_factors(self) -> tuple:
+        """The variational factors of a group of items (LDA's theta[d], selected by the
+        items' covariate doc[t]): updated with the items' q, before the global ones."""
+        refs = [self.r.assign_ref] + [r for e in self.r.emissions for r in e.refs]
+        return tuple(dict.fromkeys(
+            r.param for r in refs if r.param in self.us.variational
+            and any(a.kind == "covariate" for a in r.axes)))
+
     def q_factors_constant(self, s):
         qs = {q.var: {"family": q.family, "fields": q.fields, "partner": q.partner}
               for q in self.us.qfactors}
         s(f"Q_FACTORS = {qs!r}")
+        s(f"LOCAL_FACTORS = {self.local_factors()!r}  # iterated with the items' q "
+          "before each update of the global factors")
 
     # ------------------------------------------------------------------ E-step
     def expected_log_simplex(self, var: str) -> str:

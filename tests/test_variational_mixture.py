@@ -212,3 +212,30 @@ def test_lda_with_local_iterations_never_decreases(lda, seed):
                     local_iter=5)
     assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
     assert r.posterior["c"].shape == (len(w), 3)
+
+
+def test_lda_learned_concentration_is_the_stationary_point_of_its_elbo_terms():
+    """Variational EM: `param alpha : pos` in LDA maximises sum_d E_q[log Dir(theta_d |
+    alpha)]; at the optimum D K (digamma(K alpha) - digamma(alpha)) + sum_dk E[log theta_dk]
+    = 0 (Minka 2000; Blei et al. 2003, appendix A.4.2), solved here by a root finder."""
+    from scipy.optimize import brentq
+    src = (MODELS / "lda.emm").read_text().replace("hyper  alpha       : pos = 0.1",
+                                                   "param  alpha       : pos")
+    m = emdsl.loads(src, name="lda_alpha.emm", use_cache=False)
+    assert m.module.ALGORITHM == "variational EM" and "alpha" in m.module.PARAMS
+    mod = m.module
+    doc, w, D, V = _corpus(6, docs=25)
+    h = {"T": len(w), "D": D, "V": V, "K": 3, "eta": 0.01}
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    q = mod.init(st, {"doc": doc, "w": w}, h, np.random.default_rng(0), 0.0)
+    q = {**q, "alpha": np.asarray(0.3)}
+    new = mod.m_step(mod.e_step(st, q, h)[1], q, h, 0.0)
+    a = new["theta.concentration"]
+    S = np.sum(special.digamma(a) - special.digamma(a.sum(1, keepdims=True)))
+    g = lambda al: D * 3 * (special.digamma(3 * al) - special.digamma(al)) + S  # noqa: E731
+    assert new["alpha"] == pytest.approx(brentq(g, 1e-6, 1e3, xtol=1e-14), rel=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = m.fit(doc=doc, w=w, D=D, V=V, K=3, seed=0, max_iter=40, tol=0.0)
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))

@@ -41,19 +41,19 @@ class MStepWriter:
         local = self.w.vb.local_factors()
         s("def m_step(ess, params, hyp, reg=1e-6" + (", only=None):" if local else "):"))
         if self.us.variational:
-            s('    """Update the global factors from the expected sufficient statistics: each q')
-            s("    is its prior's conjugate form plus the summed messages (CAVI)"
-              + (", and each param" if len(self.us.variational) < len(self.r.params) else "."))
-            if len(self.us.variational) < len(self.r.params):
-                s("    maximises the ELBO (variational EM's M-step). ``params``: the previous values")
-                s('    or None."""')
-            else:
-                s('    ``params`` (the previous values, or None) is not needed by these updates.'
-                  + ('' if not local else '') + '"""' if not local else
-                  "    ``params``: the previous values, or None.")
+            mixed = len(self.us.variational) < len(self.r.params)
+            doc = ['"""Update the global factors from the expected sufficient statistics: each q',
+                   "is its prior's conjugate form plus the summed messages (CAVI)"
+                   + (", and each param" if mixed else ".")]
+            if mixed:
+                doc.append("maximises the ELBO (variational EM's M-step).")
+            doc.append("``params``: the previous values, or None.")
             if local:
-                s("    ``only``: a tuple of latents whose factors alone are updated (the local")
-                s('    factors\' inner iterations); the others keep their values."""')
+                doc += ["``only``: a tuple of latents whose factors alone are updated (the local",
+                        "factors' inner iterations); the others keep their values."]
+            doc[-1] += '"""'
+            for line in doc:
+                s("    " + line)
         else:
             s('    """Maximise the expected complete-data log likelihood (+ log prior) given the')
             s("    expected sufficient statistics. ``params`` (the previous values, or None) is")
@@ -88,6 +88,8 @@ class MStepWriter:
                 guarded([gu.mean.param, gu.spread.param], vb.normal_wishart, gu)
             else:
                 guarded([], self.gaussian, gu)
+        for name, uses in self.us.prior_params.items():
+            guarded([], vb.prior_param, name, uses)
         if local:
             s("if only is not None:  # the other factors keep their values")
             s("    new = {**old, **new}")

@@ -92,21 +92,22 @@ def known(e: ast.Expr, env: str = "hyp") -> str:
 
 
 def value_source(e: ast.Expr, loops: tuple = (), params: frozenset = frozenset(),
-                 env: str = "hyp") -> str:
+                 env: str = "hyp", lookup=None) -> str:
     """numpy source for an expression of knowns and params (a prior's arguments), for all
     elements of the plates ``loops`` at once: ``Lambda[k]`` inside ``for k`` is the whole
     array ``params["Lambda"]``."""
+    get = lookup or (lambda p: f'params["{p}"]')   # source of a param's value by name
     if isinstance(e, ast.Index) and isinstance(e.base, ast.Name) and e.base.id in params \
             and tuple(getattr(i, "id", None) for i in e.indices) == loops:
-        return f'np.asarray(params["{e.base.id}"], dtype=float)'
+        return f"np.asarray({get(e.base.id)}, dtype=float)"
     if isinstance(e, ast.Name) and e.id in params:  # a param shared by the plate's elements
-        return f'np.asarray(params["{e.id}"], dtype=float)'
+        return f"np.asarray({get(e.id)}, dtype=float)"
     if isinstance(e, ast.BinOp):
         op = {"^": "**"}.get(e.op, e.op)
-        return (f"({value_source(e.left, loops, params, env)} {op} "
-                f"{value_source(e.right, loops, params, env)})")
+        return (f"({value_source(e.left, loops, params, env, lookup)} {op} "
+                f"{value_source(e.right, loops, params, env, lookup)})")
     if isinstance(e, ast.Neg):
-        return f"(-{value_source(e.operand, loops, params, env)})"
+        return f"(-{value_source(e.operand, loops, params, env, lookup)})"
     return known(e, env)
 
 

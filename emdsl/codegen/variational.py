@@ -16,7 +16,8 @@ The variational parameters live in the module's params dict under ``"var.field"`
 """
 from __future__ import annotations
 
-from .util import known, py
+from ..frontend import ast
+from .util import known, py, value_source
 
 # the kind (for neutral values and checks) of each variational parameter
 FIELD_KINDS = {"concentration": "pos", "mean": "real", "beta": "pos", "scale": "spd",
@@ -166,6 +167,53 @@ class VariationalWriter:
             s(f'new["{key(q.var, name)}"] = np.broadcast_to({py(inv)}, {q.H[0]}.shape).copy()'
               f"  # {name}")
 
+    def arg(self, e, pf, in_m_step: bool) -> str:
+        """Source for a prior's argument: knowns, and point params (a learned
+        concentration) by their newest value in the m_step, or from ``params``."""
+        loops = tuple(lp.var for lp in pf.loops)
+        point = frozenset(self.us.prior_params)
+        lookup = (lambda p: f'_param_value("{p}", new, old, hyp)') if in_m_step else None
+        return value_source(e, loops, point, lookup=lookup)
+
+    def prior_param(self, s, name, uses):
+        """A param in the priors of variational factors: the maximiser of its ELBO terms,
+        sum over those priors of E_q[log p(v | param)] (the family table's expected log
+        density of q's statistics), numerically in log param (it is positive)."""
+        s(f"# {name}: maximise its ELBO terms, the sum over the priors it is in of "
+          "E_q[log p(v | " + name + ")] (type-II maximum likelihood; no closed form:")
+        s("# L-BFGS on log " + name + ", starting from its value, kept unless it improves)")
+        terms = []
+        for pf in uses:
+            fam = pf.family.numerics
+            self.w.runtime.add(fam.EXPECTED_LOGPDF)
+            stat = self.expected_stat(pf.target, lambda k: f'_param_value("{k}", new, old, hyp)')
+            kws = dict(pf.keywords)
+            args = []
+            for a, e in pf.args:
+                src = self.arg(e, pf, True) if not (isinstance(e, ast.Name) and e.id == name) \
+                    else "value"
+                args.append(f"{kws[a]}={src}" if a in kws else src)
+            s(self.w.cite(pf))
+            s(f"stat_{pf.target} = {stat}  # E_q[t({pf.target})], the newest q")
+            terms.append(f"np.sum({fam.EXPECTED_LOGPDF}(stat_{pf.target}, {', '.join(args)}))")
+        s(f'start = np.asarray(_param_value("{name}", new, old, hyp), dtype=float)')
+        s("")
+        s("def elbo_terms(log_value):")
+        s("    value = np.exp(log_value).reshape(start.shape)")
+        s(f"    return -float({' + '.join(terms)})")
+        s("")
+        s("found = scipy.optimize.minimize(elbo_terms, np.log(start).ravel(), method=\"L-BFGS-B\")")
+        s("better = found.x if found.fun <= elbo_terms(np.log(start).ravel()) else np.log(start).ravel()")
+        s(f'new["{name}"] = np.exp(better).reshape(start.shape)')
+
+    def expected_stat(self, var: str, lookup) -> str:
+        """Source for E_q[t(var)] of a Dirichlet factor (what EXPECTED_LOGPDF reads)."""
+        q = next(q for q in self.us.qfactors if q.var == var)
+        if q.family != "Dirichlet":   # pragma: no cover - derive admits only these
+            raise NotImplementedError(q.family)
+        self.w.runtime.add("_dirichlet_expected_log")
+        return f'_dirichlet_expected_log({lookup(key(var, "concentration"))})'
+
     # ------------------------------------------------------------------ updates
     def simplex(self, s, su):
         """q(p) = Dirichlet(alpha0 + expected counts) (Bishop eq. 10.58)."""
@@ -177,7 +225,7 @@ class VariationalWriter:
         s(f"# q({su.param}) = Dirichlet(alpha0 + expected counts): the prior's natural "
           "parameters plus the messages")
         s(f'counts = np.array(ess["C_{counts}"], dtype=float)  # expected counts')
-        s(f'new["{key(su.param, "concentration")}"] = counts + ({known(su.prior_alpha)})')
+        s(f'new["{key(su.param, "concentration")}"] = counts + ({self.arg(su.prior_alpha, pf, True)})')
 
     def normal_wishart(self, s, gu):
         """q(mu_k, Lambda_k) = N(m_k, (beta_k Lambda_k)^-1) W(W_k, nu_k) from the statistics
@@ -220,7 +268,7 @@ class VariationalWriter:
                 self.w.runtime.add("_dirichlet_kl")
                 s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
                 s(f'log_p -= float(np.sum(_dirichlet_kl(params["{key(q.var, "concentration")}"], '
-                  f"{known(pf.arg['alpha'])})))")
+                  f"{self.arg(pf.arg['alpha'], pf, False)})))")
             elif q.family == "Wishart":   # the pair's KL, once: with its mean's factor
                 continue
             else:

@@ -45,6 +45,8 @@ def module_imports(body: str) -> list:
         lines.append("import scipy.special")
     if "scipy.sparse." in body:
         lines.append("import scipy.sparse")
+    if "scipy.optimize." in body:
+        lines.append("import scipy.optimize")
     called = _bare_calls(body)
     bare = [n for n in ("exp", "log", "sqrt") if n in called]
     if bare:

@@ -46,7 +46,17 @@ def _dirichlet_kl(alpha, alpha0):
             + ((alpha - alpha0) * _dirichlet_expected_log(alpha)).sum(-1))
 
 
-RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_log, _dirichlet_kl)
+def _dirichlet_expected_logpdf(elog, alpha):
+    """E_q[log Dir(p | alpha)] from the expected statistic E_q[log p] (..., K); alpha
+    broadcastable to it (a scalar is symmetric) -> (...): the prior's term of the ELBO,
+    a function of alpha to maximise (type-II maximum likelihood)."""
+    from scipy.special import gammaln
+    elog = np.asarray(elog, dtype=float)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), elog.shape)
+    return gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + ((alpha - 1) * elog).sum(-1)
+
+
+RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_logpdf, _dirichlet_expected_log, _dirichlet_kl)
 
 
 class Categorical(ExpFamily):
@@ -140,6 +150,9 @@ class Dirichlet(ExpFamily):
     LOGPDF = "_dirichlet_logpdf"
     EVENT_RANKS = (1,)
     MESSAGES: dict = {}  # its concentration is not conjugate to anything: numerical updates
+    # E_q[log p(v | args)] from q's expected statistic: what a param in the arguments of a
+    # variational factor's prior maximises (its ELBO terms)
+    EXPECTED_LOGPDF = "_dirichlet_expected_logpdf"
 
     def stats(self, p):
         with np.errstate(divide="ignore"):

@@ -35,6 +35,8 @@ class ExpFamily:
     # form: natural parameters from its arguments, and the mode of a form
     RUNTIME_NATURAL = ""
     RUNTIME_MODE = ""
+    # E_q[log p(v | args)] from q's expected statistics (a param in a variational prior)
+    EXPECTED_LOGPDF = ""
     EVENT_RANKS: tuple[int, ...] = ()
     MESSAGES: dict = {}
 

@@ -78,6 +78,7 @@ class UpdateSet:
     variational: frozenset = frozenset()  # global latents with a q factor (seen as params)
     qfactors: list = field(default_factory=list)  # their QFactors (variational.py)
     scalar_qs: list = field(default_factory=list)  # ScalarQs (variational_scalar.py)
+    prior_params: dict = field(default_factory=dict)  # param -> variational priors it is in
 
     def q(self, var: str):
         """The QFactor of variational global ``var``, else None."""
@@ -132,6 +133,8 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -
     gaussian = gaussian_updates(cm, report)
     covered = {p for g in groups for p in g.params} | {s.param for s in simplex}
     covered |= {q.var for q in scalar_qs}
+    prior_params = _prior_params(cm, report, variational, covered)
+    covered |= set(prior_params)
     covered |= {p for gu in gaussian for p in gu.params}
     for name, v in report.params.items():
         if name not in covered:
@@ -140,7 +143,32 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -
                                     "params must be arguments of a scalar family, a "
                                     "Categorical or an MvNormal", cm.model.source)
     return UpdateSet(report, cm, forms, groups, simplex, gaussian, symbols,
-                     variational=frozenset(variational), scalar_qs=scalar_qs)
+                     variational=frozenset(variational), scalar_qs=scalar_qs,
+                     prior_params=prior_params)
+
+
+def _prior_params(cm, report: ConjugacyReport, variational, covered) -> dict:
+    """Params that appear only in the priors of variational factors (a learned Dirichlet
+    concentration): param -> the prior factors; each is set to the maximiser of its ELBO
+    terms, sum E_q[log p(v | param)] (type-II maximum likelihood, numerically)."""
+    out: dict = {}
+    for name, v in report.params.items():
+        if name in covered or name in variational:
+            continue
+        uses = [pf for var, pf in report.priors.items() if var in variational and any(
+            isinstance(sub, ast.Name) and sub.id == name
+            for _, e in pf.args for sub in ast.walk_expr(e))]
+        fam = uses[0].family if uses else None
+        if not uses or fam.numerics is None or not fam.numerics.EXPECTED_LOGPDF or any(
+                pf.family is not fam for pf in uses):
+            continue
+        if any(not isinstance(e, ast.Name) for pf in uses for _, e in pf.args
+               if any(isinstance(sub, ast.Name) and sub.id == name for sub in ast.walk_expr(e))):
+            raise NonConjugateError(f"not supported yet: param '{name}' inside an expression "
+                                    f"in the prior '{uses[0].text.strip()}'", uses[0].span,
+                                    f"use '{name}' itself as the argument", cm.model.source)
+        out[name] = uses
+    return out
 
 
 def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> list:

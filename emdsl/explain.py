@@ -184,6 +184,17 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
     _simplex(doc, us)
     _scalar(doc, us)
     _gaussian(doc, us)
+    for name, uses in us.prior_params.items():
+        priors = ", ".join(f"`{pf.text.strip()}` (line {pf.span.line})" for pf in uses)
+        doc.para(f"`{name}` (a param in the prior {priors}): its ELBO terms are "
+                 f"sum E_q[log p(v | {name})] = eta({name}) . E_q[t(v)] - A({name}) summed over "
+                 "the prior's plate, with E_q[t(v)] from the newest q; there is no closed "
+                 "form, so the update maximises them numerically (L-BFGS in the log of the "
+                 "param, kept only if it improves them): type-II maximum likelihood, as Minka's "
+                 "fixed point does for a Dirichlet concentration (Blei et al. 2003, A.4.2).")
+        doc.math(f"{name} = argmax sum E_q[log p(v | {name})]",
+                 rf"\mathrm{{{name}}} = \arg\max \textstyle\sum \mathbb{{E}}_q[\log p(v \mid "
+                 rf"\mathrm{{{name}}})]")
     doc.heading("5. Objective: the ELBO")
     doc.para(f"Right after the update of q({z}), E_q[log p(x, {z})] + H(q({z})) is the sum of the "
              "log normalisers of the softmax; the ELBO adds minus the KL divergence of each "

@@ -10,10 +10,6 @@ the model line it implements and the equation of the notes.
 """
 from __future__ import annotations
 
-import io
-import re
-import tokenize
-
 import sympy as sp
 
 from .. import __version__
@@ -21,7 +17,7 @@ from .mstep import MStepWriter
 from .scalar import ScalarEmitter
 from .vector import CategoricalEmitter, MvNormalEmitter
 from .helpers import HELPERS
-from .util import Source, comment_safe, known, py
+from .util import Source, comment_safe, known, module_imports, py
 from .variational import VariationalWriter, write_expectations
 from ..families.runtime import runtime_source
 from ..inference.derive import UpdateSet
@@ -33,39 +29,6 @@ EMITTERS = {"scalar": ScalarEmitter, "categorical": CategoricalEmitter,
 
 def generate(us: UpdateSet) -> str:
     return _Writer(us).module()
-
-
-def module_imports(body: str) -> list:
-    """The import lines a module body needs: numpy always; scipy.special and scipy.sparse
-    only when used (importing scipy.special costs more than the rest of loading a model)."""
-    lines = ["import numpy as np"]
-    if re.search(r"\bnumpy\.", body):
-        lines.insert(0, "import numpy")
-    if "scipy.special." in body:
-        lines.append("import scipy.special")
-    if "scipy.sparse." in body:
-        lines.append("import scipy.sparse")
-    if "scipy.optimize." in body:
-        lines.append("import scipy.optimize")
-    called = _bare_calls(body)
-    bare = [n for n in ("exp", "log", "sqrt") if n in called]
-    if bare:
-        lines.append(f"from numpy import {', '.join(bare)}")
-    special = [n for n in ("digamma", "gammaln", "logsumexp", "polygamma") if n in called]
-    if special:
-        lines.append(f"from scipy.special import {', '.join(special)}")
-    return lines
-
-
-def _bare_calls(body: str) -> set:
-    """Names called without a module prefix (``log(...)``, not ``np.log(...)``) in the
-    code of ``body``: comments and strings, docstrings included, do not count."""
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO(body).readline)
-              if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
-                                tokenize.INDENT, tokenize.DEDENT)]
-    return {t.string for i, t in enumerate(tokens[:-1])
-            if t.type == tokenize.NAME and tokens[i + 1].string == "("
-            and (i == 0 or tokens[i - 1].string != ".")}
 
 
 class _Writer:

@@ -140,8 +140,9 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
         # elbo[t] is the objective at the params of iteration t's E-step)
         resp = mod.e_step(st, params, h)[0]
         notes.append((ConvergenceWarning,
-                      f"{getattr(mod, 'ALGORITHM', 'EM')} did not converge in {max_iter} iterations (last relative change "
-                      f"{_rel_change(trace):.3g} > tol={tol:g}); increase max_iter, loosen "
+                      f"{getattr(mod, 'ALGORITHM', 'EM')} did not converge in {max_iter} "
+                      f"iterations (last relative change {_rel_change(trace):.3g} > "
+                      f"tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
     posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)}
     for var, q in getattr(mod, "Q_FACTORS", {}).items():  # each q factor by name

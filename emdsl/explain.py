@@ -172,6 +172,23 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
     for q in qs:
         doc.para(f"`{q.var}`" + (f" with `{q.partner}`" if q.partner else "") + ":")
         doc.math(words(q, "expect", 0), words(q, "expect", 1))
+    for q in us.scalar_qs:
+        doc.para(f"`{q.var}`: q({q.var}) = {q.family}({', '.join(q.names)}); from its log "
+                 f"density, sympy finds the statistics T({q.var}) = "
+                 f"({', '.join(doc.expr(t) for t in q.T)}) and their expectations (the mean "
+                 "map, (d eta / dP)^-T dA/dP):")
+        for E, T, m in zip(q.E, q.T, q.mean_map):
+            doc.math(f"{E} = E_q[{doc.expr(T)}] = {doc.expr(m)}",
+                     rf"{sp.latex(E)} = \mathbb{{E}}_q[{doc.expr(T)}] = {doc.expr(m)}")
+    for fm in us.forms:
+        if fm.q_eta:
+            f = fm.emission.factor
+            doc.para(f"`{f.text.strip()}` (line {f.span.line}): E_q[eta] and E_q[A], multilinear "
+                     "in the latents' statistics:")
+            for t, e in zip(fm.t, fm.q_eta):
+                doc.math(f"t(x) = {doc.expr(t)},   E_q[eta] = {doc.expr(e)}",
+                         rf"t(x) = {doc.expr(t)}, \quad \mathbb{{E}}_q[\eta] = {doc.expr(e)}")
+            doc.math(f"E_q[A] = {doc.expr(fm.q_A)}", rf"\mathbb{{E}}_q[A] = {doc.expr(fm.q_A)}")
     doc.para("Expected sufficient statistics, sums over the items (additive over chunks):")
     doc.math(f"S_k = sum_{n} r[{n}, k] t(x_{n}),   N_k = sum_{n} r[{n}, k]",
              rf"S_k = \sum_{n} r_{{{n}k}}\, t(x_{n}), \quad N_k = \sum_{n} r_{{{n}k}}")
@@ -184,6 +201,18 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
     _simplex(doc, us)
     _scalar(doc, us)
     _gaussian(doc, us)
+    for q in us.scalar_qs:
+        doc.para(f"`{q.var}`: its natural parameters H are its prior's plus the messages, the "
+                 f"coefficients of T({q.var}) in each statement's expected complete-data log "
+                 "likelihood (summed over the cells it appears in); its own parameters follow "
+                 "by solving eta(P) = H (sympy):")
+        prior = dict(zip(q.P, q.prior))
+        for j, H in enumerate(q.H):
+            msgs = " + ".join(doc.expr(c[j]) for _, c in q.messages) or "0"
+            doc.math(f"{H} = {doc.expr(q.eta[j].subs(prior))} + {msgs}",
+                     rf"{sp.latex(H)} = {doc.expr(q.eta[j].subs(prior))} + {msgs}")
+        for P, inv in zip(q.P, q.inverse):
+            doc.math(f"{P} = {doc.expr(inv)}", rf"{sp.latex(P)} = {doc.expr(inv)}")
     for name, uses in us.prior_params.items():
         priors = ", ".join(f"`{pf.text.strip()}` (line {pf.span.line})" for pf in uses)
         doc.para(f"`{name}` (a param in the prior {priors}): its ELBO terms are "
@@ -206,6 +235,10 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
              r"\sum_f \mathbb E_q[\log p(x_f\mid\theta_k)]} - \sum_v \mathrm{KL}(q(v)\,\|\,p(v))")
     for q in qs:
         doc.math(words(q, "kl", 0), words(q, "kl", 1))
+    for q in us.scalar_qs:
+        kl = q.kl()
+        doc.math(f"KL(q({q.var}) || p({q.var})) = {doc.expr(kl)}",
+                 rf"\mathrm{{KL}}(q({q.var})\,\|\,p({q.var})) = {doc.expr(kl)}")
 
 
 def _simplex(doc: _Doc, us: UpdateSet):

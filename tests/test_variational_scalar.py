@@ -338,3 +338,13 @@ def test_a_scalar_structured_pair_is_not_supported_yet_with_its_location():
                        match=r"structured factor q\(mu, tau\) of a scalar family") as e:
         _load(src)
     assert e.value.span.line == 4 + src.split("\n").index("    mu[k] ~ Normal(m0, prec=tau[k])")
+
+
+def test_the_derivation_shows_the_cavi_steps_and_the_elbo_terms(models):
+    text = models["poisson_gamma"].derivation()
+    assert "(CAVI)" in text and "Update of q(z)" in text
+    assert "E_rate_1 = E_q[log(rate)] = -log(q_rate_rate) + polygamma(0, q_rate_shape)" in text
+    assert "H_rate_1 = a0 + S_y_0" in text and "q_rate_rate = -H_rate_0" in text
+    assert "KL(q(rate) || p(rate))" in text and "KL(q(weights) || p(weights))" in text
+    tex = models["normal_gamma_mean_field"].derivation("latex")
+    assert r"\mathbb{E}_q" in tex and "KL" in tex

@@ -239,3 +239,52 @@ def test_lda_learned_concentration_is_the_stationary_point_of_its_elbo_terms():
         warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
         r = m.fit(doc=doc, w=w, D=D, V=V, K=3, seed=0, max_iter=40, tol=0.0)
     assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+
+
+def _dirichlet_kl(a, a0):
+    return (special.gammaln(a.sum(-1)) - special.gammaln(a).sum(-1)
+            - special.gammaln(np.broadcast_to(a0, a.shape).sum(-1))
+            + special.gammaln(np.broadcast_to(a0, a.shape)).sum(-1)
+            + ((a - a0) * (special.digamma(a) - special.digamma(a.sum(-1, keepdims=True)))).sum(-1))
+
+
+def test_lda_updates_are_stationary_points_of_the_elbo():
+    """With q(c) fixed, the ELBO in q(theta), q(phi)'s concentrations is
+    sum C_theta E[log theta] + sum C_phi E[log phi] - KL(q(theta)) - KL(q(phi)) (+ const);
+    each CAVI update is where its gradient vanishes: central differences along random
+    directions (written here from scipy.special, independently of the module)."""
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    mod = m.module
+    doc, w, D, V = _corpus(8, docs=12, vocab=9, length=15)
+    h = {"T": len(w), "D": D, "V": V, "K": 3, "alpha": 0.1, "eta": 0.01}
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    R = np.random.default_rng(1).dirichlet(np.ones(3), size=st["n_rows"])
+    ess = mod.expected_stats(st, R)
+    new = mod.m_step(ess, None, h, 0.0)
+    C_theta, C_phi = np.asarray(ess["C_c"]), np.asarray(ess["C_w"])
+
+    def elbo(theta, phi):
+        e_t = special.digamma(theta) - special.digamma(theta.sum(1, keepdims=True))
+        e_p = special.digamma(phi) - special.digamma(phi.sum(1, keepdims=True))
+        return (np.sum(C_theta * e_t) + np.sum(C_phi * e_p)
+                - _dirichlet_kl(theta, 0.1).sum() - _dirichlet_kl(phi, 0.01).sum())
+
+    theta, phi = new["theta.concentration"], new["phi.concentration"]
+    assert theta.shape == C_theta.shape and phi.shape == C_phi.shape
+    rng = np.random.default_rng(2)
+    for which in ("theta", "phi"):
+        for _ in range(3):
+            base = theta if which == "theta" else phi
+            d = rng.normal(size=base.shape) * base      # relative steps stay positive
+            step = 1e-6
+
+            def at(s):
+                moved = base + s * d
+                return elbo(moved, phi) if which == "theta" else elbo(theta, moved)
+            slope = (at(step) - at(-step)) / (2 * step)
+            scale = np.abs(d).sum() * (np.abs(C_theta).max() + np.abs(C_phi).max())
+            assert abs(slope) < 1e-6 * scale, (which, slope, scale)
+    # and a non-stationary point is detected: the same check fails away from the update
+    d = np.ones_like(theta)
+    assert abs((elbo(theta * 1.5 + 1e-6 * d, phi) - elbo(theta * 1.5 - 1e-6 * d, phi)) / 2e-6) \
+        > 1e-3

@@ -2,9 +2,7 @@
 expressions -> numpy source, and a small source-code builder."""
 from __future__ import annotations
 
-import io
 import re
-import tokenize
 
 import sympy as sp
 from sympy.printing.numpy import SciPyPrinter
@@ -163,10 +161,23 @@ def module_imports(body: str) -> list:
 
 def _bare_calls(body: str) -> set:
     """Names called without a module prefix (``log(...)``, not ``np.log(...)``) in the
-    code of ``body``: comments and strings, docstrings included, do not count."""
-    tokens = [t for t in tokenize.generate_tokens(io.StringIO(body).readline)
-              if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE,
-                                tokenize.INDENT, tokenize.DEDENT)]
-    return {t.string for i, t in enumerate(tokens[:-1])
-            if t.type == tokenize.NAME and tokens[i + 1].string == "("
-            and (i == 0 or tokens[i - 1].string != ".")}
+    code of ``body`` that no enclosing function imports itself (the family table's
+    runtime functions import scipy.special inside, so that a module that only needs them
+    in a rarely called function does not pay for scipy.special at load); comments and
+    strings do not count."""
+    import ast as pyast
+
+    out: set = set()
+
+    def visit(node, local: frozenset):
+        if isinstance(node, (pyast.FunctionDef, pyast.Lambda)):
+            own = {a.asname or a.name for sub in pyast.walk(node)
+                   if isinstance(sub, pyast.ImportFrom) for a in sub.names}
+            local = local | own
+        if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name) \
+                and node.func.id not in local:
+            out.add(node.func.id)
+        for child in pyast.iter_child_nodes(node):
+            visit(child, local)
+    visit(pyast.parse(body), frozenset())
+    return out

@@ -93,6 +93,12 @@ class Plan:
         unsupported = [t for t in self.treatments.values() if t.kind not in SUPPORTED]
         for t in unsupported:
             lines.append(f"  not supported yet: the {t.kind} factor of {t.var}")
+        if not unsupported and any(t.kind in VARIATIONAL for t in self.treatments.values()):
+            from .variational import variational_view
+            try:
+                variational_view(self)
+            except NonConjugateError as exc:
+                lines.append(f"  {exc.msg}")
         return "\n".join(lines)
 
     def words(self) -> list[str]:

@@ -348,3 +348,46 @@ def test_the_derivation_shows_the_cavi_steps_and_the_elbo_terms(models):
     assert "KL(q(rate) || p(rate))" in text and "KL(q(weights) || p(weights))" in text
     tex = models["normal_gamma_mean_field"].derivation("latex")
     assert r"\mathbb{E}_q" in tex and "KL" in tex
+
+
+def _elbo_at(mod, st, h, R, q):
+    """The ELBO with q(z) = R fixed and the globals at q, from the module's outputs only:
+    L(R, q) = L(R*(q), q) - sum_n KL(R_n || R*_n(q)), R*(q) the E-step's optimum."""
+    Rstar, _, loglik = mod.e_step(st, q, h)
+    gap = np.sum(special.xlogy(R, R) - special.xlogy(R, Rstar))
+    return loglik + mod.log_prior(q, h) - gap
+
+
+@pytest.mark.parametrize("name", ["poisson_gamma", "beta_bernoulli", "normal_known_variance"])
+def test_each_global_update_is_a_stationary_point_of_the_elbo(models, name):
+    """With q(z) held at R, the update of every global factor (each independent of the
+    others given R) is where the ELBO's derivative in its variational parameters
+    vanishes: central differences, along random relative directions."""
+    _, kind, _ = CASES[name]
+    m = models[name]
+    mod = m.module
+    rng = np.random.default_rng(11)
+    data = _data(kind, rng, n=120)
+    n = len(next(iter(data.values())))
+    h = {**m._bind({**data, "N": n}).hypers, "N": n, "K": 3}
+    st = mod.prepare(data, h)
+    R = rng.dirichlet(np.ones(3), size=n)
+    q = mod.m_step(mod.expected_stats(st, R), None, h, 0.0)
+    base = _elbo_at(mod, st, h, R, q)
+    for key in mod.PARAMS:
+        for _ in range(2):
+            d = rng.normal(size=np.shape(q[key])) * np.abs(q[key])
+            if mod.PARAM_KINDS[key] == "simplex":    # stay on the simplex
+                d = d - d.mean()
+            step = 1e-5
+            up = _elbo_at(mod, st, h, R, {**q, key: q[key] + step * d})
+            down = _elbo_at(mod, st, h, R, {**q, key: q[key] - step * d})
+            slope = (up - down) / (2 * step)
+            assert abs(slope) <= 1e-5 * abs(base), (key, slope, base)
+    # the check has teeth: away from the update the slope is far from 0
+    key = next(k for k in mod.PARAMS if mod.PARAM_KINDS[k] in ("pos", "real"))
+    moved = {**q, key: q[key] * 1.3 + 0.1}
+    d = np.abs(q[key]) + 1.0
+    slope = (_elbo_at(mod, st, h, R, {**moved, key: moved[key] + 1e-5 * d})
+             - _elbo_at(mod, st, h, R, {**moved, key: moved[key] - 1e-5 * d})) / 2e-5
+    assert abs(slope) > 1e-3

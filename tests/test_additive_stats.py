@@ -5,6 +5,7 @@ the whole data set, and the M-step from them gives the same params -- for every 
 from __future__ import annotations
 
 from functools import reduce
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,3 +119,32 @@ def test_documents_in_chunks_are_additive():
     for key in whole:
         np.testing.assert_allclose(merged[key], whole[key], rtol=1e-10, atol=1e-12)
     assert total == pytest.approx(loglik, rel=1e-10)
+
+
+def test_variational_models_are_additive():
+    """CAVI reads the same additive statistics: the Bayesian GMM's statistics of three
+    random chunks add up to the whole data set's, and the update of the global factors
+    from them is the same (the ELBO's data term too)."""
+    import emdsl
+    root = Path(__file__).resolve().parents[1]
+    m = emdsl.load(root / "models" / "bayes_gmm.emm")
+    mod = m.module
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 2)) + rng.integers(0, 3, 400)[:, None] * 3.0
+    h = {**m._bind({"x": x}).dims, **m._bind({"x": x}).hypers}
+    st = mod.prepare({"x": x}, h)
+    q = mod.init(st, {"x": x}, h, rng, 0.0)
+    _, whole, loglik = mod.e_step(st, q, h)
+    pieces, total = [], 0.0
+    for part in np.array_split(rng.permutation(len(x)), 3):
+        hc = {**h, "N": len(part)}
+        _, ess, ll = mod.e_step(mod.prepare({"x": x[part]}, hc, st["centre"]), q, hc)
+        pieces.append(ess)
+        total += ll
+    merged = reduce(mod.merge_stats, pieces)
+    for key in whole:
+        np.testing.assert_allclose(merged[key], whole[key], rtol=1e-10, atol=1e-9)
+    assert total == pytest.approx(loglik, rel=1e-10)
+    a, b = mod.m_step(whole, q, h, 0.0), mod.m_step(merged, q, h, 0.0)
+    for key in a:
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-9, atol=1e-12)

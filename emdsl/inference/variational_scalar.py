@@ -19,6 +19,7 @@ that breaks it.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -69,24 +70,13 @@ def scalar_q(cm, var: str, prior, symbols: dict) -> ScalarQ:
     v = symbols[var]
     P = tuple(sp.Symbol(f"q_{var}_{p.name}", **p_assumptions(s))
               for p, s in zip(fam.params, fam.symbols))
-    logq = fam.log_density(v, *P)
     try:
-        ef = decompose(logq, v, set(P))
+        ef, mean_map, H, inverse = _family_form(fam.log_density(v, *P), v, P, var)
     except NotExponentialFamily as exc:  # pragma: no cover - prelude families are regular
         raise _err(cm, prior, f"{fam.name} is not an exponential family in '{var}' "
                    f"(term {exc.term})") from None
-    if len(ef.t) != len(P):
-        raise _err(cm, prior, f"a variational factor in {fam.name}, whose {len(ef.t)} "
-                   f"statistics do not match its {len(P)} parameters")
-    J = sp.Matrix(ef.eta).jacobian(sp.Matrix(P))
-    grad = sp.Matrix([ef.A.diff(p) for p in P])
-    mean_map = tuple(sp.simplify(m) for m in J.T.LUsolve(grad))
-    H = tuple(sp.Symbol(f"H_{var}_{j}", real=True) for j in range(len(P)))
-    sol = sp.solve([e - h for e, h in zip(ef.eta, H)], P, dict=True)
-    if len(sol) != 1:
-        raise _err(cm, prior, f"{fam.name}'s natural parameters do not give back its own "
-                   "parameters in closed form (sympy)")
-    inverse = tuple(sp.simplify(sol[0][p]) for p in P)
+    except ValueError as exc:
+        raise _err(cm, prior, f"a variational factor in {fam.name}: {exc}") from None
     args = []
     for name, expr in prior.args:
         val = arg_sympy(cm, expr, symbols)
@@ -103,6 +93,25 @@ def scalar_q(cm, var: str, prior, symbols: dict) -> ScalarQ:
         q.centred = sp.Dummy(f"{var}_centred", real=True)
         q.EC = tuple(sp.Symbol(f"EC_{var}_{j}", real=True) for j in range(len(P)))
     return q
+
+
+@functools.lru_cache(maxsize=64)
+def _family_form(logq: sp.Expr, v: sp.Symbol, P: tuple, var: str) -> tuple:
+    """(exponential-family form, mean map, natural-parameter symbols, inverse map) of q's
+    log density ``logq`` in v with parameters P (cached: the same family and latent name
+    give the same symbols, so a compile reuses the derivation)."""
+    ef = decompose(logq, v, set(P))
+    if len(ef.t) != len(P):
+        raise ValueError(f"its {len(ef.t)} statistics do not match its {len(P)} parameters")
+    J = sp.Matrix(ef.eta).jacobian(sp.Matrix(P))
+    grad = sp.Matrix([ef.A.diff(p) for p in P])
+    mean_map = tuple(sp.simplify(m) for m in J.T.LUsolve(grad))
+    H = tuple(sp.Symbol(f"H_{var}_{j}", real=True) for j in range(len(P)))
+    sol = sp.solve([e - h for e, h in zip(ef.eta, H)], P, dict=True)
+    if len(sol) != 1:
+        raise ValueError("its natural parameters do not give back its own parameters in "
+                         "closed form (sympy)")
+    return ef, mean_map, H, tuple(sp.simplify(sol[0][p]) for p in P)
 
 
 def p_assumptions(sym: sp.Symbol) -> dict:

@@ -288,3 +288,21 @@ def test_lda_updates_are_stationary_points_of_the_elbo():
     d = np.ones_like(theta)
     assert abs((elbo(theta * 1.5 + 1e-6 * d, phi) - elbo(theta * 1.5 - 1e-6 * d, phi)) / 2e-6) \
         > 1e-3
+
+
+@pytest.fixture(scope="module")
+def lda_alpha():
+    src = (MODELS / "lda.emm").read_text().replace("hyper  alpha       : pos = 0.1",
+                                                   "param  alpha       : pos")
+    return emdsl.loads(src, name="lda_alpha.emm", use_cache=False)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lda_with_learned_alpha_elbo_never_decreases(lda_alpha, seed):
+    doc, w, D, V = _corpus(100 + seed, docs=20, length=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = lda_alpha.fit(doc=doc, w=w, D=D, V=V, K=3, seed=seed, max_iter=20, tol=0.0)
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+    assert r.params["alpha"] > 0

@@ -106,7 +106,6 @@ class VariationalWriter:
     def scalar_expectations(self, s, fm, shift, only=None):
         """Locals E_<var>_<j> = E_q[T_j(var)] (and EC_<var>_<j>, of var - shift) that the
         expressions of ``fm`` read, from the mean maps of the q factors."""
-        from ..inference.variational_scalar import expected  # noqa: F401 (sympy loaded)
         used = set().union(*[e.free_symbols for e in (*fm.q_eta, fm.q_A)])
         for q in self.us.scalar_qs:
             if only is not None and q.var not in only:
@@ -124,8 +123,6 @@ class VariationalWriter:
         over the cells v appears in; then its own parameters (the inverse map)."""
         pf = self.r.priors[q.var]
         s(self.w.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
-        v = self.r.params[q.var]
-        axes = None
         for j in range(len(q.H)):
             prior = q.eta[j].subs(dict(zip(q.P, q.prior)))
             self.w._hyper_locals(s, prior.free_symbols)
@@ -133,9 +130,8 @@ class VariationalWriter:
               f"parameter of {q.T[j]}")
         for fm, c in q.messages:
             em = self.w.emitter(fm.emission)
-            x = fm.emission.factor.target
             s(self.w.cite(fm.emission.factor) + f"  (its message to {q.var})")
-            for i, S in enumerate(fm.ess):
+            for S in fm.ess:
                 s(f'{S} = ess["{S}"]')
             s(f'{fm.count} = ess["{fm.count}"]')
             if fm.shift is not None:

@@ -119,7 +119,8 @@ class Model:
         if init:
             shapes = dict(self.module.param_shapes(h))
             latent = self.module.LATENT
-            shapes[latent] = (self.module.n_items(h), self.module.n_components(h))
+            if latent:
+                shapes[latent] = (self.module.n_items(h), self.module.n_components(h))
             for k, v in init.items():
                 if k == latent:
                     r = np.asarray(v, dtype=float)

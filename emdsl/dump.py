@@ -29,7 +29,9 @@ def run_stages(path: str, upto: str):
             return plan
         from .inference.derive import analyse_plan, derive_plan
         analysed = analyse_plan(plan)
-        return analysed[0] if upto == "conj" else derive_plan(plan, analysed)
+        if upto == "conj" and analysed[0] is not None:
+            return analysed[0]
+        return derive_plan(plan, analysed)
     except EmmError as exc:
         exc.source = exc.source or source
         raise
@@ -61,6 +63,9 @@ def dump_ast(tree) -> str:
 
 def dump_conj(r) -> str:
     from .inference.derive import axes_text
+    if hasattr(r, "statements"):   # every latent global (inference/global_cavi.py)
+        from .inference.global_cavi import describe
+        return "\n".join(describe(r)[:1 + sum(1 + len(s.terms) for s in r.statements)])
     out = [f"algorithm {r.algorithm}", f"latent {r.latent.name} over plate {r.plate.var}",
            f"assign   line {r.assign.span.line}: {r.assign.text}"]
     for e in r.emissions:
@@ -72,6 +77,9 @@ def dump_conj(r) -> str:
 
 
 def dump_updates(us) -> str:
+    if hasattr(us, "statements"):
+        from .inference.global_cavi import describe
+        return "\n".join([us.plan.dump()] + describe(us))
     out = [us.plan.dump(), dump_conj(us.report)] if us.plan else [dump_conj(us.report)]
     for g in us.groups:
         out += [f"M-step {p} = {sol}" for p, sol in g.closed.items()]

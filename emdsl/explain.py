@@ -76,6 +76,24 @@ def explain(us: UpdateSet, format: str = "markdown") -> str:
         raise EmmError(f"unknown derivation format '{format}'",
                        hint="use markdown (md), latex (tex) or text")
     doc = _Doc(fmt)
+    if not isinstance(us, UpdateSet):   # every latent global: CAVI from statistics
+        from .inference.global_cavi import describe
+        cm = us.checked
+        doc.title(f"Derivation: {cm.name} ({us.algorithm})")
+        doc.heading("1. The model")
+        doc.items([f"line {f.span.line}: `{f.text}`" for f in cm.factors])
+        if us.plan is not None:
+            doc.items(us.plan.words())
+        doc.heading("2. CAVI over global latents (Bishop, PRML §10.3)")
+        doc.para("Each statement's log density is a polynomial of degree at most 2 in its "
+                 "linear predictor u, each coefficient a product g(latents) f(datum): the "
+                 "data enter through the sums of f(y), f(y) x and f(y) x x^T, and each "
+                 "factor's update is its prior plus the coefficients of its statistics "
+                 "with the others' expectations; the ELBO is E_q[log p] of every factor "
+                 "plus the entropy of q(w) minus the KL of the scalar factors:")
+        for line in describe(us):
+            doc.math(line)
+        return doc.text()
     r, cm = us.report, us.checked
     z, n, K = r.latent.name, r.plate.var, ast.show(r.latent.elem_dims[0])
     doc.title(f"Derivation: {cm.name} ({r.algorithm})")

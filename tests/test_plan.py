@@ -80,12 +80,12 @@ for t in 1:T {
     assert us.variational == {"theta"} and us.report.algorithm == "variational EM"
 
 
-def test_variational_factors_without_a_discrete_latent_are_not_supported_yet():
+def test_variational_factors_without_a_discrete_latent_derive_global_cavi():
     plan = plan_of((MODELS / "bayes_linreg.emm").read_text())
     from emdsl.inference.derive import derive_plan
-    with pytest.raises(NonConjugateError, match="variational factor for latent 'w' in a "
-                       "model without exactly one discrete latent"):
-        derive_plan(plan)
+    g = derive_plan(plan)   # every latent global: q(w) MvNormal, q(lam), q(beta) Gamma
+    assert [v.var for v in g.vector] == ["w"] and [q.var for q in g.scalars] == ["lam", "beta"]
+    assert "not supported" not in plan.dump()
 
 
 def test_not_structured_when_likelihood_precision_differs():

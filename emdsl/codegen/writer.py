@@ -28,6 +28,9 @@ EMITTERS = {"scalar": ScalarEmitter, "categorical": CategoricalEmitter,
 
 
 def generate(us: UpdateSet) -> str:
+    if not isinstance(us, UpdateSet):   # every latent global: CAVI from statistics
+        from .global_cavi import generate_global
+        return generate_global(us)
     return _Writer(us).module()
 
 

@@ -105,7 +105,10 @@ def analyse_plan(plan) -> tuple:
     if not any(t.kind in VARIATIONAL for t in plan.treatments.values()):
         return analyse(plan.graph), plan.graph.model, frozenset()
     from ..graph import build_graph
-    from .variational import variational_view
+    from .variational import global_view, variational_view
+    every = global_view(plan)
+    if every is not None:   # no discrete latent: CAVI over global latents only
+        return None, every[0], every[1]
     view, names = variational_view(plan)
     report = dataclasses.replace(analyse(build_graph(view)), algorithm=plan.algorithm)
     return report, view, names
@@ -114,6 +117,9 @@ def analyse_plan(plan) -> tuple:
 def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
     """The updates of a plan (``analysed``: what :func:`analyse_plan` returned for it)."""
     report, cm, names = analysed or analyse_plan(plan)
+    if report is None:
+        from .global_cavi import derive_global
+        return derive_global(plan, cm, names)
     us = derive(report, cm, names)
     if names:
         from .variational import variational_factors

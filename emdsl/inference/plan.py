@@ -94,9 +94,10 @@ class Plan:
         for t in unsupported:
             lines.append(f"  not supported yet: the {t.kind} factor of {t.var}")
         if not unsupported and any(t.kind in VARIATIONAL for t in self.treatments.values()):
-            from .variational import variational_view
+            from .variational import global_view, variational_view
             try:
-                variational_view(self)
+                if global_view(self) is None:
+                    variational_view(self)
             except NonConjugateError as exc:
                 lines.append(f"  {exc.msg}")
         return "\n".join(lines)

@@ -54,6 +54,24 @@ def variational_view(plan) -> tuple[CheckedModel, frozenset]:
                            "this version derives the variational factors of global latents "
                            "around one `latent z[N] : cat[K]` (mixtures, topic models)")
     z = local[0]
+    return _view(cm, latents, z)
+
+
+def global_view(plan):
+    """(model with every latent seen as a param, their names) for a plan without a
+    discrete latent per item, or None when it has one."""
+    cm = plan.graph.model
+    latents = [t for t in plan.treatments.values() if cm.vars[t.var].role == "latent"]
+    if any(cm.vars[t.var].kind == "cat" for t in latents) or \
+            any(t.kind not in ("mean-field", "structured") for t in latents):
+        return None
+    names = frozenset(t.var for t in latents)
+    return dataclasses.replace(cm, vars={
+        n: dataclasses.replace(v, role="param") if n in names else v
+        for n, v in cm.vars.items()}), names
+
+
+def _view(cm, latents, z):
     globals_ = []
     for t in latents:
         if t is z:

@@ -60,7 +60,7 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     rng = np.random.default_rng(seed)
     best = None
     given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
-    resp0 = given.pop(mod.LATENT, None)
+    resp0 = given.pop(mod.LATENT, None) if mod.LATENT else None
     if resp0 is not None:  # responsibilities: the params (q factors) they give, first
         resp0 = getattr(mod, "row_resp", lambda st, r: r)(st, resp0)
         given = {**mod.m_step(mod.expected_stats(st, resp0), None, h, reg), **given}
@@ -97,9 +97,11 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
             print(f"[run {attempt + 1}] iter {it + 1:4d}  elbo {value:.10g}  change {change:.3g}")
         if callback is not None:
             callback(it, value, params)
-        counts = np.asarray(ess[f"C_{mod.LATENT}"])
-        counts = counts if counts.ndim == 1 else counts.sum(axis=0)
-        empty = [] if getattr(mod, "VARIATIONAL", False) else np.flatnonzero(counts <= 1e-8)
+        empty = []
+        if mod.LATENT and not getattr(mod, "VARIATIONAL", False):
+            counts = np.asarray(ess[f"C_{mod.LATENT}"])
+            counts = counts if counts.ndim == 1 else counts.sum(axis=0)
+            empty = np.flatnonzero(counts <= 1e-8)
         for k in empty:  # (a variational component left empty is its prior: expected)
             if k not in empty_seen:
                 empty_seen.add(k)
@@ -144,7 +146,8 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                       f"iterations (last relative change {_rel_change(trace):.3g} > "
                       f"tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
-    posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)}
+    posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)} \
+        if mod.LATENT else {}
     for var, q in getattr(mod, "Q_FACTORS", {}).items():  # each q factor by name
         posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
         posterior[var].update(mod.expectations(params, h).get(var, {}))

@@ -1,0 +1,252 @@
+"""CAVI when every latent is global (no discrete latent per item): Bayesian regression.
+
+The statements of the data are scalar families whose arguments are expressions of global
+latents, hypers and at most one linear predictor ``dot(w, X[n])`` of a vector latent w
+(q(w) MvNormal) with a covariate row.  With u the linear predictor, a statement's log
+density must be a polynomial of degree <= 2 in u, each coefficient a sum of products
+g(theta) f(y) (``decompose`` in y):
+
+    log p(y | u, theta) = sum_i sum_j g_ij(theta) f_ij(y) u^i,   i = 0, 1, 2
+
+so the data enter only through the additive statistics S_ij = sum_n f_ij(y_n) x_n^(i)
+(a number, a vector, a matrix), and under q, with m = E[w], E[w w^T] = C + m m^T:
+
+    E_q[sum_n log p] = sum_ij E[g_ij(theta)] B_ij,   B_0j = S_0j, B_1j = m . S_1j,
+                                                     B_2j = tr(E[w w^T] S_2j).
+
+Messages: to w, (sum_j E[g_1j] S_1j, sum_j E[g_2j] S_2j) on (w, w w^T); to a scalar latent
+v, the coefficients of its statistics in sum_ij g_ij(theta) B_ij (``linear_in``).  The
+prior MvNormal(m0, prec = c M) of w sends (E[c] M m0, -1/2 E[c] M) to w and, when c is a
+latent, (P/2 log c - c/2 E[(w - m0)^T M (w - m0)]) to c (Bishop PRML §10.3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..errors import NonConjugateError
+from ..families.scalar import NotExponentialFamily, decompose
+from ..frontend import ast
+from .forms import arg_sympy, known_symbols
+from .variational_scalar import expected, linear_in, scalar_q
+
+
+@dataclass
+class Term:
+    """g(theta) f(y) u^power, summed over the items: statistic S = sum f(y) x^(power)."""
+    power: int
+    f: sp.Expr            # in the datum's symbol
+    g: sp.Expr            # in the latents' symbols and hypers
+    B: sp.Symbol          # E_q of the statistic's sum (B_ij)
+    key: str              # its name in the statistics dict
+
+
+@dataclass
+class DataStatement:
+    factor: object
+    y: sp.Symbol
+    w: str | None         # the vector latent of the linear predictor
+    X: str | None         # the covariate row it is dotted with
+    terms: list
+
+
+@dataclass
+class VectorQ:
+    """q(w) = MvNormal(mean, cov) for w ~ MvNormal(m0, prec = c M) (or cov = c M^-1)."""
+    var: str
+    prior: object
+    mean0: ast.Expr
+    scale: str | None     # the scalar latent c, or None
+    scale_known: ast.Expr | None   # a known c
+    matrix: ast.Expr | None        # M (None: the identity)
+    keyword: str          # 'prec' or 'cov' of the prior
+
+
+@dataclass
+class GlobalCAVI:
+    checked: object
+    statements: list
+    vector: list          # VectorQs
+    scalars: list         # ScalarQs
+    messages: dict = field(default_factory=dict)   # scalar var -> coefficients
+    plan: object = None
+    algorithm: str = "CAVI"
+
+
+def describe(g: GlobalCAVI) -> list:
+    """The derivation in plain lines: each statement's terms, each factor's update."""
+    out = [f"algorithm {g.algorithm}: every latent global (no discrete latent per item)"]
+    for st_ in g.statements:
+        f = st_.factor
+        pred = f"u = dot({st_.w}, {st_.X}[n])" if st_.w else "no linear predictor"
+        out.append(f"statement line {f.span.line}: {f.text.strip()}  ({pred})")
+        for t in st_.terms:
+            u = {0: "", 1: " u", 2: " u^2"}[t.power]
+            out.append(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
+                       f"sum_n {sp.sstr(t.f)}" + {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power])
+    for vq in g.vector:
+        c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
+        out.append(f"q({vq.var}) = MvNormal: J = -1/2 E[{c}] M + sum E[g] S (u^2 terms), "
+                   f"h = E[{c}] M m0 + sum E[g] S (u terms), cov = (-2 J)^-1, mean = cov h")
+    for q in g.scalars:
+        msgs = ", ".join(sp.sstr(c) for c in g.messages[q.var])
+        out.append(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
+                   f" = prior's + ({msgs})")
+    return out
+
+
+def derive_global(plan, view, names) -> GlobalCAVI:
+    """The updates of a plan whose latents are all global (raises, located, otherwise)."""
+    cm = view
+    symbols = known_symbols(cm)
+    vector = [_vector_q(cm, n, plan) for n in names if cm.vars[n].elem_rank == 1]
+    scalars_names = [n for n in cm.vars if n in names and cm.vars[n].elem_rank == 0]
+    for n in names:
+        if cm.vars[n].elem_rank > 1 or cm.vars[n].kind not in ("real", "pos", "unit"):
+            raise _err(cm, n, f"the variational factor of latent '{n}' "
+                       f"({cm.vars[n].kind}) without a discrete latent")
+    scalars = [scalar_q(cm, n, _prior(cm, plan, n), symbols) for n in scalars_names]
+    stmts = [_statement(cm, f, vector, symbols) for f in cm.factors
+             if cm.vars[f.target].role == "data"]
+    # B symbols and the scalar latents' messages: sum_ij g_ij B_ij, plus w's prior
+    Q = sum(t.g * t.B for st_ in stmts for t in st_.terms)
+    extra = {}
+    for vq in vector:
+        if vq.scale:
+            c = symbols[vq.scale]
+            P = sp.Symbol(f"P_{vq.var}", positive=True)
+            W2 = sp.Symbol(f"W2_{vq.var}", positive=True)   # E[(w - m0)^T M (w - m0)]
+            extra[vq.scale] = (P / 2 * sp.log(c) - c / 2 * W2 if vq.keyword == "prec"
+                               else -P / 2 * sp.log(c) - W2 / (2 * c))
+    out = GlobalCAVI(cm, stmts, vector, scalars, plan=plan,
+                     algorithm="CAVI" if not any(v.role == "param" and v.name not in names
+                                                 for v in cm.vars.values()) else "")
+    if not out.algorithm:
+        p = next(v.name for v in cm.vars.values() if v.role == "param" and v.name not in names)
+        raise _err(cm, p, f"param '{p}' beside variational latents without a discrete "
+                   "latent (variational EM of this shape)")
+    for q in scalars:
+        total = Q + sum(e for v, e in extra.items() if v == q.var)
+        try:
+            c, _ = linear_in(sp.expand(sp.expand_log(total, force=True)), q)
+        except NotExponentialFamily as exc:
+            raise _err(cm, q.var, f"the statements are not conjugate to the {q.family} "
+                       f"factor of latent '{q.var}': the term {exc.term} is not a multiple "
+                       f"of its statistics") from None
+        out.messages[q.var] = tuple(sp.factor_terms(sp.expand(
+            expected(cj, [o for o in scalars if o is not q]))) for cj in c)
+    return out
+
+
+def _prior(cm, plan, name):
+    t = plan.treatments[name]
+    return cm.factors[t.prior]
+
+
+def _vector_q(cm, name, plan) -> VectorQ:
+    pf = _prior(cm, plan, name)
+    if pf.family.name != "MvNormal":
+        raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on vector "
+                                f"latent '{name}'", pf.span, "use an MvNormal prior",
+                                cm.model.source)
+    kw = dict(pf.keywords).get("cov", "cov")
+    spread = pf.arg["cov"]
+    scale = scale_known = matrix = None
+    parts = [spread]
+    if isinstance(spread, ast.BinOp) and spread.op == "*":
+        parts = [spread.left, spread.right]
+    for p in parts:
+        if isinstance(p, ast.Name) and cm.vars.get(p.id) is not None \
+                and cm.vars[p.id].role == "param" and cm.vars[p.id].elem_rank == 0:
+            scale = p.id
+        elif isinstance(p, ast.Call) and p.func == "eye":
+            continue
+        elif _known_expr(cm, p):
+            if matrix is None and cm.vars.get(getattr(p, "id", ""), None) is not None \
+                    and cm.vars[p.id].elem_rank == 2:
+                matrix = p
+            else:
+                scale_known = p if scale_known is None else ast.BinOp("*", scale_known, p,
+                                                                     p.span)
+        else:
+            raise NonConjugateError(f"not supported yet: the {kw} of the prior of '{name}' "
+                                    f"('{ast.show(spread)}')", pf.span, "write it as c * "
+                                    "eye(P), c a latent or a known number, or a known "
+                                    "matrix", cm.model.source)
+    if not _known_expr(cm, pf.arg["mean"]):
+        raise NonConjugateError(f"not supported yet: a prior mean of '{name}' that is not "
+                                "known", pf.span, None, cm.model.source)
+    if kw != "prec":
+        raise NonConjugateError(f"not supported yet: a covariance-scaled prior on '{name}' "
+                                "without a discrete latent", pf.span, "write it with "
+                                "`prec=` (c * eye(P))", cm.model.source)
+    return VectorQ(name, pf, pf.arg["mean"], scale, scale_known, matrix, kw)
+
+
+def _known_expr(cm, e) -> bool:
+    return all(not (isinstance(s, ast.Name) and cm.role(s.id) in ("param", "latent", "data"))
+               for s in ast.walk_expr(e))
+
+
+def _statement(cm, f, vector, symbols) -> DataStatement:
+    """The terms of a data statement: its log density as sum g(theta) f(y) u^i."""
+    fam = f.family
+    if not fam.scalar:
+        raise NonConjugateError(f"not supported yet: {fam.name} data without a discrete "
+                                "latent", f.span, None, cm.model.source)
+    y = sp.Symbol(f.target, real=True)
+    u = sp.Symbol("u_lin", real=True)
+    found = []
+
+    def swap(e):   # dot(w, X[n]) -> u
+        if isinstance(e, ast.Call) and e.func == "dot" and len(e.args) == 2:
+            a, b = e.args
+            for v, x in ((a, b), (b, a)):
+                if isinstance(v, ast.Name) and any(q.var == v.id for q in vector) and \
+                        isinstance(x, ast.Index) and cm.role(x.base.id) == "data":
+                    found.append((v.id, x.base.id))
+                    return ast.Name("u_lin", e.span)
+        if isinstance(e, ast.BinOp):
+            return ast.BinOp(e.op, swap(e.left), swap(e.right), e.span)
+        if isinstance(e, ast.Neg):
+            return ast.Neg(swap(e.operand), e.span)
+        return e
+    env = {**symbols, "u_lin": u}
+    args = []
+    for name, expr in f.args:
+        val = arg_sympy(cm, swap(expr), env)
+        kw = dict(f.keywords).get(name)
+        if kw and kw in fam.alternatives:
+            val = fam.alternatives[kw][1](val)
+        args.append(val)
+    if len(found) > 1:
+        raise NonConjugateError("not supported yet: two linear predictors in one statement",
+                                f.span, None, cm.model.source)
+    logp = sp.expand(sp.expand_log(fam.log_density(y, *args), force=True))
+    by_power = sp.collect(logp, u, evaluate=False)
+    terms = []
+    for power, coeff in by_power.items():
+        i = 0 if power == 1 else 1 if power == u else 2 if power == u ** 2 else None
+        if i is None or u in coeff.free_symbols:
+            raise NonConjugateError(f"not supported yet: '{f.text.strip()}' is not "
+                                    "quadratic in its linear predictor (a Gaussian q cannot "
+                                    "absorb it)", f.span, None, cm.model.source)
+        kappa = sp.Dummy("kappa")
+        unknowns = (coeff.free_symbols - {y}) | {kappa}
+        ef = decompose(kappa * coeff, y, unknowns)
+        pairs = list(zip(ef.t, ef.eta)) + [(sp.Integer(1), -ef.A)]
+        for fy, g in pairs:
+            g = sp.simplify(g / kappa)
+            if g == 0:
+                continue
+            j = len(terms)
+            terms.append(Term(i, fy, g, sp.Symbol(f"B_{f.target}_{j}", real=True),
+                              f"S_{f.target}_{j}"))
+    w, X = found[0] if found else (None, None)
+    return DataStatement(f, y, w, X, terms)
+
+
+def _err(cm, var, what) -> NonConjugateError:
+    return NonConjugateError(f"not supported yet: {what}", cm.vars[var].span, None,
+                             cm.model.source)

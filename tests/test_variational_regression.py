@@ -107,3 +107,59 @@ def test_statistics_are_additive_and_the_derivation_names_them(linreg):
         np.testing.assert_allclose(merged[k], whole[k], rtol=1e-12)
     text = linreg.derivation()
     assert "statistic S_y_1 = sum_n y x_n" in text and "q(beta) = Gamma" in text
+
+
+TWO = """model TwoRegressions
+dim N, P, Q
+data X[N] : real[P]
+data Z[N] : real[Q]
+data y[N] : real
+data v[N] : real
+hyper a0 : pos = 1.0
+hyper b0 : pos = 1.0
+latent w : real[P]
+latent u : real[Q]
+latent lam : pos
+lam ~ Gamma(a0, b0)
+w ~ MvNormal(zeros(P), prec=lam * eye(P))
+u ~ MvNormal(zeros(Q), prec=lam * eye(Q))
+for n in 1:N {
+    y[n] ~ Normal(dot(w, X[n]), 1)
+    v[n] ~ Normal(dot(u, Z[n]), 1)
+}
+"""
+
+
+def test_a_scale_shared_by_two_priors_hears_both():
+    m = emdsl.loads(TWO, name="two.emm", use_cache=False)
+    rng = np.random.default_rng(0)
+    X, Z = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    y, v = X @ [1.0, 2.0, 0.0] + rng.normal(size=50), Z @ [0.5, -1.0] + rng.normal(size=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = m.fit(X=X, Z=Z, y=y, v=v, max_iter=20, tol=0.0)
+    assert r.params["lam.shape"] == pytest.approx(1.0 + (3 + 2) / 2)
+    Ew2 = sum(np.trace(r.params[f"{k}.cov"]) + r.params[f"{k}.mean"] @ r.params[f"{k}.mean"]
+              for k in ("w", "u"))
+    # one more sweep's rate from the returned q(w), q(u)
+    mod = m.module
+    h = {"N": 50, "P": 3, "Q": 2, "a0": 1.0, "b0": 1.0}
+    st = mod.prepare({"X": X, "Z": Z, "y": y, "v": v}, h)
+    new = mod.m_step(mod.e_step(st, r.params, h)[1], r.params, h, 0.0)
+    Ew2 = sum(np.trace(new[f"{k}.cov"]) + new[f"{k}.mean"] @ new[f"{k}.mean"] for k in ("w", "u"))
+    assert new["lam.rate"] == pytest.approx(1.0 + Ew2 / 2, rel=1e-10)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("beta ~ Gamma(c0, d0)", "beta ~ Gamma(c0, lam)"), "depends on latent 'lam'"),
+    (("latent beta    : pos", "latent beta[N] : pos"), "latent 'beta' with a plate"),
+])
+def test_shapes_this_version_does_not_derive_are_located(edit, words):
+    src = (MODELS / "bayes_linreg.emm").read_text().replace(*edit)
+    if "beta[N]" in src:
+        src = src.replace("beta ~ Gamma(c0, d0)", "for n in 1:N { beta[n] ~ Gamma(c0, d0) }")
+        src = src.replace("prec=beta)", "prec=beta[n])")
+    with pytest.raises(emdsl.errors.NonConjugateError, match=words) as e:
+        emdsl.loads(src, name="edit.emm", use_cache=False)
+    assert e.value.span is not None

@@ -120,12 +120,12 @@ class _GlobalWriter:
             s(self.cite(stmt.factor))
             s(f'{y} = np.asarray(data["{y}"], dtype=float)')
             if stmt.X:
-                s(f'X_rows = np.asarray(data["{stmt.X}"], dtype=float)  # (N, P)')
+                s(f'X_{y} = np.asarray(data["{stmt.X}"], dtype=float)  # (N, P)')
             for t in stmt.terms:
                 self.hyper_locals(s, t.f.free_symbols - {stmt.y})
                 fy = f"np.broadcast_to({py(t.f)}, {y}.shape)"
-                src = {0: f"float(np.sum({fy}))", 1: f"X_rows.T @ {fy}",
-                       2: f"(X_rows * {fy}[:, None]).T @ X_rows"}[t.power]
+                src = {0: f"float(np.sum({fy}))", 1: f"X_{y}.T @ {fy}",
+                       2: f"(X_{y} * {fy}[:, None]).T @ X_{y}"}[t.power]
                 s(f'st["stats"]["{t.key}"] = {src}  # sum f(y) x^({t.power}), f = {t.f}')
         s("return st")
         s.dedent()
@@ -135,12 +135,12 @@ class _GlobalWriter:
         for stmt in self.g.statements:
             w = stmt.w
             if w:
-                s(f'm_{w} = np.asarray({src}["{w}.mean"], dtype=float)')
-                s(f'Eww_{w} = np.asarray({src}["{w}.cov"], dtype=float) + np.outer(m_{w}, m_{w})')
+                s(f'mean_{w} = np.asarray({src}["{w}.mean"], dtype=float)')
+                s(f'spread_{w} = np.asarray({src}["{w}.cov"], dtype=float) + np.outer(mean_{w}, mean_{w})  # E[w w^T]')
             for t in stmt.terms:
                 S = f'ess["{t.key}"]'
-                s(f"{t.B} = " + {0: S, 1: f"float(m_{w} @ {S})",
-                                 2: f"float(np.sum(Eww_{w} * {S}))"}[t.power])
+                s(f"{t.B} = " + {0: S, 1: f"float(mean_{w} @ {S})",
+                                 2: f"float(np.sum(spread_{w} * {S}))"}[t.power])
 
     def e_step(self, s):
         s("")
@@ -173,13 +173,11 @@ class _GlobalWriter:
         for vq in g.vector:
             D = known(self.cm.vars[vq.var].elem_dims[0])
             s(self.cite(vq.prior) + "  (q(w) = MvNormal: prior + messages)")
-            s(f"M_{vq.var} = np.asarray({self.matrix(vq, D)}, dtype=float)")
-            s(f"Ec_{vq.var} = {self.scale_source(vq, 'c')}")
-            prec = f"Ec_{vq.var} * M_{vq.var}"
-            if vq.keyword == "cov":
-                prec = f"_spd_inv(M_{vq.var}) / Ec_{vq.var}"
-            s(f"J = -0.5 * ({prec})  # coefficients of w w^T")
-            s(f"h = ({prec}) @ np.broadcast_to(np.asarray({value_source(vq.mean0)}, "
+            s(f"A_{vq.var} = np.asarray({self.matrix(vq, D)}, dtype=float)  # the prior's matrix M")
+            s(f"C_{vq.var} = {self.scale_source(vq, 'c')}  # E_q of its scale c")
+            prec = f"C_{vq.var} * A_{vq.var}"
+            s(f"msg_J = -0.5 * ({prec})  # coefficients of w w^T")
+            s(f"msg_h = ({prec}) @ np.broadcast_to(np.asarray({value_source(vq.mean0)}, "
               f"dtype=float), ({D},))")
             for stmt in g.statements:
                 if stmt.w != vq.var:
@@ -190,18 +188,19 @@ class _GlobalWriter:
                         continue
                     eg = expected(t.g, g.scalars)
                     self.hyper_locals(s, eg.free_symbols)
-                    target = "h" if t.power == 1 else "J"
+                    target = "msg_h" if t.power == 1 else "msg_J"
                     s(f'{target} = {target} + ({py(eg)}) * ess["{t.key}"]')
-            s("cov = _spd_inv(-2.0 * J)")
-            s(f'new["{vq.var}.mean"] = cov @ h')
-            s(f'new["{vq.var}.cov"] = cov')
+            s(f"cov_{vq.var} = _spd_inv(-2.0 * msg_J)")
+            s(f'new["{vq.var}.mean"] = cov_{vq.var} @ msg_h')
+            s(f'new["{vq.var}.cov"] = cov_{vq.var}')
         s("q_now = {**q_now, **new}")
         self.B_locals(s, "q_now")
         for vq in g.vector:
-            s(f'm0 = np.broadcast_to(np.asarray({value_source(vq.mean0)}, dtype=float), m_{vq.var}.shape)')
-            s(f"W2_{vq.var} = float(np.sum(M_{vq.var} * (Eww_{vq.var} - np.outer(m_{vq.var}, m0) "
-              f"- np.outer(m0, m_{vq.var}) + np.outer(m0, m0))))  # E[(w - m0)^T M (w - m0)]")
-            s(f"P_{vq.var} = len(m_{vq.var})")
+            s(f'prior_mean_c = np.broadcast_to(np.asarray({value_source(vq.mean0)}, dtype=float), mean_{vq.var}.shape)')
+            s(f"S_{vq.var} = float(np.sum(A_{vq.var} * (spread_{vq.var} - np.outer(mean_{vq.var}, "
+              f"prior_mean_c) - np.outer(prior_mean_c, mean_{vq.var}) + np.outer(prior_mean_c, "
+              "prior_mean_c))))  # E[(w - m0)^T M (w - m0)]")
+            s(f"N_{vq.var} = len(mean_{vq.var})  # its dimension")
         for q in g.scalars:
             pf = next(f for f in self.cm.factors if f.target == q.var)
             s(self.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
@@ -230,22 +229,20 @@ class _GlobalWriter:
         for vq in g.vector:
             D = known(self.cm.vars[vq.var].elem_dims[0])
             s(self.cite(vq.prior))
-            s(f'm = np.asarray(params["{vq.var}.mean"], dtype=float)')
-            s(f'cov = np.asarray(params["{vq.var}.cov"], dtype=float)')
-            s(f"M = np.asarray({self.matrix(vq, D)}, dtype=float)")
-            s(f"m0 = np.broadcast_to(np.asarray({value_source(vq.mean0)}, dtype=float), m.shape)")
-            s("P = len(m)")
-            s("W2 = float(np.sum(M * (cov + np.outer(m - m0, m - m0))))")
-            sign = 1 if vq.keyword == "prec" else -1
-            logdet = "_spd_logdet(M)" if vq.keyword == "prec" else "-_spd_logdet(M)"
+            s(f'mean_{vq.var} = np.asarray(params["{vq.var}.mean"], dtype=float)')
+            s(f'cov_{vq.var} = np.asarray(params["{vq.var}.cov"], dtype=float)')
+            s(f"A_{vq.var} = np.asarray({self.matrix(vq, D)}, dtype=float)  # the prior's matrix M")
+            s(f"prior_mean_c = np.broadcast_to(np.asarray({value_source(vq.mean0)}, "
+              f"dtype=float), mean_{vq.var}.shape)")
+            s(f"N_{vq.var} = len(mean_{vq.var})")
+            s(f"S_{vq.var} = float(np.sum(A_{vq.var} * (cov_{vq.var} + np.outer(mean_{vq.var} "
+              f"- prior_mean_c, mean_{vq.var} - prior_mean_c))))")
             ec = self.scale_source(vq, "c")
             elog = self.scale_source(vq, "log")
-            quad = f"({ec}) * W2" if vq.keyword == "prec" else "W2"
-            if vq.keyword == "cov":   # E[1/c] of a covariance scale: not derived here
-                quad = f"W2 / ({ec})"
-            s(f"log_p += {sign} * 0.5 * P * ({elog}) + 0.5 * {logdet} - 0.5 * {quad} "
-              "- 0.5 * P * np.log(2 * np.pi)  # E_q[log p(w | c)]")
-            s("log_p += 0.5 * _spd_logdet(cov) + 0.5 * P * (1 + np.log(2 * np.pi))  # H(q(w))")
+            s(f"log_p += 0.5 * N_{vq.var} * ({elog}) + 0.5 * _spd_logdet(A_{vq.var}) - 0.5 * "
+              f"({ec}) * S_{vq.var} - 0.5 * N_{vq.var} * np.log(2 * np.pi)  # E_q[log p(w | c)]")
+            s(f"log_p += 0.5 * _spd_logdet(cov_{vq.var}) + 0.5 * N_{vq.var} * "
+              "(1 + np.log(2 * np.pi))  # H(q(w))")
         for q in g.scalars:
             kl = q.kl()
             self.hyper_locals(s, kl.free_symbols)

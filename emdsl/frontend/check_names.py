@@ -19,7 +19,8 @@ FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
 # names the generated module uses next to the model's own names (its functions, imports
 # and the locals of its functions); a model may not declare them
 GENERATED_NAMES = frozenset((
-    "np", "numpy", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
+    "q_now", "prior_scale", "prior_params", "expectations", "item_resp", "row_resp",
+    "n_items", "only", "np", "numpy", "scipy", "exp", "log", "sqrt", "digamma", "gammaln", "logsumexp", "polygamma",
     "MODEL", "ALGORITHM", "LATENT", "PARAMS", "DATA", "BLOCK_BYTES", "n_components",
     "hyper_problems", "problems",
     "param_shapes", "prepare", "e_step", "block_stats", "finish_stats", "expected_stats",

@@ -106,7 +106,19 @@ def derive_global(plan, view, names) -> GlobalCAVI:
         if cm.vars[n].elem_rank > 1 or cm.vars[n].kind not in ("real", "pos", "unit"):
             raise _err(cm, n, f"the variational factor of latent '{n}' "
                        f"({cm.vars[n].kind}) without a discrete latent")
+    for n in names:
+        if cm.vars[n].shape:
+            raise _err(cm, n, f"latent '{n}' with a plate in a model without a discrete "
+                       "latent (one factor per element)")
     scalars = [scalar_q(cm, n, _prior(cm, plan, n), symbols) for n in scalars_names]
+    latent_syms = {symbols[n] for n in names if n in symbols}
+    for q in scalars:
+        given = sorted(str(u) for a in q.prior for u in a.free_symbols & latent_syms)
+        if given:
+            raise NonConjugateError(f"not supported yet: the prior of '{q.var}' depends on "
+                                    f"latent '{given[0]}' (a hierarchical prior) in a model "
+                                    "without a discrete latent", _prior(cm, plan, q.var).span,
+                                    None, cm.model.source)
     stmts = [_statement(cm, f, vector, symbols) for f in cm.factors
              if cm.vars[f.target].role == "data"]
     # B symbols and the scalar latents' messages: sum_ij g_ij B_ij, plus w's prior
@@ -115,10 +127,9 @@ def derive_global(plan, view, names) -> GlobalCAVI:
     for vq in vector:
         if vq.scale:
             c = symbols[vq.scale]
-            P = sp.Symbol(f"P_{vq.var}", positive=True)
-            W2 = sp.Symbol(f"W2_{vq.var}", positive=True)   # E[(w - m0)^T M (w - m0)]
-            extra[vq.scale] = (P / 2 * sp.log(c) - c / 2 * W2 if vq.keyword == "prec"
-                               else -P / 2 * sp.log(c) - W2 / (2 * c))
+            P = sp.Symbol(f"N_{vq.var}", positive=True)   # its dimension
+            W2 = sp.Symbol(f"S_{vq.var}", positive=True)    # E[(w - m0)^T M (w - m0)]
+            extra[vq.scale] = extra.get(vq.scale, 0) + (P / 2 * sp.log(c) - c / 2 * W2)
     out = GlobalCAVI(cm, stmts, vector, scalars, plan=plan,
                      algorithm="CAVI" if not any(v.role == "param" and v.name not in names
                                                  for v in cm.vars.values()) else "")
@@ -192,6 +203,11 @@ def _known_expr(cm, e) -> bool:
 def _statement(cm, f, vector, symbols) -> DataStatement:
     """The terms of a data statement: its log density as sum g(theta) f(y) u^i."""
     fam = f.family
+    if len(f.loops) != 1 or tuple(getattr(i, "id", None) for i in f.index) != (f.loops[0].var,):
+        raise NonConjugateError("not supported yet: a data statement outside one plate of "
+                                "items (inner plates) in a model without a discrete latent",
+                                f.span, f"write `{f.target}[n] ~ ...` inside one `for n`",
+                                cm.model.source)
     if not fam.scalar:
         raise NonConjugateError(f"not supported yet: {fam.name} data without a discrete "
                                 "latent", f.span, None, cm.model.source)
@@ -204,7 +220,8 @@ def _statement(cm, f, vector, symbols) -> DataStatement:
             a, b = e.args
             for v, x in ((a, b), (b, a)):
                 if isinstance(v, ast.Name) and any(q.var == v.id for q in vector) and \
-                        isinstance(x, ast.Index) and cm.role(x.base.id) == "data":
+                        isinstance(x, ast.Index) and cm.role(x.base.id) == "data" and \
+                        tuple(getattr(i, "id", None) for i in x.indices) == (f.loops[0].var,):
                     found.append((v.id, x.base.id))
                     return ast.Name("u_lin", e.span)
         if isinstance(e, ast.BinOp):

@@ -306,3 +306,22 @@ def test_lda_with_learned_alpha_elbo_never_decreases(lda_alpha, seed):
         r = lda_alpha.fit(doc=doc, w=w, D=D, V=V, K=3, seed=seed, max_iter=20, tol=0.0)
     assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
     assert r.params["alpha"] > 0
+
+
+def test_a_learned_vector_concentration_is_stationary():
+    """`param eta : pos[V]` (an asymmetric topic-word prior): after the update, the
+    derivative of sum_k E_q[log Dir(phi_k | eta)] in each eta_v vanishes."""
+    src = (MODELS / "lda.emm").read_text().replace("hyper  eta         : pos = 0.01",
+                                                   "param  eta         : pos[V]")
+    m = emdsl.loads(src, name="lda_eta.emm", use_cache=False)
+    mod = m.module
+    doc, w, D, V = _corpus(9, docs=30, vocab=12)
+    h = {"T": len(w), "D": D, "V": V, "K": 3, "alpha": 0.1}
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    q = {**mod.init(st, {"doc": doc, "w": w}, h, np.random.default_rng(0), 0.0),
+         "eta": np.full(V, 0.5)}
+    new = mod.m_step(mod.e_step(st, q, h)[1], q, h, 0.0)
+    lam, eta = new["phi.concentration"], new["eta"]
+    elog = special.digamma(lam) - special.digamma(lam.sum(1, keepdims=True))
+    grad = (special.digamma(eta.sum()) - special.digamma(eta) + elog).sum(0)
+    assert np.max(np.abs(grad * eta)) < 1e-4 * np.max(np.abs(elog.sum(0) * eta))

@@ -178,10 +178,10 @@ class VariationalWriter:
         s(f"# {name}: maximise its ELBO terms, the sum over the priors it is in of "
           "E_q[log p(v | " + name + ")] (type-II maximum likelihood; no closed form:")
         s("# L-BFGS on log " + name + ", starting from its value, kept unless it improves)")
-        terms = []
+        terms, grads = [], []
         for pf in uses:
             fam = pf.family.numerics
-            self.w.runtime.add(fam.EXPECTED_LOGPDF)
+            self.w.runtime.update({fam.EXPECTED_LOGPDF, fam.EXPECTED_LOGPDF_GRAD})
             stat = self.expected_stat(pf.target, lambda k: f'_param_value("{k}", new, old, hyp)')
             kws = dict(pf.keywords)
             args = []
@@ -192,14 +192,24 @@ class VariationalWriter:
             s(self.w.cite(pf))
             s(f"stat_{pf.target} = {stat}  # E_q[t({pf.target})], the newest q")
             terms.append(f"np.sum({fam.EXPECTED_LOGPDF}(stat_{pf.target}, {', '.join(args)}))")
+            grads.append(f"{fam.EXPECTED_LOGPDF_GRAD}(stat_{pf.target}, {', '.join(args)})")
         s(f'start = np.asarray(_param_value("{name}", new, old, hyp), dtype=float)')
         s("")
         s("def elbo_terms(log_value):")
+        s('    """-(its ELBO terms) and their gradient in log value (the table\'s gradient')
+        s('    per element, summed over what the param is broadcast across)."""')
         s("    value = np.exp(log_value).reshape(start.shape)")
-        s(f"    return -float({' + '.join(terms)})")
+        s("    grad = np.zeros(start.shape)")
+        for g in grads:
+            s(f"    per = {g}")
+            s("    grad = grad + per.reshape((-1,) + start.shape).sum(0) if start.ndim else "
+              "grad + per.sum()")
+        s(f"    return -float({' + '.join(terms)}), -(grad * value).ravel()")
         s("")
-        s("found = scipy.optimize.minimize(elbo_terms, np.log(start).ravel(), method=\"L-BFGS-B\")")
-        s("better = found.x if found.fun <= elbo_terms(np.log(start).ravel()) else np.log(start).ravel()")
+        s("found = scipy.optimize.minimize(elbo_terms, np.log(start).ravel(), jac=True, "
+          "method=\"L-BFGS-B\")")
+        s("better = found.x if found.fun <= elbo_terms(np.log(start).ravel())[0] else "
+          "np.log(start).ravel()")
         s(f'new["{name}"] = np.exp(better).reshape(start.shape)')
 
     def expected_stat(self, var: str, lookup) -> str:

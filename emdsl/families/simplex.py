@@ -56,7 +56,16 @@ def _dirichlet_expected_logpdf(elog, alpha):
     return gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + ((alpha - 1) * elog).sum(-1)
 
 
-RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_logpdf, _dirichlet_expected_log, _dirichlet_kl)
+def _dirichlet_expected_logpdf_grad(elog, alpha):
+    """d/d alpha_j of ``_dirichlet_expected_logpdf`` summed over the leading axes, per
+    element of elog (..., K): digamma(sum alpha) - digamma(alpha_j) + E_q[log p_j]."""
+    from scipy.special import digamma
+    elog = np.asarray(elog, dtype=float)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), elog.shape)
+    return digamma(alpha.sum(-1, keepdims=True)) - digamma(alpha) + elog
+
+
+RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_logpdf, _dirichlet_expected_logpdf_grad, _dirichlet_expected_log, _dirichlet_kl)
 
 
 class Categorical(ExpFamily):
@@ -153,6 +162,7 @@ class Dirichlet(ExpFamily):
     # E_q[log p(v | args)] from q's expected statistic: what a param in the arguments of a
     # variational factor's prior maximises (its ELBO terms)
     EXPECTED_LOGPDF = "_dirichlet_expected_logpdf"
+    EXPECTED_LOGPDF_GRAD = "_dirichlet_expected_logpdf_grad"   # per element, in alpha
 
     def stats(self, p):
         with np.errstate(divide="ignore"):

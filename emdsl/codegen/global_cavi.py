@@ -8,7 +8,8 @@ import sympy as sp
 from .. import __version__
 from ..families.runtime import runtime_source
 from ..inference.variational_scalar import expected
-from .util import Source, comment_safe, known, module_imports, py, value_source
+from .util import (Source, comment_safe, hyper_locals, known, module_imports, py,
+                   value_source)
 
 
 def generate_global(g) -> str:
@@ -34,10 +35,7 @@ class _GlobalWriter:
         return out
 
     def hyper_locals(self, s, syms):
-        for sym in sorted(syms, key=str):
-            name = str(sym)
-            if name in self.cm.dims or self.cm.role(name) == "hyper":
-                s(f'{name} = hyp["{name}"]')
+        hyper_locals(s, self.cm, syms)
 
     def q_locals(self, s, source="params"):
         for q in self.g.scalars:

@@ -113,6 +113,13 @@ def value_source(e: ast.Expr, loops: tuple = (), params: frozenset = frozenset()
     return known(e, env)
 
 
+def hyper_locals(s, cm, symbols):
+    """Locals ``name = hyp["name"]`` for the dims and hypers among sympy ``symbols``."""
+    for sym in sorted(symbols, key=str):
+        if str(sym) in cm.dims or cm.role(str(sym)) == "hyper":
+            s(f'{sym} = hyp["{sym}"]')
+
+
 class Source:
     """Accumulates indented lines of generated Python."""
 

@@ -17,7 +17,7 @@ from .mstep import MStepWriter
 from .scalar import ScalarEmitter
 from .vector import CategoricalEmitter, MvNormalEmitter
 from .helpers import HELPERS
-from .util import Source, comment_safe, known, module_imports, py
+from .util import Source, comment_safe, hyper_locals, known, module_imports, py
 from .variational import VariationalWriter, write_expectations
 from ..families.runtime import runtime_source
 from ..inference.derive import UpdateSet
@@ -259,9 +259,7 @@ class _Writer:
         return name not in {f.target for f in self.cm.factors}
 
     def _hyper_locals(self, s, symbols):
-        for sym in sorted(symbols, key=str):
-            if str(sym) in self.cm.dims or self.cm.role(str(sym)) == "hyper":
-                s(f'{sym} = hyp["{sym}"]')
+        hyper_locals(s, self.cm, symbols)
 
     # ------------------------------------------------------------------ E-step
     def e_step(self, s):

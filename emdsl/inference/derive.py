@@ -27,7 +27,7 @@ from ..errors import NonConjugateError
 from ..frontend import ast
 from ..frontend.check import CheckedModel
 from .conjugacy import Axis, ConjugacyReport
-from .forms import EmissionForm, arg_sympy, emission_form, known_symbols
+from .forms import EmissionForm, emission_form, family_args, known_symbols
 from .plan import VARIATIONAL
 from .solve import TIMED_OUT, edge_conditions, simplify_within, unique_solution
 
@@ -335,11 +335,7 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
                         f"not supported yet: a prior on '{p}' that depends on '{sub.id}' "
                         "(hierarchical priors)", sub.span,
                         "prior arguments may use hypers, dims and numbers", cm.model.source)
-        args = [arg_sympy(cm, e, symbols) for _, e in pf.args]
-        kw = dict(pf.keywords)
-        args = [pf.family.alternatives[kw[n]][1](a) if n in kw else a
-                for (n, _), a in zip(pf.args, args)]
-        lp = pf.family.log_density(symbols[p], *args)
+        lp = pf.family.log_density(symbols[p], *family_args(cm, pf, symbols))
         priors[p] = lp
         Q += lp
     eqs = {p: simplify_within(sp.diff(Q, symbols[p])) for p in members}

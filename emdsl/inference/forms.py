@@ -61,17 +61,25 @@ def arg_sympy(cm, e: ast.Expr, symbols):
     return to_sympy(e, symbols, on_index)
 
 
+def family_args(cm, f, symbols, rewrite=None) -> list:
+    """The sympy arguments of statement ``f`` in its family's canonical parameters
+    (``prec=`` and ``sd=`` mapped to the variance); ``rewrite`` edits each argument's AST
+    first (a linear predictor standing for ``dot(w, X[n])``)."""
+    out = []
+    for name, expr in f.args:
+        val = arg_sympy(cm, rewrite(expr) if rewrite else expr, symbols)
+        kw = dict(f.keywords).get(name)
+        if kw and kw in f.family.alternatives:
+            val = f.family.alternatives[kw][1](val)
+        out.append(val)
+    return out
+
+
 def emission_form(cm, e: Emission, symbols, priors=()) -> EmissionForm:
     f = e.factor
     fam = f.family
     x = sp.Symbol(f.target, **ASSUMPTIONS.get(cm.vars[f.target].kind, {}))
-    args = []
-    for name, expr in f.args:
-        val = arg_sympy(cm, expr, symbols)
-        kw = dict(f.keywords).get(name)
-        if kw and kw in fam.alternatives:
-            val = fam.alternatives[kw][1](val)
-        args.append(val)
+    args = family_args(cm, f, symbols)
     logp = fam.log_density(x, *args)
     # indexed hypers vary over the cells like params: they belong in eta and A, not log h
     unknowns = {symbols[r.param] for r in (*e.refs, *e.knowns)}

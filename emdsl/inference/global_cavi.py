@@ -28,7 +28,7 @@ import sympy as sp
 from ..errors import NonConjugateError
 from ..families.scalar import NotExponentialFamily, decompose
 from ..frontend import ast
-from .forms import arg_sympy, known_symbols
+from .forms import family_args, known_symbols
 from .variational_scalar import expected, linear_in, scalar_q
 
 
@@ -229,14 +229,7 @@ def _statement(cm, f, vector, symbols) -> DataStatement:
         if isinstance(e, ast.Neg):
             return ast.Neg(swap(e.operand), e.span)
         return e
-    env = {**symbols, "u_lin": u}
-    args = []
-    for name, expr in f.args:
-        val = arg_sympy(cm, swap(expr), env)
-        kw = dict(f.keywords).get(name)
-        if kw and kw in fam.alternatives:
-            val = fam.alternatives[kw][1](val)
-        args.append(val)
+    args = family_args(cm, f, {**symbols, "u_lin": u}, swap)
     if len(found) > 1:
         raise NonConjugateError("not supported yet: two linear predictors in one statement",
                                 f.span, None, cm.model.source)

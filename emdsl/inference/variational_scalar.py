@@ -26,7 +26,7 @@ import sympy as sp
 
 from ..errors import NonConjugateError
 from ..families.scalar import NotExponentialFamily, decompose
-from .forms import arg_sympy
+from .forms import family_args
 
 
 @dataclass
@@ -77,13 +77,7 @@ def scalar_q(cm, var: str, prior, symbols: dict) -> ScalarQ:
                    f"(term {exc.term})") from None
     except ValueError as exc:
         raise _err(cm, prior, f"a variational factor in {fam.name}: {exc}") from None
-    args = []
-    for name, expr in prior.args:
-        val = arg_sympy(cm, expr, symbols)
-        kw = dict(prior.keywords).get(name)
-        if kw and kw in fam.alternatives:
-            val = fam.alternatives[kw][1](val)
-        args.append(val)
+    args = family_args(cm, prior, symbols)
     E = tuple(sp.Symbol(f"E_{var}_{j}", real=True) for j in range(len(P)))
     names = tuple(p.name for p in fam.params)
     location = names.index(fam.location) if fam.location in names else None

@@ -112,21 +112,15 @@ class Plan:
 
     def require_supported(self) -> None:
         """Raise a located "not supported yet" for the first treatment this version does
-        not derive (in declaration order)."""
+        not derive (in declaration order); variational factors are checked further by
+        ``variational.py`` and ``global_cavi.py``, which locate what they cannot derive."""
         cm = self.graph.model
         for t in self.treatments.values():
             if t.kind in SUPPORTED:
                 continue
             span = cm.vars[t.var].span
             plate = f"[{', '.join(t.plates)}]" if t.plates else ""
-            if t.kind in VARIATIONAL:
-                what = (f"variational factor for latent '{t.var}' ({t.kind} "
-                        f"q({t.var}{plate}) = {t.family or 'its prior family'}"
-                        + (f", joint with '{t.partner}'" if t.partner else "")
-                        + f"; {self.algorithm} lands in the next version)")
-                hint = (f"{t.reason}; to fit it now by EM, declare '{t.var}' a `param` "
-                        "(a point estimate, MAP with its prior)")
-            elif t.kind == "chain":
+            if t.kind == "chain":
                 what = (f"latent '{t.var}' is a chain of discrete states (a forward-backward "
                         "E-step)")
                 hint = f"{t.reason}; a mixture draws each element independently given the params"

@@ -148,9 +148,11 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                       "tol, or check the model and the data scaling"))
     posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)} \
         if mod.LATENT else {}
-    for var, q in getattr(mod, "Q_FACTORS", {}).items():  # each q factor by name
+    factors = getattr(mod, "Q_FACTORS", {})
+    expect = mod.expectations(params, h) if factors else {}
+    for var, q in factors.items():  # each q factor by name
         posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
-        posterior[var].update(mod.expectations(params, h).get(var, {}))
+        posterior[var].update(expect.get(var, {}))
     return FitResult(params, posterior, np.array(trace), len(trace), converged, notes)
 
 

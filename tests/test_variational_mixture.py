@@ -158,13 +158,17 @@ def _corpus(seed, docs=40, vocab=30, k=3, length=25):
     return np.array(doc), np.array(w), docs, vocab
 
 
+@pytest.mark.parametrize("local_iter", [100, 0])
 @pytest.mark.parametrize("seed", range(20))
-def test_lda_elbo_never_decreases(lda, seed):
+def test_lda_elbo_never_decreases(lda, seed, local_iter):
+    """Both schedules: the documents' factors restarted and iterated to convergence before
+    each update of the topics (the default, local_fit) and plain CAVI (local_iter=0)."""
     doc, w, D, V = _corpus(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("error", emdsl.runtime.batch.ObjectiveDecreaseWarning)
         warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
-        r = lda.fit(doc=doc, w=w, T=len(w), D=D, V=V, K=3, seed=seed, max_iter=40, tol=0.0)
+        r = lda.fit(doc=doc, w=w, T=len(w), D=D, V=V, K=3, seed=seed, max_iter=40, tol=0.0,
+                    local_iter=local_iter)
     assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
     theta = r.posterior["theta"]
     assert theta["concentration"].shape == (D, 3)

@@ -46,16 +46,17 @@ class FitResult:
 
 
 def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, init=None,
-        reg=1e-6, verbose=False, callback=None, local_iter=0) -> FitResult:
+        reg=1e-6, verbose=False, callback=None, local_iter=100) -> FitResult:
     """Fit by batch EM / CAVI ``n_init`` times from different starts; keep the best ELBO.
 
-    ``local_iter``: with local factors (LDA's per-document theta), up to this many updates
-    of them and of the items' q, to a relative ELBO change below ``tol``, before each
-    update of the global factors (the schedule of scikit-learn's and Hoffman et al.'s
-    batch LDA).  Every step is a coordinate ascent step: the ELBO never decreases either
-    way.  The default, 0, updates every factor once per iteration: on Reuters (K = 10,
-    two seeds) it reached a higher ELBO (-667.5k, -666.7k) than 5 local steps (-666.9k,
-    -667.2k) or 100 (-682.5k, -683.3k), in less time."""
+    ``local_iter``: with local factors (LDA's per-document theta), up to this many sweeps
+    of them and of their items' q before each update of the global factors, the batch
+    schedule of Hoffman et al. (2013) and scikit-learn: each group restarted and iterated
+    to convergence, kept where it raises the ELBO (the module's ``local_fit``; modules
+    without one iterate from the current values). 0 updates every factor once per
+    iteration (plain CAVI). Measured on Reuters (K = 10, 80/20 document split, 50
+    iterations, 3 seeds): plain CAVI reaches a higher training ELBO but a held-out
+    perplexity ~20 % worse than scikit-learn's; the default, 100, matches it."""
     st = mod.prepare(data, h)
     rng = np.random.default_rng(seed)
     best = None
@@ -82,7 +83,11 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
     converged = False
     resp = None
     empty_seen = set()
+    local = getattr(mod, "LOCAL_FACTORS", ()) if local_iter else ()
+    local_fit = getattr(mod, "local_fit", None) if local else None
     for it in range(max_iter):
+        if local_fit is not None:  # the local factors to convergence, then q(z) from them
+            params = local_fit(st, params, h, max_iter=local_iter)
         resp, ess, loglik = mod.e_step(st, params, h)
         value = loglik + mod.log_prior(params, h)
         if not np.isfinite(value):
@@ -119,8 +124,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
             elif abs(value - prev) < tol * abs(value):
                 converged = True
                 break
-        local = getattr(mod, "LOCAL_FACTORS", ())
-        for _ in range(local_iter if local else 0):  # the local factors, to convergence
+        for _ in range(local_iter if local and local_fit is None else 0):  # from where they are
             params = mod.m_step(ess, params, h, reg, only=local)
             resp, ess, loglik = mod.e_step(st, params, h)
             inner = loglik + mod.log_prior(params, h)

@@ -1,0 +1,121 @@
+"""``local_fit``: the local factors of a grouped mixture (LDA's theta[d]) to convergence.
+
+When the items' latent is drawn from a group's weights, ``z[t] ~ Categorical(theta[g[t]])``
+with a Dirichlet q(theta[g]), each group's weights and its items' q(z) form a small
+coordinate-ascent problem of their own once the global factors are fixed: the batch
+schedule of Hoffman, Blei, Wang & Paisley (2013, Alg. 1's inner loop) and scikit-learn's
+``LatentDirichletAllocation``. The generated function
+
+* computes the emissions' part of every item's log joint once, F[k, n] =
+  E_q[log p(x_n | z_n = k)], and exponentiates it (shifted per item): a sweep is then
+  products and sums only, r[n, k] proportional to F[k, n] exp(E[log theta[g_n, k]]);
+* restarts every group from the update with uniform responsibilities (prior + n_g / K)
+  and iterates each group until the mean change of its concentrations falls below
+  ``tol`` relative to their mean, dropping converged groups from the sweeps;
+* keeps, group by group, the better of the restart and the previous value by that
+  group's part of the ELBO, so the ELBO never decreases.
+
+Restarting matters: on Reuters (K = 10, 80/20 document split, document completion) warm
+starts reached a held-out perplexity 5-20 % worse than scikit-learn's; restarts match it.
+"""
+from __future__ import annotations
+
+from .variational import key
+
+
+def local_fit_applies(w) -> bool:
+    """True when the model's only local factor is the Dirichlet of the latent's groups."""
+    ref = w.r.assign_ref
+    return (bool(w.us.variational) and w.vb.local_factors() == (ref.param,)
+            and len(ref.axes) == 1 and ref.axes[0].kind == "covariate"
+            and any(q.var == ref.param and q.family == "Dirichlet" for q in w.us.qfactors))
+
+
+def write_local_fit(w, s):
+    """The generated ``local_fit(st, params, hyp, max_iter, tol)`` (see the module doc)."""
+    ref = w.r.assign_ref
+    group = ref.axes[0].name
+    conc = key(ref.param, "concentration")
+    pf = w.r.priors[ref.param]
+    w.runtime.update({"_dirichlet_expected_log", "_dirichlet_kl"})
+    s("")
+    s("")
+    s("def local_fit(st, params, hyp, max_iter=100, tol=1e-2):")
+    s(f'    """q({ref.param}[g]) and the items\' q({w.r.latent.name}) to convergence at fixed global '
+      "factors,")
+    s("    group by group: restarted from prior + n_g / K, iterated until the mean change of")
+    s("    a group's concentrations is below ``tol`` times their mean (at most ``max_iter``")
+    s("    sweeps), kept where they raise that group's part of the ELBO (Hoffman et al.")
+    s("    2013, Alg. 1's inner loop).")
+    s("")
+    s(f'    Returns params with "{conc}" (groups, K) replaced."""')
+    s.indent()
+    s("n_comp = n_components(hyp)")
+    s('n_rows = st["n_rows"]')
+    const, folded = w.emission_setup(s)
+    s("fixed = np.zeros((n_comp, n_rows))  # E_q[log p(x_n | z_n = k)], then its exp per item")
+    if w.emitters:
+        s('for lo in range(0, n_rows, st["block"]):')
+        s.indent()
+        s('hi = min(n_rows, lo + st["block"])')
+        s("log_joint = fixed[:, lo:hi]")
+        w.emission_block(s)
+        s.dedent()
+    if folded:
+        s(f"fixed += np.broadcast_to(-({' + '.join(folded)}), (n_comp,))[:, None]"
+          "  # the per-k -A(theta_k)")
+    s("top = fixed.max(axis=0)  # (N,)")
+    s("np.subtract(fixed, top, out=fixed)")
+    s("np.exp(fixed, out=fixed)  # (K, N), each item's largest entry 1")
+    s(w.cite(w.r.assign))
+    s(f'groups = st["{group}"]  # (N,) the group of each row')
+    s(f"weight = {w.row_weights('n_rows')}  # (N,) items per row")
+    s("if np.any(groups[1:] < groups[:-1]):  # rows in group order: a group's rows are a slice")
+    s('    order = np.argsort(groups, kind="stable")')
+    s("    fixed, top, groups, weight = fixed[:, order], top[order], groups[order], weight[order]")
+    s(w.cite(pf))
+    s(f"old = np.asarray(params[\"{conc}\"], dtype=float)")
+    s(f"prior = np.broadcast_to({w.vb.arg(pf.arg['alpha'], pf, False)}, old.shape)")
+    s("size = np.bincount(groups, weights=weight, minlength=len(old))  # items per group")
+    s("")
+    s("def sweep(conc, rows_fixed, rows_fixed_w, lengths):")
+    s('    """q(z) of some groups\' rows, then their counts per group and k (g, K); also')
+    s("    log sum_k exp(E[log p(x_n, z_n = k)]) - top_n - shift_g per row and the shifts.")
+    s("    The rows are those of the groups of ``conc`` (g, K) in order, lengths[i] of group i.")
+    s('    """')
+    s("    log_w = _dirichlet_expected_log(conc)  # (g, K)")
+    s("    shift = log_w.max(axis=1)")
+    s("    weights_t = np.exp(log_w - shift[:, None]).T  # (K, g)")
+    s('    norm = np.einsum("kn,kn->n", rows_fixed, np.repeat(weights_t, lengths, axis=1))')
+    s("    norm = np.maximum(norm, np.finfo(float).tiny)  # (n,)")
+    s("    nonempty = lengths > 0")
+    s("    counts_t = np.zeros_like(weights_t)")
+    s("    if nonempty.any():")
+    s("        counts_t[:, nonempty] = np.add.reduceat(rows_fixed_w / norm, "
+      "(np.cumsum(lengths) - lengths)[nonempty], axis=1)")
+    s("    return counts_t.T * weights_t.T, np.log(norm), shift")
+    s("")
+    s("def group_elbo(conc, log_norm, shift):")
+    s('    """Each group\'s part of the ELBO (n_groups,), up to terms that do not depend on it."""')
+    s("    return (np.bincount(groups, weights=weight * (log_norm + top), minlength=len(size))")
+    s("            + shift * size - _dirichlet_kl(conc, prior))")
+    s("")
+    s("fixed_w = fixed * weight")
+    s("lengths = np.bincount(groups, minlength=len(old))  # rows per group")
+    s("old_elbo = group_elbo(old, *sweep(old, fixed, fixed_w, lengths)[1:])")
+    s("conc = prior + size[:, None] / n_comp  # the update from uniform responsibilities")
+    s("active = np.arange(len(size))")
+    s("rows_fixed, rows_fixed_w = fixed, fixed_w")
+    s("for _ in range(max_iter):")
+    s("    new = prior[active] + sweep(conc[active], rows_fixed, rows_fixed_w, lengths[active])[0]")
+    s("    moving = np.abs(new - conc[active]).mean(axis=1) > tol * new.mean(axis=1)")
+    s("    conc[active] = new")
+    s("    if not moving.any():")
+    s("        break")
+    s("    if 2 * moving.sum() <= len(active):  # sweep only the groups still moving")
+    s("        active = active[moving]")
+    s("        rows = np.isin(groups, active)")
+    s("        rows_fixed, rows_fixed_w = fixed[:, rows], fixed_w[:, rows]")
+    s("better = group_elbo(conc, *sweep(conc, fixed, fixed_w, lengths)[1:]) >= old_elbo")
+    s(f'return {{**params, "{conc}": np.where(better[:, None], conc, old)}}')
+    s.dedent()

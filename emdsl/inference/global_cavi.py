@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import NonConjugateError
-from ..families.scalar import NotExponentialFamily, decompose
+from ..families.scalar import NotExponentialFamily, decompose, tidy
 from ..frontend import ast
 from .forms import family_args, known_symbols
 from .variational_scalar import expected, linear_in, scalar_q
@@ -247,7 +247,7 @@ def _statement(cm, f, vector, symbols) -> DataStatement:
         ef = decompose(kappa * coeff, y, unknowns)
         pairs = list(zip(ef.t, ef.eta)) + [(sp.Integer(1), -ef.A)]
         for fy, g in pairs:
-            g = sp.simplify(g / kappa)
+            g = tidy(g / kappa)
             if g == 0:
                 continue
             j = len(terms)

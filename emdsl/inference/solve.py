@@ -11,6 +11,8 @@ import threading
 
 import sympy as sp
 
+from ..families.scalar import tidy
+
 
 SOLVE_SECONDS = 5.0   # a symbolic solve that takes longer falls back to Newton's method
 TIMED_OUT = "timed out"
@@ -63,15 +65,15 @@ def edge_conditions(logp, u, kind) -> list:
                     coeff = sp.Mul(*[g for g in factors if g is not f])
                     dominated |= bool(coeff.is_negative)
         if c != 0 and not dominated and not c.is_nonnegative:
-            out.append((edge, sp.simplify(c)))
+            out.append((edge, tidy(c)))
     return out
 
 
 def simplify_within(e):
-    """sympy's simplify within a time limit (the expression as it is, past the limit)."""
+    """``tidy`` within a time limit (the expression as it is, past the limit)."""
     try:
         with time_limit(SOLVE_SECONDS / 2):
-            return sp.simplify(e)
+            return tidy(e)
     except SolveTimeout:
         return e
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import NonConjugateError
-from ..families.scalar import NotExponentialFamily, decompose
+from ..families.scalar import NotExponentialFamily, decompose, tidy
 from .forms import family_args
 
 
@@ -99,13 +99,14 @@ def _family_form(logq: sp.Expr, v: sp.Symbol, P: tuple, var: str) -> tuple:
         raise ValueError(f"its {len(ef.t)} statistics do not match its {len(P)} parameters")
     J = sp.Matrix(ef.eta).jacobian(sp.Matrix(P))
     grad = sp.Matrix([ef.A.diff(p) for p in P])
-    mean_map = tuple(sp.simplify(m) for m in J.T.LUsolve(grad))
+    mean_map = tuple(tidy(m) for m in J.T.LUsolve(grad))
     H = tuple(sp.Symbol(f"H_{var}_{j}", real=True) for j in range(len(P)))
-    sol = sp.solve([e - h for e, h in zip(ef.eta, H)], P, dict=True)
+    sol = sp.solve([e - h for e, h in zip(ef.eta, H)], P, dict=True, check=False,
+                   simplify=False)
     if len(sol) != 1:
         raise ValueError("its natural parameters do not give back its own parameters in "
                          "closed form (sympy)")
-    return ef, mean_map, H, tuple(sp.simplify(sol[0][p]) for p in P)
+    return ef, mean_map, H, tuple(tidy(sol[0][p]) for p in P)
 
 
 def p_assumptions(sym: sp.Symbol) -> dict:
@@ -123,7 +124,7 @@ def linear_in(expr: sp.Expr, q: ScalarQ, var: sp.Symbol | None = None) -> tuple:
     coeffs = [sp.Integer(0)] * len(q.T)
     for t, c in zip(ef.t, ef.eta):
         for j, T in enumerate(q.T):
-            ratio = sp.simplify(t / T.xreplace({q.symbol: var}))
+            ratio = tidy(t / T.xreplace({q.symbol: var}))
             if ratio.is_number:
                 coeffs[j] += c * ratio / kappa
                 break

@@ -329,3 +329,37 @@ def test_a_learned_vector_concentration_is_stationary():
     elog = special.digamma(lam) - special.digamma(lam.sum(1, keepdims=True))
     grad = (special.digamma(eta.sum()) - special.digamma(eta) + elog).sum(0)
     assert np.max(np.abs(grad * eta)) < 1e-4 * np.max(np.abs(elog.sum(0) * eta))
+
+
+def test_lda_elbo_matches_monte_carlo(lda):
+    """The module's ELBO for LDA, E_q[log p(w, c, theta, phi)] - E_q[log q], against Monte
+    Carlo over q(theta) q(phi) with scipy.stats densities (q(c) summed exactly), after a
+    few iterations of the default schedule (local factors restarted, per-document kept)."""
+    doc, w, D, V = _corpus(9, docs=8, vocab=12, length=20)
+    h = {"T": len(w), "D": D, "V": V, "K": 3, "alpha": 0.3, "eta": 0.2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emdsl.runtime.batch.ConvergenceWarning)
+        r = lda.fit(doc=doc, w=w, **h, seed=1, max_iter=3, tol=0.0)
+    mod = lda.module
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    resp, _, loglik = mod.e_step(st, r.params, h)
+    ours = loglik + mod.log_prior(r.params, h)
+    R = mod.item_resp(st, resp)                                  # (T, K) per token
+    a_t, a_p = r.posterior["theta"]["concentration"], r.posterior["phi"]["concentration"]
+    rng = np.random.default_rng(0)
+    draws = 20000
+    f = np.zeros(draws)
+    theta = np.stack([stats.dirichlet(a).rvs(draws, random_state=rng) for a in a_t], 1)
+    phi = np.stack([stats.dirichlet(a).rvs(draws, random_state=rng) for a in a_p], 1)
+    for d in range(D):
+        f += stats.dirichlet(np.full(3, 0.3)).logpdf(theta[:, d].T) \
+            - stats.dirichlet(a_t[d]).logpdf(theta[:, d].T)
+    for k in range(3):
+        f += stats.dirichlet(np.full(V, 0.2)).logpdf(phi[:, k].T) \
+            - stats.dirichlet(a_p[k]).logpdf(phi[:, k].T)
+    # sum_t sum_k r_tk (log theta[doc_t, k] + log phi[k, w_t])
+    f += np.einsum("tk,stk->s", R, np.log(theta[:, doc, :]))
+    f += np.einsum("tk,skt->s", R, np.log(phi[:, :, w]))
+    mc = f.mean() - np.sum(special.xlogy(R, R))
+    se = f.std() / np.sqrt(draws)
+    assert abs(ours - mc) < 3 * se + 1e-9 * abs(mc), (ours, mc, se)

@@ -1,6 +1,7 @@
 """The Python API of INTERFACE.md: ``load``, ``loads`` and :class:`Model`."""
 from __future__ import annotations
 
+import functools
 import types
 from pathlib import Path
 
@@ -77,9 +78,15 @@ class Model:
         self.checked = compiled.checked
         self.name = self.checked.name
         self.code = compiled.code
-        self.module = types.ModuleType(f"emdsl_generated_{self.name}")
+
+    @functools.cached_property
+    def module(self):
+        """The generated module, executed on first use (a fit, a sample): compiling,
+        ``derivation()``, ``code`` and the graph do not import its numpy and scipy."""
+        module = types.ModuleType(f"emdsl_generated_{self.name}")
         exec(compile(self.code, f"<emdsl:{self.checked.model.file!r}>", "exec"),  # noqa: S102
-             self.module.__dict__)
+             module.__dict__)
+        return module
 
     @property
     def factor_graph(self):

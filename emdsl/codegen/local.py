@@ -25,10 +25,7 @@ from .variational import key
 
 def local_fit_applies(w) -> bool:
     """True when the model's only local factor is the Dirichlet of the latent's groups."""
-    ref = w.r.assign_ref
-    return (bool(w.us.variational) and w.vb.local_factors() == (ref.param,)
-            and len(ref.axes) == 1 and ref.axes[0].kind == "covariate"
-            and any(q.var == ref.param and q.family == "Dirichlet" for q in w.us.qfactors))
+    return w.us.grouped_weights()
 
 
 def write_local_fit(w, s):

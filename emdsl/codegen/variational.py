@@ -57,12 +57,7 @@ class VariationalWriter:
         return out
 
     def local_factors(self) -> tuple:
-        """The variational factors of a group of items (LDA's theta[d], selected by the
-        items' covariate doc[t]): updated with the items' q, before the global ones."""
-        refs = [self.r.assign_ref] + [r for e in self.r.emissions for r in e.refs]
-        return tuple(dict.fromkeys(
-            r.param for r in refs if r.param in self.us.variational
-            and any(a.kind == "covariate" for a in r.axes)))
+        return self.us.local_factors()
 
     def q_factors_constant(self, s):
         qs = {q.var: {"family": q.family, "fields": q.fields, "partner": q.partner}

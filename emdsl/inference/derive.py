@@ -84,6 +84,24 @@ class UpdateSet:
         """The QFactor of variational global ``var``, else None."""
         return next((q for q in self.qfactors if q.var == var), None)
 
+    def local_factors(self) -> tuple:
+        """The variational factors of a group of items (LDA's theta[d], selected by the
+        items' covariate doc[t]): updated with the items' q, before the global ones."""
+        refs = [self.report.assign_ref] + [r for e in self.report.emissions for r in e.refs]
+        return tuple(dict.fromkeys(
+            r.param for r in refs if r.param in self.variational
+            and any(a.kind == "covariate" for a in r.axes)))
+
+    def grouped_weights(self) -> bool:
+        """Whether the only local factor is the Dirichlet of the latent's groups,
+        z[n] ~ Categorical(theta[g[n]]) (then the groups are fitted by restarts to
+        convergence before each global update: the generated ``local_fit``)."""
+        ref = self.report.assign_ref
+        q = self.q(ref.param)
+        return (self.local_factors() == (ref.param,) and len(ref.axes) == 1
+                and ref.axes[0].kind == "covariate" and q is not None
+                and q.family == "Dirichlet")
+
     @property
     def ecm_cycle(self) -> bool:
         """Whether a param group reads a group updated after it (then the first M-step,

@@ -116,11 +116,17 @@ def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set) -> ExpFamForm:
 
 
 def tidy(e) -> sp.Expr:
-    """A shorter equal form of ``e``: the fewest operations among e, factor_terms, cancel,
-    both, and powsimp. What sympy's ``simplify`` gives for these log densities, at a
-    fraction of its cost (its first call also imports sympy.physics.units, ~0.5 s of a
-    cold compile, to look for physical quantities)."""
+    """A shorter equal form of ``e``. Where every function (log, exp, gamma, digamma, ...)
+    is applied to a symbol or a number, the fewest operations among e, factor_terms,
+    cancel, both, and powsimp: what sympy's ``simplify`` gives for these log densities, at
+    a fraction of its cost (its first call also imports sympy.physics.units, ~0.5 s of a
+    cold compile). Otherwise sympy's ``simplify``, whose passes see through identities of
+    composite arguments that matter numerically: log(1 - 1/(1 + exp(-a))) + log(1 + exp(-a))
+    is a, gamma(a + 1)/gamma(a) is a (the first form overflows for large a)."""
     e = sp.sympify(e)
+    if any(not (arg.is_Symbol or arg.is_Number) for f in e.atoms(sp.Function)
+           for arg in f.args):
+        return sp.simplify(e)
     candidates = [e]
     for step in (sp.factor_terms, sp.cancel, lambda a: sp.factor_terms(sp.cancel(a)),
                  sp.powsimp):

@@ -77,8 +77,7 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     return best
 
 
-def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
-             local_iter=0):
+def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt, local_iter):
     trace, notes = [], []
     converged = False
     resp = None

@@ -124,7 +124,7 @@ def tidy(e) -> sp.Expr:
     composite arguments that matter numerically: log(1 - 1/(1 + exp(-a))) + log(1 + exp(-a))
     is a, gamma(a + 1)/gamma(a) is a (the first form overflows for large a)."""
     e = sp.sympify(e)
-    if any(not (arg.is_Symbol or arg.is_Number) for f in e.atoms(sp.Function)
+    if any(not (arg.is_Symbol or arg.is_number) for f in e.atoms(sp.Function)
            for arg in f.args):
         return sp.simplify(e)
     candidates = [e]

@@ -358,20 +358,24 @@ def _elbo_at(mod, st, h, R, q):
     return loglik + mod.log_prior(q, h) - gap
 
 
+def _with_responsibilities(models, name, seed):
+    """(module, prepared data, hypers, random responsibilities R (n, 3), rng) of a case."""
+    _, kind, _ = CASES[name]
+    m = models[name]
+    rng = np.random.default_rng(seed)
+    data = _data(kind, rng, n=120)
+    n = len(next(iter(data.values())))
+    h = {**m._bind({**data, "N": n}).hypers, "N": n, "K": 3}
+    st = m.module.prepare(data, h)
+    return m.module, st, h, rng.dirichlet(np.ones(3), size=n), rng
+
+
 @pytest.mark.parametrize("name", ["poisson_gamma", "beta_bernoulli", "normal_known_variance"])
 def test_each_global_update_is_a_stationary_point_of_the_elbo(models, name):
     """With q(z) held at R, the update of every global factor (each independent of the
     others given R) is where the ELBO's derivative in its variational parameters
     vanishes: central differences, along random relative directions."""
-    _, kind, _ = CASES[name]
-    m = models[name]
-    mod = m.module
-    rng = np.random.default_rng(11)
-    data = _data(kind, rng, n=120)
-    n = len(next(iter(data.values())))
-    h = {**m._bind({**data, "N": n}).hypers, "N": n, "K": 3}
-    st = mod.prepare(data, h)
-    R = rng.dirichlet(np.ones(3), size=n)
+    mod, st, h, R, rng = _with_responsibilities(models, name, seed=11)
     q = mod.m_step(mod.expected_stats(st, R), None, h, 0.0)
     base = _elbo_at(mod, st, h, R, q)
     for key in mod.PARAMS:
@@ -400,15 +404,7 @@ def test_coupled_updates_are_stationary_where_they_were_made(models, name):
     others. Each update is a stationary point of the ELBO (q(z) held at R) in its own
     variational parameters at the values it used: the factors updated before it at their
     new values, those after it at their old ones."""
-    _, kind, _ = CASES[name]
-    m = models[name]
-    mod = m.module
-    rng = np.random.default_rng(5)
-    data = _data(kind, rng, n=120)
-    n = len(next(iter(data.values())))
-    h = {**m._bind({**data, "N": n}).hypers, "N": n, "K": 3}
-    st = mod.prepare(data, h)
-    R = rng.dirichlet(np.ones(3), size=n)
+    mod, st, h, R, rng = _with_responsibilities(models, name, seed=5)
     ess = mod.expected_stats(st, R)
     old = mod.m_step(ess, None, h, 0.0)
     old = mod.m_step(ess, {**old, **{k: v * rng.uniform(0.3, 3.0) for k, v in old.items()

@@ -100,8 +100,9 @@ def derive_global(plan, view, names) -> GlobalCAVI:
     """The updates of a plan whose latents are all global (raises, located, otherwise)."""
     cm = view
     symbols = known_symbols(cm)
+    names = [n for n in cm.vars if n in names]   # declaration order: deterministic code
     vector = [_vector_q(cm, n, plan) for n in names if cm.vars[n].elem_rank == 1]
-    scalars_names = [n for n in cm.vars if n in names and cm.vars[n].elem_rank == 0]
+    scalars_names = [n for n in names if cm.vars[n].elem_rank == 0]
     for n in names:
         if cm.vars[n].elem_rank > 1 or cm.vars[n].kind not in ("real", "pos", "unit"):
             raise _err(cm, n, f"the variational factor of latent '{n}' "

@@ -340,6 +340,19 @@ def test_a_scalar_structured_pair_is_not_supported_yet_with_its_location():
     assert e.value.span.line == 4 + src.split("\n").index("    mu[k] ~ Normal(m0, prec=tau[k])")
 
 
+def test_a_hierarchical_prior_is_not_supported_yet_and_not_called_structured():
+    """mu[k] ~ Normal(mu0, s0) with mu0 latent: the plan is mean-field (not a structured
+    pair), and the error says what is missing, at the prior's line."""
+    src = NORMAL_GAMMA_MF.replace("hyper m0 : real = 0.0", "latent m0 : real").replace(
+        "weights ~ Dirichlet(alpha0)", "weights ~ Dirichlet(alpha0)\nm0 ~ Normal(0, 100)")
+    with pytest.raises(emdsl.errors.NonConjugateError,
+                       match=r"hierarchical prior: 'mu\[k\] ~ Normal\(m0, s0\)' has latent "
+                             r"'m0'") as e:
+        _load(src)
+    assert e.value.span.line == 4 + src.split("\n").index("    mu[k] ~ Normal(m0, s0)")
+    assert "structured" not in str(e.value)
+
+
 def test_the_derivation_shows_the_cavi_steps_and_the_elbo_terms(models):
     text = models["poisson_gamma"].derivation()
     assert "(CAVI)" in text and "Update of q(z)" in text

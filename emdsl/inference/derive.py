@@ -138,7 +138,8 @@ def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
     if report is None:
         from .global_cavi import derive_global
         return derive_global(plan, cm, names)
-    us = derive(report, cm, names)
+    structured = frozenset(t.var for t in plan.treatments.values() if t.kind == "structured")
+    us = derive(report, cm, names, structured)
     if names:
         from .variational import variational_factors
         us.qfactors = variational_factors(us, names)
@@ -146,12 +147,13 @@ def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
     return us
 
 
-def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset()) -> UpdateSet:
+def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset(),
+           structured=frozenset()) -> UpdateSet:
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = known_symbols(cm)
     forms = [emission_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
     vforms = [fm for fm in forms if any(r.param in variational for r in fm.emission.refs)]
-    scalar_qs = _scalar_qs(cm, report, vforms, variational, symbols)
+    scalar_qs = _scalar_qs(cm, report, vforms, variational, symbols, structured)
     groups = _scalar_groups(cm, report, [fm for fm in forms if fm not in vforms], symbols)
     simplex = _simplex_updates(cm, report)
     gaussian = gaussian_updates(cm, report)
@@ -195,7 +197,8 @@ def _prior_params(cm, report: ConjugacyReport, variational, covered) -> dict:
     return out
 
 
-def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> list:
+def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
+               structured=frozenset()) -> list:
     """The q factors of the scalar latents of the statements ``vforms`` (every unknown in
     them variational), their messages, and each statement's E_q[eta], E_q[A]."""
     from .variational_scalar import attach_messages, expected, scalar_q
@@ -212,7 +215,7 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> lis
     latent = {symbols[n] for n in variational if n in symbols}
     for q in qs:
         given = sorted(str(u) for a in q.prior for u in a.free_symbols & latent)
-        if given:
+        if given and q.var in structured:
             pf = report.priors[q.var]
             raise NonConjugateError(
                 f"not supported yet: the structured factor q({q.var}, {given[0]}) of a "
@@ -220,6 +223,13 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols) -> lis
                 f"'{given[0]}', as in a Normal-Gamma; lands next)", pf.span,
                 f"give '{q.var}' a prior with known arguments (mean-field), or use the "
                 "Normal-Wishart MvNormal form", cm.model.source)
+        if given:
+            pf = report.priors[q.var]
+            raise NonConjugateError(
+                f"not supported yet: a hierarchical prior: '{pf.text.strip()}' has latent "
+                f"'{given[0]}' in its arguments (mean-field messages from a prior factor "
+                "land next)", pf.span, f"give '{given[0]}' a known value (a hyper)",
+                cm.model.source)
     attach_messages(cm, qs, vforms)
     for fm in vforms:
         fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)

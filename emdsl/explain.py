@@ -224,11 +224,20 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
                  f"coefficients of T({q.var}) in each statement's expected complete-data log "
                  "likelihood (summed over the cells it appears in); its own parameters follow "
                  "by solving eta(P) = H (sympy):")
-        prior = dict(zip(q.P, q.prior))
+        if q.parents:
+            doc.para(f"Its prior has the latent(s) {', '.join(f'`{o.var}`' for o in q.parents)} "
+                     "among its arguments: the prior's natural parameters are their "
+                     "expectations under q (mean-field).")
+        if q.prior_messages:
+            doc.para(f"`{q.var}` is an argument of the prior of "
+                     f"{', '.join(f'`{c.var}`' for c, _ in q.prior_messages)}: those priors "
+                     "send it the coefficients of its statistics in log p(child | "
+                     f"{q.var}), in the children's expectations, summed over their plates.")
         for j, H in enumerate(q.H):
-            msgs = " + ".join(doc.expr(c[j]) for _, c in q.messages) or "0"
-            doc.math(f"{H} = {doc.expr(q.eta[j].subs(prior))} + {msgs}",
-                     rf"{sp.latex(H)} = {doc.expr(q.eta[j].subs(prior))} + {msgs}")
+            msgs = " + ".join([doc.expr(c[j]) for _, c in q.messages]
+                              + [f"sum {doc.expr(c[j])}" for _, c in q.prior_messages]) or "0"
+            doc.math(f"{H} = {doc.expr(q.prior_natural(j))} + {msgs}",
+                     rf"{sp.latex(H)} = {doc.expr(q.prior_natural(j))} + {msgs}")
         for P, inv in zip(q.P, q.inverse):
             doc.math(f"{P} = {doc.expr(inv)}", rf"{sp.latex(P)} = {doc.expr(inv)}")
     for name, uses in us.prior_params.items():

@@ -113,16 +113,36 @@ class VariationalWriter:
                     if E in used or only is not None:
                         s(f"{E} = {py(m)}  # E_q[({q.T[j]}) at {q.var} - {shift}]")
 
+    def expectation_locals(self, s, qs, source):
+        """Locals q_<var>_<name> and E_<var>_<j> of the scalar q factors ``qs`` from
+        ``source`` (a function of a params key to its source)."""
+        for o in qs:
+            for name, P in zip(o.names, o.P):
+                s(f"{P} = np.asarray({source(key(o.var, name))}, dtype=float)")
+            for E, m in zip(o.E, o.mean_map):
+                s(f"{E} = {py(m)}  # E_q[{o.T[o.E.index(E)]}]")
+
     def scalar(self, s, q):
         """q(v) = its prior's family with natural parameters prior + sum of the messages
         over the cells v appears in; then its own parameters (the inverse map)."""
         pf = self.r.priors[q.var]
         s(self.w.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
+        newest = lambda k: f'_param_value("{k}", new, old, hyp)'   # noqa: E731
+        self.expectation_locals(s, q.parents, newest)
         for j in range(len(q.H)):
-            prior = q.eta[j].subs(dict(zip(q.P, q.prior)))
+            prior = q.prior_natural(j)
             self.w._hyper_locals(s, prior.free_symbols)
             s(f"{q.H[j]} = np.asarray({py(prior)}, dtype=float)  # the prior's natural "
-              f"parameter of {q.T[j]}")
+              f"parameter of {q.T[j]}" + (" (expected over its latent arguments)"
+                                          if q.parents else ""))
+        for child, c in q.prior_messages:   # from priors that have it as an argument
+            s(self.w.cite(self.r.priors[child.var]) + f"  (its message to {q.var})")
+            self.expectation_locals(s, [child], newest)
+            self.w._hyper_locals(s, set().union(*[cj.free_symbols for cj in c]))
+            shape = f'np.shape(_param_value("{key(child.var, child.names[0])}", new, old, hyp))'
+            for j, cj in enumerate(c):
+                s(f"{q.H[j]} = {q.H[j]} + np.sum(np.broadcast_to({py(cj)}, {shape}))"
+                  "  # summed over its plate")
         for fm, c in q.messages:
             em = self.w.emitter(fm.emission)
             s(self.w.cite(fm.emission.factor) + f"  (its message to {q.var})")
@@ -262,6 +282,7 @@ class VariationalWriter:
                 s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
                 for name, P in zip(sq.names, sq.P):
                     s(f'{P} = np.asarray(params["{key(q.var, name)}"], dtype=float)')
+                self.expectation_locals(s, sq.parents, lambda k: f'params["{k}"]')
                 kl = sq.kl()
                 self.w._hyper_locals(s, kl.free_symbols)
                 s(f"log_p -= float(np.sum(np.broadcast_to({py(kl)}, np.shape({sq.P[0]}))))")

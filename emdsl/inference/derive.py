@@ -223,18 +223,52 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
                 f"'{given[0]}', as in a Normal-Gamma; lands next)", pf.span,
                 f"give '{q.var}' a prior with known arguments (mean-field), or use the "
                 "Normal-Wishart MvNormal form", cm.model.source)
-        if given:
-            pf = report.priors[q.var]
-            raise NonConjugateError(
-                f"not supported yet: a hierarchical prior: '{pf.text.strip()}' has latent "
-                f"'{given[0]}' in its arguments (mean-field messages from a prior factor "
-                "land next)", pf.span, f"give '{given[0]}' a known value (a hyper)",
-                cm.model.source)
+    _hierarchical(cm, report, qs, latent, symbols)
     attach_messages(cm, qs, vforms)
     for fm in vforms:
         fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)
         fm.q_A = expected(fm.A, qs, fm.shift)
     return qs
+
+
+def _hierarchical(cm, report: ConjugacyReport, qs: list, latent: set, symbols) -> None:
+    """Priors whose arguments are latents (mu[k] ~ Normal(mu0, s0), mu0 latent): the
+    parent gets a q factor of its own (appended to ``qs``) and, from each such prior, the
+    message sum_k E_q(child)[coefficients of T(parent) in log p(child_k | parent)]; the
+    child's prior natural parameters and KL are then expectations over the parent
+    (mean-field; Winn & Bishop 2005)."""
+    from .variational_scalar import expected, linear_in, scalar_q
+    from ..families.scalar import NotExponentialFamily
+    by_var = {q.var: q for q in qs}
+    todo = list(qs)
+    while todo:
+        q = todo.pop(0)
+        pf = report.priors[q.var]
+        for u in sorted({str(u) for a in q.prior for u in a.free_symbols & latent}):
+            if cm.vars[u].shape or cm.vars[u].elem_rank:
+                raise NonConjugateError(
+                    f"not supported yet: a hierarchical prior: '{pf.text.strip()}' has "
+                    f"latent '{u}' with a plate or a vector value in its arguments",
+                    pf.span, f"give '{u}' a single scalar value per model", cm.model.source)
+            if u not in by_var:
+                by_var[u] = scalar_q(cm, u, report.priors[u], symbols)
+                qs.append(by_var[u])
+                todo.append(by_var[u])
+            parent = by_var[u]
+            q.parents.append(parent)
+            logp = sp.expand(sp.expand_log(pf.family.log_density(q.symbol, *q.prior), force=True))
+            try:
+                c, _ = linear_in(logp, parent)
+            except NotExponentialFamily as exc:
+                raise NonConjugateError(
+                    f"not supported yet: '{pf.text.strip()}' is not conjugate to the "
+                    f"{parent.family} factor of latent '{u}': the term {exc.term} is not a "
+                    f"multiple of its statistics ({', '.join(map(str, parent.T))})", pf.span,
+                    f"give '{u}' the conjugate prior of {pf.family.name}'s argument",
+                    cm.model.source) from None
+            others = [o for o in by_var.values() if o is not parent]
+            parent.prior_messages.append(
+                (q, tuple(sp.factor_terms(sp.expand(expected(cj, others))) for cj in c)))
 
 
 # ----------------------------------------------------------------------------- scalar M-steps

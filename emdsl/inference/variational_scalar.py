@@ -48,6 +48,8 @@ class ScalarQ:
     prior: tuple                  # P of the prior (sympy in hypers)
     location: int | None = None   # index in P of the family's location parameter
     messages: list = field(default_factory=list)   # (EmissionForm, coefficients c_j)
+    parents: list = field(default_factory=list)    # ScalarQs of latents in its prior's args
+    prior_messages: list = field(default_factory=list)  # (child ScalarQ, coefficients c_j)
     centred: sp.Symbol | None = None   # v - shift, where a form writes it so (E-step)
     EC: tuple = ()                # symbols E[T_j(v - shift)]
 
@@ -58,10 +60,18 @@ class ScalarQ:
         return tuple(m.subs(loc, loc - shift) for m in self.mean_map)
 
     def kl(self) -> sp.Expr:
-        """KL(q || prior) in P and the prior's arguments."""
+        """KL(q || prior) in P and the prior's arguments; with latents among those, its
+        expectation under their q (E_q(parents)[KL(q || p(. | parents))], in their E
+        symbols)."""
         sub = dict(zip(self.P, self.prior))
         out = sum((e - e.subs(sub)) * m for e, m in zip(self.eta, self.mean_map))
-        return out - self.A + self.A.subs(sub)
+        out = out - self.A + self.A.subs(sub)
+        return expected(sp.expand(out), self.parents) if self.parents else out
+
+    def prior_natural(self, j: int) -> sp.Expr:
+        """The prior's natural parameter of T_j (its expectation over latent arguments)."""
+        e = self.eta[j].subs(dict(zip(self.P, self.prior)))
+        return expected(sp.expand(e), self.parents) if self.parents else e
 
 
 def scalar_q(cm, var: str, prior, symbols: dict) -> ScalarQ:

@@ -23,11 +23,6 @@ from __future__ import annotations
 from .variational import key
 
 
-def local_fit_applies(w) -> bool:
-    """True when the model's only local factor is the Dirichlet of the latent's groups."""
-    return w.us.grouped_weights()
-
-
 def write_local_fit(w, s):
     """The generated ``local_fit(st, params, hyp, max_iter, tol)`` (see the module doc)."""
     ref = w.r.assign_ref

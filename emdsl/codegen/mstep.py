@@ -38,7 +38,7 @@ class MStepWriter:
     def write(self, s):
         s("")
         s("")
-        local = self.w.vb.local_factors()
+        local = self.us.local_factors()
         s("def m_step(ess, params, hyp, reg=1e-6" + (", only=None):" if local else "):"))
         if self.us.variational:
             mixed = len(self.us.variational) < len(self.r.params)

@@ -56,14 +56,11 @@ class VariationalWriter:
                 out.append((key(q.var, f), FIELD_KINDS[f], dims))
         return out
 
-    def local_factors(self) -> tuple:
-        return self.us.local_factors()
-
     def q_factors_constant(self, s):
         qs = {q.var: {"family": q.family, "fields": q.fields, "partner": q.partner}
               for q in self.us.qfactors}
         s(f"Q_FACTORS = {qs!r}")
-        s(f"LOCAL_FACTORS = {self.local_factors()!r}  # iterated with the items' q "
+        s(f"LOCAL_FACTORS = {self.us.local_factors()!r}  # iterated with the items' q "
           "before each update of the global factors")
 
     # ------------------------------------------------------------------ E-step

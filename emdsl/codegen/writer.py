@@ -19,7 +19,7 @@ from .vector import CategoricalEmitter, MvNormalEmitter
 from .helpers import HELPERS
 from .util import Source, comment_safe, hyper_locals, known, module_imports, py
 from .variational import VariationalWriter, key, write_expectations
-from .local import local_fit_applies, write_local_fit
+from .local import write_local_fit
 from ..families.runtime import runtime_source
 from ..inference.derive import UpdateSet
 
@@ -92,7 +92,7 @@ class _Writer:
         self.shapes(s)
         self.prepare(s)
         self.e_step(s)
-        if local_fit_applies(self):
+        if self.us.grouped_weights():
             write_local_fit(self, s)
         self.expected_stats(s)
         MStepWriter(self).write(s)
@@ -475,7 +475,7 @@ class _Writer:
             s("for _ in range(10):  # the param groups read each other: a few ECM sweeps")
             s("    params = m_step(ess, params, hyp, reg)")
             s("return params")
-        elif self.vb.local_factors():
+        elif self.us.local_factors():
             s("params = m_step(expected_stats(st, resp), None, hyp, reg)")
             s("# the global Dirichlet factors: concentrations ~ Gamma(100, 1/100) entry by entry,")
             s("# nearly uniform with ~10 % noise whatever the data (Hoffman, Blei & Bach 2010's")
@@ -484,7 +484,7 @@ class _Writer:
             s("# documents, K = 20, 5 seeds) was 3 % worse from Dirichlet(1) responsibilities and")
             s("# 7 % worse from nearly uniform ones; the local factors restart anyway (local_fit).")
             for q in self.us.qfactors:
-                if q.family == "Dirichlet" and q.var not in self.vb.local_factors():
+                if q.family == "Dirichlet" and q.var not in self.us.local_factors():
                     name = key(q.var, "concentration")
                     s(f'params["{name}"] = rng.gamma(100.0, 0.01, np.shape(params["{name}"]))')
             s("return params")

@@ -191,6 +191,17 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
         doc.para(f"`{q.var}`" + (f" with `{q.partner}`" if q.partner else "") + ":")
         doc.math(words(q, "expect", 0), words(q, "expect", 1))
     for q in us.scalar_qs:
+        if q.given is not None:
+            u = q.given.var
+            doc.para(f"`{q.var}` with `{u}`: one structured factor q({q.var}, {u}) = "
+                     f"q({q.var} | {u}) q({u}), q({q.var} | {u}) = {q.pair.form()} (section "
+                     f"4); the statistics T({q.var}) = ({', '.join(doc.expr(t) for t in q.T)}) "
+                     f"have expectations given {u} (the mean map at those parameters), which "
+                     f"the expectation over q({u}) then takes:")
+            for T, m in zip(q.T, q.conditional_mean_map()):
+                doc.math(f"E_q[{doc.expr(T)} | {u}] = {doc.expr(m)}",
+                         rf"\mathbb{{E}}_q[{doc.expr(T)} \mid {u}] = {doc.expr(m)}")
+            continue
         doc.para(f"`{q.var}`: q({q.var}) = {q.family}({', '.join(q.names)}); from its log "
                  f"density, sympy finds the statistics T({q.var}) = "
                  f"({', '.join(doc.expr(t) for t in q.T)}) and their expectations (the mean "
@@ -220,6 +231,9 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
     _scalar(doc, us)
     _gaussian(doc, us)
     for q in us.scalar_qs:
+        if q.given is not None:
+            _structured(doc, us, q)
+            continue
         doc.para(f"`{q.var}`: its natural parameters H are its prior's plus the messages, the "
                  f"coefficients of T({q.var}) in each statement's expected complete-data log "
                  "likelihood (summed over the cells it appears in); its own parameters follow "
@@ -228,14 +242,28 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
             doc.para(f"Its prior has the latent(s) {', '.join(f'`{o.var}`' for o in q.parents)} "
                      "among its arguments: the prior's natural parameters are their "
                      "expectations under q (mean-field).")
-        if q.prior_messages:
+        hier = [c.var for c, _ in q.prior_messages if c.given is not q]
+        if hier:
             doc.para(f"`{q.var}` is an argument of the prior of "
-                     f"{', '.join(f'`{c.var}`' for c, _ in q.prior_messages)}: those priors "
-                     "send it the coefficients of its statistics in log p(child | "
-                     f"{q.var}), in the children's expectations, summed over their plates.")
+                     f"{', '.join(f'`{c}`' for c in hier)}: those priors send it the "
+                     f"coefficients of its statistics in log p(child | {q.var}), in the "
+                     "children's expectations, summed over their plates.")
+        for c, _ in q.prior_messages:
+            if c.given is q:
+                doc.para(f"`{q.var}` is the partner of `{c.var}` in q({c.var}, {q.var}): "
+                         f"its messages from the statements are their expectations under "
+                         f"q({c.var} | {q.var}) (a function of {q.var}), and the prior of "
+                         f"`{c.var}` sends the coefficients of T({q.var}) in "
+                         f"-KL(q({c.var} | {q.var}) || p({c.var} | {q.var})): together, "
+                         f"log q({q.var}) = log p({q.var}) + E_q({c.var} | {q.var})[log p(x, "
+                         f"{c.var} | {q.var})] + H(q({c.var} | {q.var})) + const, with the "
+                         "other factors' expectations (for a Normal-Gamma with no other "
+                         "terms, the exact posterior of Bishop section 2.3.6).")
         for j, H in enumerate(q.H):
             msgs = " + ".join([doc.expr(c[j]) for _, c in q.messages]
-                              + [f"sum {doc.expr(c[j])}" for _, c in q.prior_messages]) or "0"
+                              + [("" if c.given is q and us.checked.vars[q.var].shape
+                                  else "sum ") + doc.expr(cj[j])
+                                 for c, cj in q.prior_messages]) or "0"
             doc.math(f"{H} = {doc.expr(q.prior_natural(j))} + {msgs}",
                      rf"{sp.latex(H)} = {doc.expr(q.prior_natural(j))} + {msgs}")
         for P, inv in zip(q.P, q.inverse):
@@ -280,8 +308,33 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
         doc.math(words(q, "kl", 0), words(q, "kl", 1))
     for q in us.scalar_qs:
         kl = q.kl()
+        if q.given is not None:
+            u = q.given.var
+            doc.math(f"E_q({u})[KL(q({q.var} | {u}) || p({q.var} | {u}))] = {doc.expr(kl)}",
+                     rf"\mathbb{{E}}_{{q({u})}}\mathrm{{KL}}(q({q.var}\mid {u})\,\|\,"
+                     rf"p({q.var}\mid {u})) = {doc.expr(kl)}")
+            continue
         doc.math(f"KL(q({q.var}) || p({q.var})) = {doc.expr(kl)}",
                  rf"\mathrm{{KL}}(q({q.var})\,\|\,p({q.var})) = {doc.expr(kl)}")
+
+
+def _structured(doc: _Doc, us: UpdateSet, q):
+    """The update of q(v | u) of a structured pair (``variational_links.py``)."""
+    pair, u = q.pair, q.given.var
+    basis = ", ".join(doc.expr(g) for g in pair.basis)
+    doc.para(f"`{q.var}` given `{u}`: the terms of log p in {q.var}, with {u} kept, are linear "
+             f"in T({q.var}) with coefficients sum_i a_ji g_i({u}), g = ({basis}): "
+             f"q({q.var} | {u}) is {q.family} with those natural parameters. The numbers a "
+             "are the prior's coefficients plus the messages of the statistics (summed over "
+             "the cells):")
+    for k, a in pair.coef.items():
+        parts = [doc.expr(pair.prior[k])] if k in pair.prior else []
+        parts += [doc.expr(m[k]) for _, m in pair.messages if k in m]
+        doc.math(f"{a} = {' + '.join(parts)}", rf"{sp.latex(a)} = {' + '.join(parts)}")
+    doc.para(f"Solving eta(P) = H({u}) (sympy) gives each parameter as a number times a "
+             f"function of {u}: q({q.var} | {u}) = {pair.form()}, with")
+    for P, f in zip(q.P, pair.fields):
+        doc.math(f"{P} = {doc.expr(f)}", rf"{sp.latex(P)} = {doc.expr(f)}")
 
 
 def _simplex(doc: _Doc, us: UpdateSet):

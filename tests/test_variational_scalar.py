@@ -332,14 +332,6 @@ def test_bayesian_mixture_of_unigrams_equals_the_updates_written_by_hand():
     assert max(np.mean(labels == zd), np.mean(labels != zd)) == 1.0
 
 
-def test_a_scalar_structured_pair_is_not_supported_yet_with_its_location():
-    src = NORMAL_GAMMA_MF.replace("mu[k] ~ Normal(m0, s0)", "mu[k] ~ Normal(m0, prec=tau[k])")
-    with pytest.raises(emdsl.errors.NonConjugateError,
-                       match=r"structured factor q\(mu, tau\) of a scalar family") as e:
-        _load(src)
-    assert e.value.span.line == 4 + src.split("\n").index("    mu[k] ~ Normal(m0, prec=tau[k])")
-
-
 def test_a_hierarchical_prior_with_a_plated_latent_argument_is_located():
     """mu[k] ~ Normal(m0[k], s0) with m0[k] latent: a parent per component is not
     supported yet; the error is at the prior's line and not called a structured pair."""

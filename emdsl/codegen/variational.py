@@ -16,6 +16,8 @@ The variational parameters live in the module's params dict under ``"var.field"`
 """
 from __future__ import annotations
 
+import sympy as sp
+
 from ..frontend import ast
 from .util import known, py, value_source
 
@@ -59,6 +61,9 @@ class VariationalWriter:
     def q_factors_constant(self, s):
         qs = {q.var: {"family": q.family, "fields": q.fields, "partner": q.partner}
               for q in self.us.qfactors}
+        for q in self.us.scalar_qs:
+            if q.given is not None:   # q(v | u) = family(fields scaled by u)
+                qs[q.var]["given"] = f"{q.given.var}: {q.pair.form()}"
         s(f"Q_FACTORS = {qs!r}")
         s(f"LOCAL_FACTORS = {self.us.local_factors()!r}  # iterated with the items' q "
           "before each update of the global factors")
@@ -100,15 +105,23 @@ class VariationalWriter:
         expressions of ``fm`` read, from the mean maps of the q factors."""
         used = set().union(*[e.free_symbols for e in (*fm.q_eta, fm.q_A)])
         for q in self.us.scalar_qs:
-            if only is not None and q.var not in only:
-                continue
-            for j, (E, m) in enumerate(zip(q.E, q.mean_map)):
-                if E in used or only is not None:
-                    s(f"{E} = {py(m)}  # E_q[{q.T[j]}]")
-            if q.centred is not None and shift is not None:
-                for j, (E, m) in enumerate(zip(q.EC, q.centred_mean_map(shift))):
-                    if E in used or only is not None:
-                        s(f"{E} = {py(m)}  # E_q[({q.T[j]}) at {q.var} - {shift}]")
+            if only is None or q.var in only:
+                self.statistic_locals(s, q, used if only is None else None, shift)
+
+    def statistic_locals(self, s, q, used, shift=None):
+        """Locals of q's expected statistics among ``used`` (None: all of them): E_<var>_<j>,
+        EC_<var>_<j> of var - shift, and a structured q's location minus the shift."""
+        want = (lambda E: True) if used is None else (lambda E: E in used)  # noqa: E731
+        for j, (E, m) in enumerate(zip(q.E, q.mean_map)):
+            if want(E) and q.given is None:
+                s(f"{E} = {py(m)}  # E_q[{q.T[j]}]")
+        if q.centred is not None and shift is not None:
+            for j, (E, m) in enumerate(zip(q.EC, q.centred_mean_map(shift))):
+                if want(E) and q.given is None:
+                    s(f"{E} = {py(m)}  # E_q[({q.T[j]}) at {q.var} - {shift}]")
+            if q.located is not None and used is not None and q.located in used:
+                s(f"{q.located} = {q.P[q.location]} - {shift}  # q's {q.names[q.location]} "
+                  "minus the shift")
 
     def expectation_locals(self, s, qs, source):
         """Locals q_<var>_<name> and E_<var>_<j> of the scalar q factors ``qs`` from
@@ -116,12 +129,14 @@ class VariationalWriter:
         for o in qs:
             for name, P in zip(o.names, o.P):
                 s(f"{P} = np.asarray({source(key(o.var, name))}, dtype=float)")
-            for E, m in zip(o.E, o.mean_map):
-                s(f"{E} = {py(m)}  # E_q[{o.T[o.E.index(E)]}]")
+            self.statistic_locals(s, o, None)
 
     def scalar(self, s, q):
         """q(v) = its prior's family with natural parameters prior + sum of the messages
-        over the cells v appears in; then its own parameters (the inverse map)."""
+        over the cells v appears in; then its own parameters (the inverse map).  A
+        structured v: ``structured``."""
+        if q.given is not None:
+            return self.structured(s, q)
         pf = self.r.priors[q.var]
         s(self.w.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
         newest = lambda k: f'_param_value("{k}", new, old, hyp)'   # noqa: E731
@@ -133,47 +148,72 @@ class VariationalWriter:
               f"parameter of {q.T[j]}" + (" (expected over its latent arguments)"
                                           if q.parents else ""))
         for child, c in q.prior_messages:   # from priors that have it as an argument
-            s(self.w.cite(self.r.priors[child.var]) + f"  (its message to {q.var})")
+            s(self.w.cite(self.r.priors[child.var]) + f"  (its message to {q.var}" +
+              (f": -KL(q({child.var} | {q.var}) || p({child.var} | {q.var})))"
+               if child.given is q else ")"))
             self.expectation_locals(s, [child], newest)
             self.w._hyper_locals(s, set().union(*[cj.free_symbols for cj in c]))
             shape = f'np.shape(_param_value("{key(child.var, child.names[0])}", new, old, hyp))'
+            own = bool(self.r.params[q.var].shape)   # a structured pair on one plate
             for j, cj in enumerate(c):
-                s(f"{q.H[j]} = {q.H[j]} + np.sum(np.broadcast_to({py(cj)}, {shape}))"
+                if cj == 0:
+                    continue
+                s(f"{q.H[j]} = {q.H[j]} + np.broadcast_to({py(cj)}, {shape})" if own else
+                  f"{q.H[j]} = {q.H[j]} + np.sum(np.broadcast_to({py(cj)}, {shape}))"
                   "  # summed over its plate")
         for fm, c in q.messages:
-            em = self.w.emitter(fm.emission)
-            s(self.w.cite(fm.emission.factor) + f"  (its message to {q.var})")
-            for S in fm.ess:
-                s(f'{S} = ess["{S}"]')
-            s(f'{fm.count} = ess["{fm.count}"]')
-            if fm.shift is not None:
-                s(f'{fm.shift} = ess["{fm.shift}"]')
-            others = [r for r in fm.emission.refs if r.param != q.var]
-            for r in others:   # the newest q of the other latents
-                self.scalar_q_locals(s, em, [r], lambda k: f'_param_value("{k}", new, old, hyp)')
-            used = set().union(*[cj.free_symbols for cj in c])
-            for o in self.us.scalar_qs:
-                if o is q or o.var not in {r.param for r in others}:
-                    continue
-                for E, m in zip(o.E, o.mean_map):
-                    if E in used:
-                        s(f"{E} = {py(m)}")
-                if o.centred is not None and fm.shift is not None:
-                    for E, m in zip(o.EC, o.centred_mean_map(fm.shift)):
-                        if E in used:
-                            s(f"{E} = {py(m)}")
-            self.w._hyper_locals(s, used)
-            ref = next(r for r in fm.emission.refs if r.param == q.var)
-            own, grid = em.letters(ref.axes), em.grid_letters()
-            shape = f'np.shape(ess["{fm.ess[0]}"])' if fm.ess else f'np.shape({fm.count})'
-            for j, cj in enumerate(c):
-                msg = f"np.broadcast_to({py(cj)}, {shape})"
-                if own != grid:
-                    msg = f'np.einsum("{grid}->{own}", {msg})  # summed over the cells'
-                s(f"{q.H[j]} = {q.H[j]} + {msg}")
+            self.message(s, q, fm, list(zip(q.H, c)))
         for name, P, inv in zip(q.names, q.P, q.inverse):
             s(f'new["{key(q.var, name)}"] = np.broadcast_to({py(inv)}, {q.H[0]}.shape).copy()'
               f"  # {name}")
+
+    def structured(self, s, q):
+        """q(v | u): natural parameters sum_i a_ji g_i(u), the numbers a from the prior and
+        the summed messages; its stored parameters f(a) (``variational_links.py``)."""
+        pair, u = q.pair, q.given
+        pf = self.r.priors[q.var]
+        s(self.w.cite(pf) + f"  (q({q.var} | {u.var}) = {pair.form()}: its natural parameter "
+          f"of T_j({q.var}) is sum_i a_ji g_i({u.var}), g = "
+          f"({', '.join(map(str, pair.basis))}))")
+        for (j, i), a in pair.coef.items():
+            prior = pair.prior.get((j, i), sp.Integer(0))
+            self.w._hyper_locals(s, prior.free_symbols)
+            s(f"{a} = np.asarray({py(prior)}, dtype=float)  # the prior's coefficient of "
+              f"{q.T[j]} * {pair.basis[i]}")
+        for fm, contrib in pair.messages:
+            self.message(s, q, fm, [(pair.coef[k], c) for k, c in contrib.items()])
+        shape = f"np.broadcast_shapes({', '.join(f'np.shape({a})' for a in pair.coef.values())})"
+        for name, f in zip(q.names, pair.fields):
+            s(f'new["{key(q.var, name)}"] = np.broadcast_to({py(f)}, {shape}).copy()'
+              f"  # {name}")
+
+    def message(self, s, q, fm, terms):
+        """``target = target + message`` for each (target symbol, expression on the cells)
+        of ``terms``: statement ``fm``'s message to q, summed over the cells q is on."""
+        em = self.w.emitter(fm.emission)
+        s(self.w.cite(fm.emission.factor) + f"  (its message to {q.var})")
+        for S in fm.ess:
+            s(f'{S} = ess["{S}"]')
+        s(f'{fm.count} = ess["{fm.count}"]')
+        if fm.shift is not None:
+            s(f'{fm.shift} = ess["{fm.shift}"]')
+        skip = {q.var} | ({q.given.var} if q.given is not None else set())
+        others = [r for r in fm.emission.refs if r.param not in skip]   # u stays symbolic
+        for r in others:   # the newest q of the other latents
+            self.scalar_q_locals(s, em, [r], lambda k: f'_param_value("{k}", new, old, hyp)')
+        used = set().union(*[c.free_symbols for _, c in terms])
+        for o in self.us.scalar_qs:
+            if o is not q and o.var in {r.param for r in others}:
+                self.statistic_locals(s, o, used, fm.shift)
+        self.w._hyper_locals(s, used)
+        ref = next(r for r in fm.emission.refs if r.param == q.var)
+        own, grid = em.letters(ref.axes), em.grid_letters()
+        shape = f'np.shape(ess["{fm.ess[0]}"])' if fm.ess else f'np.shape({fm.count})'
+        for target, c in terms:
+            msg = f"np.broadcast_to({py(c)}, {shape})"
+            if own != grid:
+                msg = f'np.einsum("{grid}->{own}", {msg})  # summed over the cells'
+            s(f"{target} = {target} + {msg}")
 
     def arg(self, e, pf, in_m_step: bool) -> str:
         """Source for a prior's argument: knowns, and point params (a learned
@@ -276,10 +316,12 @@ class VariationalWriter:
             pf = self.r.priors[q.var]
             if q.update in self.us.scalar_qs:
                 sq = q.update
-                s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
+                s(self.w.cite(pf) + (f"  (- KL(q({q.var}) || prior))" if sq.given is None else
+                                     f"  (- E_q({sq.given.var})[KL(q({q.var} | {sq.given.var})"
+                                     f" || p({q.var} | {sq.given.var}))])"))
                 for name, P in zip(sq.names, sq.P):
                     s(f'{P} = np.asarray(params["{key(q.var, name)}"], dtype=float)')
-                self.expectation_locals(s, sq.parents, lambda k: f'params["{k}"]')
+                self.expectation_locals(s, sq.conditioning, lambda k: f'params["{k}"]')
                 kl = sq.kl()
                 self.w._hyper_locals(s, kl.free_symbols)
                 s(f"log_p -= float(np.sum(np.broadcast_to({py(kl)}, np.shape({sq.P[0]}))))")
@@ -323,9 +365,13 @@ def write_expectations(vw, s):
     for q in vw.us.qfactors:
         if q.update in vw.us.scalar_qs:
             sq = q.update
-            s("    " + "; ".join(f'{P} = np.asarray(params["{key(q.var, n)}"], dtype=float)'
-                                for n, P in zip(sq.names, sq.P)))
-            items = ", ".join(f'"E[{T}]": {py(m)}' for T, m in zip(sq.T, sq.mean_map))
+            for o in ([sq.given] if sq.given is not None else []) + [sq]:
+                s("    " + "; ".join(f'{P} = np.asarray(params["{key(o.var, n)}"], dtype=float)'
+                                    for n, P in zip(o.names, o.P)))
+            if sq.given is not None:   # E_q[T(v)] = E_q(u)[E_q[T(v) | u]]
+                for E, m in zip(sq.given.E, sq.given.mean_map):
+                    s(f"    {E} = {py(m)}")
+            items = ", ".join(f'"E[{T}]": {py(m)}' for T, m in sq.expected_statistics().items())
             s(f'    out["{q.var}"] = {{{items}}}')
         elif q.family == "Dirichlet":
             vw.w.runtime.add("_dirichlet_expected_log")

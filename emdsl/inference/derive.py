@@ -138,7 +138,8 @@ def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
     if report is None:
         from .global_cavi import derive_global
         return derive_global(plan, cm, names)
-    structured = frozenset(t.var for t in plan.treatments.values() if t.kind == "structured")
+    structured = {t.var: t.partner for t in plan.treatments.values()
+                  if t.kind == "structured" and t.given}
     us = derive(report, cm, names, structured)
     if names:
         from .variational import variational_factors
@@ -148,7 +149,9 @@ def derive_plan(plan, analysed: tuple | None = None) -> UpdateSet:
 
 
 def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset(),
-           structured=frozenset()) -> UpdateSet:
+           structured=None) -> UpdateSet:
+    """The updates of ``report`` (``variational``: globals with q factors; ``structured``:
+    child -> partner of the plan's structured pairs)."""
     from .derive_vector import gaussian_updates  # vector families' inverse mean maps
     symbols = known_symbols(cm)
     forms = [emission_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
@@ -198,9 +201,11 @@ def _prior_params(cm, report: ConjugacyReport, variational, covered) -> dict:
 
 
 def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
-               structured=frozenset()) -> list:
+               structured=None) -> list:
     """The q factors of the scalar latents of the statements ``vforms`` (every unknown in
-    them variational), their messages, and each statement's E_q[eta], E_q[A]."""
+    them variational), their messages, and each statement's E_q[eta], E_q[A]; latents in
+    their priors' arguments are linked (``variational_links.py``)."""
+    from .variational_links import finish_pair, hierarchical, pair_up
     from .variational_scalar import attach_messages, expected, scalar_q
     for fm in vforms:
         point = [r.param for r in fm.emission.refs if r.param not in variational]
@@ -213,62 +218,17 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
     names = [n for n in cm.vars if any(r.param == n for fm in vforms for r in fm.emission.refs)]
     qs = [scalar_q(cm, n, report.priors[n], symbols) for n in names]
     latent = {symbols[n] for n in variational if n in symbols}
-    for q in qs:
-        given = sorted(str(u) for a in q.prior for u in a.free_symbols & latent)
-        if given and q.var in structured:
-            pf = report.priors[q.var]
-            raise NonConjugateError(
-                f"not supported yet: the structured factor q({q.var}, {given[0]}) of a "
-                f"scalar family (its prior '{pf.text.strip()}' depends on latent "
-                f"'{given[0]}', as in a Normal-Gamma; lands next)", pf.span,
-                f"give '{q.var}' a prior with known arguments (mean-field), or use the "
-                "Normal-Wishart MvNormal form", cm.model.source)
-    _hierarchical(cm, report, qs, latent, symbols)
-    attach_messages(cm, qs, vforms)
+    pair_up(cm, report, qs, structured or {}, symbols)
+    hierarchical(cm, report, qs, latent, symbols)
+    children = [q for q in qs if q.given is not None]
+    attach_messages(cm, qs, vforms, only=children)   # functions of their partners
+    for q in children:
+        finish_pair(cm, report, q)
+    attach_messages(cm, qs, vforms, only=[q for q in qs if q.given is None])
     for fm in vforms:
         fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)
         fm.q_A = expected(fm.A, qs, fm.shift)
     return qs
-
-
-def _hierarchical(cm, report: ConjugacyReport, qs: list, latent: set, symbols) -> None:
-    """Priors whose arguments are latents (mu[k] ~ Normal(mu0, s0), mu0 latent): the
-    parent gets a q factor of its own (appended to ``qs``) and, from each such prior, the
-    message sum_k E_q(child)[coefficients of T(parent) in log p(child_k | parent)]; the
-    child's prior natural parameters and KL are then expectations over the parent
-    (mean-field; Winn & Bishop 2005)."""
-    from .variational_scalar import expected, linear_in, scalar_q
-    from ..families.scalar import NotExponentialFamily
-    by_var = {q.var: q for q in qs}
-    todo = list(qs)
-    while todo:
-        q = todo.pop(0)
-        pf = report.priors[q.var]
-        for u in sorted({str(u) for a in q.prior for u in a.free_symbols & latent}):
-            if cm.vars[u].shape or cm.vars[u].elem_rank:
-                raise NonConjugateError(
-                    f"not supported yet: a hierarchical prior: '{pf.text.strip()}' has "
-                    f"latent '{u}' with a plate or a vector value in its arguments",
-                    pf.span, f"give '{u}' a single scalar value per model", cm.model.source)
-            if u not in by_var:
-                by_var[u] = scalar_q(cm, u, report.priors[u], symbols)
-                qs.append(by_var[u])
-                todo.append(by_var[u])
-            parent = by_var[u]
-            q.parents.append(parent)
-            logp = sp.expand(sp.expand_log(pf.family.log_density(q.symbol, *q.prior), force=True))
-            try:
-                c, _ = linear_in(logp, parent)
-            except NotExponentialFamily as exc:
-                raise NonConjugateError(
-                    f"not supported yet: '{pf.text.strip()}' is not conjugate to the "
-                    f"{parent.family} factor of latent '{u}': the term {exc.term} is not a "
-                    f"multiple of its statistics ({', '.join(map(str, parent.T))})", pf.span,
-                    f"give '{u}' the conjugate prior of {pf.family.name}'s argument",
-                    cm.model.source) from None
-            others = [o for o in by_var.values() if o is not parent]
-            parent.prior_messages.append(
-                (q, tuple(sp.factor_terms(sp.expand(expected(cj, others))) for cj in c)))
 
 
 # ----------------------------------------------------------------------------- scalar M-steps

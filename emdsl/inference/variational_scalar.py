@@ -52,6 +52,41 @@ class ScalarQ:
     prior_messages: list = field(default_factory=list)  # (child ScalarQ, coefficients c_j)
     centred: sp.Symbol | None = None   # v - shift, where a form writes it so (E-step)
     EC: tuple = ()                # symbols E[T_j(v - shift)]
+    # structured (q(v, u) = q(v | u) q(u), ``variational_links.py``): u's ScalarQ, and
+    # P_p -> P_p w_p(u): q(v | u)'s parameters at u from the stored ones P
+    given: ScalarQ | None = None
+    scaling: dict = field(default_factory=dict)
+    pair: object = None           # the ScalarPair of a structured v
+    located: sp.Symbol | None = None   # structured: q's location minus the shift (E-step)
+
+    @property
+    def conditioning(self) -> list:
+        """The latents that q(v)'s parameters or its prior are expectations over."""
+        return self.parents + ([self.given] if self.given is not None else [])
+
+    def conditional_mean_map(self, shift=None) -> tuple:
+        """E_q[T_j(v) | u] (structured), or E_q[T_j(v - shift) | u]: the mean map at the
+        parameters P w(u); centred, in the symbol ``located`` = location - shift, which
+        the code computes first (so nothing cancels; w of a location is 1)."""
+        if shift is None:
+            return tuple(m.xreplace(self.scaling) for m in self.mean_map)
+        loc = self.P[self.location]
+        return tuple(m.xreplace({loc: self.located}).xreplace(self.scaling)
+                     for m in self.mean_map)
+
+    def expected_statistics(self) -> dict:
+        """T_j(v) -> E_q[T_j(v)] in q's parameters; for a structured v in its partner's E
+        symbols too, E_q(u)[E_q[T_j(v) | u]], for the statistics where that is linear in
+        u's statistics (a Normal-Gamma's E[mu^2] needs E[1 / tau]: left out)."""
+        if self.given is None:
+            return dict(zip(self.T, self.mean_map))
+        out = {}
+        for T, m in zip(self.T, self.conditional_mean_map()):
+            try:
+                out[T] = expected(m, [self.given])
+            except NotExponentialFamily:
+                continue
+        return out
 
     def centred_mean_map(self, shift) -> tuple:
         """E[T_j(v - shift)]: the mean map with the location parameter moved by -shift
@@ -59,14 +94,26 @@ class ScalarQ:
         loc = self.P[self.location]
         return tuple(m.subs(loc, loc - shift) for m in self.mean_map)
 
-    def kl(self) -> sp.Expr:
-        """KL(q || prior) in P and the prior's arguments; with latents among those, its
-        expectation under their q (E_q(parents)[KL(q || p(. | parents))], in their E
-        symbols)."""
+    def kl_given(self) -> sp.Expr:
+        """KL(q(v | .) || p(v | .)) in P and the prior's arguments (for a structured v, at
+        q's parameters P w(u): a function of u)."""
         sub = dict(zip(self.P, self.prior))
         out = sum((e - e.subs(sub)) * m for e, m in zip(self.eta, self.mean_map))
         out = out - self.A + self.A.subs(sub)
-        return expected(sp.expand(out), self.parents) if self.parents else out
+        if self.scaling:
+            out = sp.expand_log(out.xreplace(self.scaling), force=True)
+        return out
+
+    def kl(self) -> sp.Expr:
+        """KL(q || prior); with latents among the prior's arguments (or a structured
+        partner), its expectation under their q (E_q(u)[KL(q(v | u) || p(v | u))], in
+        their E symbols)."""
+        out = self.kl_given()
+        if not self.conditioning:
+            return out
+        out = expected(sp.expand(out), self.conditioning)
+        return compact(out, [E for o in self.conditioning for E in o.E]) \
+            if self.given is not None else out
 
     def prior_natural(self, j: int) -> sp.Expr:
         """The prior's natural parameter of T_j (its expectation over latent arguments)."""
@@ -96,6 +143,7 @@ def scalar_q(cm, var: str, prior, symbols: dict) -> ScalarQ:
     if location is not None:
         q.centred = sp.Dummy(f"{var}_centred", real=True)
         q.EC = tuple(sp.Symbol(f"EC_{var}_{j}", real=True) for j in range(len(P)))
+        q.located = sp.Symbol(f"qc_{var}_{names[location]}", real=True)
     return q
 
 
@@ -188,35 +236,56 @@ def expected(expr: sp.Expr, qs: list, shift: sp.Symbol | None = None) -> sp.Expr
     """E_q[expr] under the mean-field q of the latents ``qs`` (expr multilinear in their
     statistics: each latent's statistics replaced by their expectation symbols).  Where a
     centred form writes a location latent as (v - shift), the statistics of v - shift are
-    used (symbols EC_*), so the E-step keeps subtracting the two large numbers first."""
+    used (symbols EC_*), so the E-step keeps subtracting the two large numbers first.  A
+    structured v is taken first: its statistics become their expectations given its
+    partner u (in q's parameters and u), which the expectation over u, when u is among
+    ``qs``, then takes."""
+    qs = sorted(qs, key=lambda q: q.given is None)
     for q in qs:
         if shift is not None and q.centred is not None:
             expr = expr.xreplace({sp.UnevaluatedExpr(q.symbol - shift): q.centred})
             if q.centred in expr.free_symbols:
                 c, rest = linear_in(expr, q, q.centred)
-                expr = sum(cj * Ej for cj, Ej in zip(c, q.EC)) + rest
+                E = q.conditional_mean_map(shift) if q.given is not None else q.EC
+                expr = sum(cj * Ej for cj, Ej in zip(c, E)) + rest
     expr = expr.doit()
     for q in qs:
         if q.symbol not in expr.free_symbols:
             continue
         c, rest = linear_in(expr, q)
-        expr = sum(cj * Ej for cj, Ej in zip(c, q.E)) + rest
+        E = q.conditional_mean_map() if q.given is not None else q.E
+        expr = sum(cj * Ej for cj, Ej in zip(c, E)) + rest
+        if q.given is not None:
+            expr = sp.expand(sp.expand_log(expr, force=True))
     return expr
 
 
-def attach_messages(cm, qs: list, forms: list) -> None:
-    """Each q's messages: the coefficients of its statistics in the emissions' Q of one
-    cell, with the other latents' statistics replaced by their expectations."""
-    for q in qs:
+def compact(expr: sp.Expr, syms: list) -> sp.Expr:
+    """``expr`` collected in ``syms``, each coefficient factored: a prior's beta0 (m0 - m)^2
+    stays a square (nothing cancels far from 0)."""
+    parts = sp.collect(sp.expand(expr), list(syms), evaluate=False)
+    return sp.Add(*[sp.factor(c) * k for k, c in parts.items()])
+
+
+def attach_messages(cm, qs: list, forms: list, only: list | None = None) -> None:
+    """Each q's messages (of the q factors ``only``, default all): the coefficients of its
+    statistics in the emissions' Q of one cell, with the other latents' statistics
+    replaced by their expectations.  A structured v's coefficients keep its partner u
+    symbolic (functions of u); u's are taken after the expectation over q(v | u)."""
+    for q in (qs if only is None else only):
         for fm in forms:
             eta = [e for e in fm.eta]
             if q.symbol not in set().union(*[e.free_symbols for e in (*eta, fm.A)]):
                 continue
-            others = [o for o in qs if o is not q]
+            others = [o for o in qs if o is not q and o is not q.given]
             Q = sum(e * s for e, s in zip(eta, fm.ess)) - fm.A * fm.count
             if fm.shift is not None:  # the others' locations stay centred (no cancellation)
                 Q = Q.xreplace({sp.UnevaluatedExpr(o.symbol - fm.shift): o.centred
                                 for o in others if o.centred is not None})
+            kids = [o for o in others if o.given is q]
+            if kids:
+                Q = expected(Q, kids, fm.shift)
+                others = [o for o in others if o not in kids]
             try:
                 c, _ = linear_in(sp.expand(sp.expand_log(Q.doit(), force=True)), q)
                 c = tuple(sp.factor_terms(sp.expand(expected(cj, others, fm.shift)))

@@ -15,6 +15,10 @@ schedule of Hoffman, Blei, Wang & Paisley (2013, Alg. 1's inner loop) and scikit
 * keeps, group by group, the better of the restart and the previous value by that
   group's part of the ELBO, so the ELBO never decreases.
 
+The sweeps run in single precision when ``tol`` >= 1e-4 (half the memory traffic: ~30 % of
+an iteration on Reuters); the group ELBOs that choose between restart and previous value are evaluated in
+double precision, so the guarantee does not depend on it.
+
 Restarting matters: on Reuters (K = 10, 80/20 document split, document completion) warm
 starts reached a held-out perplexity 5-20 % worse than scikit-learn's; restarts match it.
 """
@@ -80,13 +84,15 @@ def write_local_fit(w, s):
     s("    log_w = _dirichlet_expected_log(conc)  # (g, K)")
     s("    shift = log_w.max(axis=1)")
     s("    weights_t = np.exp(np.maximum(log_w - shift[:, None], -300.0)).T  # (K, g), >= e^-300")
-    s('    norm = np.einsum("kn,kn->n", rows_fixed, np.repeat(weights_t, lengths, axis=1))')
-    s("    # (n,) >= e^-600 > 0: entries below e^-300 of their maximum count as e^-300, a")
-    s("    # difference below 1e-130 in a responsibility (the ELBO itself comes from e_step)")
+    s("    per_row = np.repeat(weights_t.astype(rows_fixed.dtype), lengths, axis=1)  # (K, n)")
+    s('    norm = np.einsum("kn,kn->n", rows_fixed, per_row)')
+    s("    # (n,) > 0: entries below e^-300 of their maximum count as e^-300 (float64: a")
+    s("    # difference below 1e-130 in a responsibility; the ELBO itself comes from e_step)")
     s("    nonempty = lengths > 0")
-    s("    counts_t = np.zeros_like(weights_t)")
+    s("    counts_t = np.zeros(weights_t.shape)")
     s("    if nonempty.any():")
-    s("        counts_t[:, nonempty] = np.add.reduceat(rows_fixed_w / norm, "
+    s("        np.multiply(rows_fixed_w, 1.0 / norm, out=per_row)")
+    s("        counts_t[:, nonempty] = np.add.reduceat(per_row, "
       "(np.cumsum(lengths) - lengths)[nonempty], axis=1)")
     s("    return counts_t.T * weights_t.T, np.log(norm), shift")
     s("")
@@ -100,7 +106,11 @@ def write_local_fit(w, s):
     s("old_elbo = group_elbo(old, *sweep(old, fixed, fixed_w, lengths)[1:])")
     s("conc = prior + size[:, None] / n_comp  # the update from uniform responsibilities")
     s("active = np.arange(len(size))")
-    s("rows_fixed, rows_fixed_w = fixed, fixed_w")
+    s("# the sweeps in single precision when the tolerance is far above its rounding (half")
+    s("# the memory traffic), the choice of restart or previous value in double")
+    s("sweep_type = np.float32 if tol >= 1e-4 else np.float64")
+    s("fixed32, fixed32_w = fixed.astype(sweep_type), fixed_w.astype(sweep_type)")
+    s("rows_fixed, rows_fixed_w = fixed32, fixed32_w")
     s("for _ in range(max_iter):")
     s("    new = prior[active] + sweep(conc[active], rows_fixed, rows_fixed_w, lengths[active])[0]")
     s("    moving = np.abs(new - conc[active]).mean(axis=1) > tol * new.mean(axis=1)")
@@ -110,7 +120,7 @@ def write_local_fit(w, s):
     s("    if 2 * moving.sum() <= len(active):  # sweep only the groups still moving")
     s("        active = active[moving]")
     s("        rows = np.isin(groups, active)")
-    s("        rows_fixed, rows_fixed_w = fixed[:, rows], fixed_w[:, rows]")
+    s("        rows_fixed, rows_fixed_w = fixed32[:, rows], fixed32_w[:, rows]")
     s("better = group_elbo(conc, *sweep(conc, fixed, fixed_w, lengths)[1:]) >= old_elbo")
     s(f'return {{**params, "{conc}": np.where(better[:, None], conc, old)}}')
     s.dedent()

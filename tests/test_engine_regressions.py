@@ -158,3 +158,30 @@ for n in 1:N {
     np.testing.assert_allclose(new["mu"], mu, rtol=1e-9)
     dev = (xs[:, None, :] - mu[None, :, None]) ** 2
     np.testing.assert_allclose(new["s2"], np.einsum("nk,nkd->d", R, dev) / len(xs), rtol=1e-7)
+
+
+def test_a_logistic_component_on_separated_data_stays_finite():
+    """Every item of one component has y = 0: the closed-form M-step a = log(S / (N - S))
+    is -inf there (Q grows without bound); the update steps toward it instead, so the fit
+    stays finite, its log likelihood never decreases and p = expit(a) tends to 0 and 1."""
+    src = """model LogisticBernoulli
+dim N, D
+dim K = 2
+data   y[N, D]   : bin
+param  weights   : simplex[K]
+param  a[K]      : real
+latent z[N]      : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    for d in 1:D { y[n, d] ~ Bernoulli(1 / (1 + exp(-a[z[n]]))) }
+}
+"""
+    y = np.zeros((200, 5), dtype=int)
+    y[:100] = 1
+    for seed in range(3):
+        m, r = fit(src, "separated.emm", y=y, seed=seed, max_iter=200)
+        assert np.all(np.isfinite(r.params["a"])) and np.all(np.isfinite(r.elbo))
+        assert_monotone(r.elbo)
+        p = np.sort(1 / (1 + np.exp(-r.params["a"])))
+        np.testing.assert_allclose(p, [0.0, 1.0], atol=1e-6)
+        assert r.elbo[-1] > 200 * np.log(0.5) - 1e-6   # the mixture weights' part only

@@ -53,6 +53,19 @@ def _keep_empty(new, old, count):
     return np.where(mask, old, new)
 
 
+def _toward_infinity(new, old):
+    """Where a closed-form M-step is infinite (Q grows without bound that way: separated
+    data, as a logistic component whose items all have y = 0), one unit from the previous
+    value (``old``, or a neutral start) toward it: Q still increases (generalized EM), the
+    fit stays finite and its ELBO converges as the value grows."""
+    new = np.asarray(new, dtype=float)
+    infinite = np.isinf(new)
+    if not np.any(infinite):
+        return new
+    return np.where(infinite, np.broadcast_to(np.asarray(old, dtype=float), new.shape)
+                    + np.sign(new), new)
+
+
 def _newton(q, grad, hess, start, kinds, iters=100, tol=1e-10):
     """Maximise the profiled objective q cell by cell (generalized EM).
 

@@ -174,6 +174,8 @@ class MStepWriter:
             s(f"{args}, = _newton(_q, _grad, _hess, [{starts}], {kinds!r})")
         for p, e in g.closed.items():
             s(f"{p} = {py(e)}  # stationary point of Q")
+            s(f'{p} = _toward_infinity({p}, _param_value("{p}", {{}}, old, hyp))  # where '
+              "it is infinite: a step that way")
         for p in g.params:
             kind = self.cm.vars[p].kind
             val = _CLIP.get(kind, "{v}").format(v=p)

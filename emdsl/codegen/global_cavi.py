@@ -31,7 +31,8 @@ class _GlobalWriter:
             D = known(self.cm.vars[vq.var].elem_dims[0])
             out += [(f"{vq.var}.mean", "real", [D]), (f"{vq.var}.cov", "spd", [D, D])]
         for q in self.g.scalars:
-            out += [(f"{q.var}.{n}", k, []) for n, k in zip(q.names, q.kinds)]
+            plate = [known(d) for d in self.cm.vars[q.var].shape]
+            out += [(f"{q.var}.{n}", k, plate) for n, k in zip(q.names, q.kinds)]
         return out
 
     def hyper_locals(self, s, syms):
@@ -55,7 +56,15 @@ class _GlobalWriter:
         return py(expected(want, [q]))
 
     def matrix(self, vq, D: str) -> str:
+        """Source for the prior's matrix M (for diag(alpha): diag(E_q[alpha]))."""
+        if vq.diagonal:
+            return f"np.diag(np.broadcast_to({self.diagonal_source(vq, 'c')}, (int({D}),)))"
         return value_source(vq.matrix) if vq.matrix is not None else f"np.eye({D})"
+
+    def diagonal_source(self, vq, what: str) -> str:
+        """E_q[alpha] or E_q[log alpha] (P,) of the ARD diagonal."""
+        q = next(q for q in self.g.scalars if q.var == vq.diagonal)
+        return py(expected(q.symbol if what == "c" else sp.log(q.symbol), [q]))
 
     def module(self) -> str:
         g, cm = self.g, self.cm
@@ -199,6 +208,10 @@ class _GlobalWriter:
               f"prior_mean_c) - np.outer(prior_mean_c, mean_{vq.var}) + np.outer(prior_mean_c, "
               "prior_mean_c))))  # E[(w - m0)^T M (w - m0)]")
             s(f"N_{vq.var} = len(mean_{vq.var})  # its dimension")
+            if vq.diagonal:
+                s(f"D_{vq.var} = ({self.scale_source(vq, 'c')}) * (np.diag(q_now[\"{vq.var}.cov\"]) "
+                  f"+ (mean_{vq.var} - prior_mean_c) ** 2)  # c E[(w_p - m0_p)^2] (P,), prec = "
+                  f"c diag({vq.diagonal})")
         for q in g.scalars:
             pf = next(f for f in self.cm.factors if f.target == q.var)
             s(self.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
@@ -207,7 +220,8 @@ class _GlobalWriter:
                 prior = q.eta[j].subs(dict(zip(q.P, q.prior)))
                 msg = g.messages[q.var][j]
                 self.hyper_locals(s, prior.free_symbols | msg.free_symbols)
-                s(f"{H} = float({py(prior)}) + float({py(msg)})")
+                s(f"{H} = np.asarray({py(prior)}, dtype=float) + np.asarray({py(msg)}, "
+                  "dtype=float)")
             for n, inv in zip(q.names, q.inverse):
                 s(f'new["{q.var}.{n}"] = np.asarray({py(inv)}, dtype=float)  # {n}')
             s("q_now = {**q_now, **new}")
@@ -237,14 +251,18 @@ class _GlobalWriter:
               f"- prior_mean_c, mean_{vq.var} - prior_mean_c))))")
             ec = self.scale_source(vq, "c")
             elog = self.scale_source(vq, "log")
-            s(f"log_p += 0.5 * N_{vq.var} * ({elog}) + 0.5 * _spd_logdet(A_{vq.var}) - 0.5 * "
-              f"({ec}) * S_{vq.var} - 0.5 * N_{vq.var} * np.log(2 * np.pi)  # E_q[log p(w | c)]")
+            logdet = f"_spd_logdet(A_{vq.var})" if not vq.diagonal else \
+                f"float(np.sum(np.broadcast_to({self.diagonal_source(vq, 'log')}, " \
+                f"(N_{vq.var},))))  # E_q[log|diag({vq.diagonal})|]"
+            s(f"log_p += 0.5 * N_{vq.var} * ({elog}) + 0.5 * {logdet}")
+            s(f"log_p += -0.5 * ({ec}) * S_{vq.var} - 0.5 * N_{vq.var} * np.log(2 * np.pi)  "
+              "# E_q[log p(w | its prior's precision)]")
             s(f"log_p += 0.5 * _spd_logdet(cov_{vq.var}) + 0.5 * N_{vq.var} * "
               "(1 + np.log(2 * np.pi))  # H(q(w))")
         for q in g.scalars:
             kl = q.kl()
             self.hyper_locals(s, kl.free_symbols)
-            s(f"log_p -= float({py(kl)})  # KL(q({q.var}) || prior)")
+            s(f"log_p -= float(np.sum({py(kl)}))  # KL(q({q.var}) || prior)")
         s("return log_p")
         s.dedent()
 
@@ -260,7 +278,9 @@ class _GlobalWriter:
                 s.indent()
                 self.hyper_locals(s, v.free_symbols)
                 s.dedent()
-                s(f'    out["{q.var}.{n}"] = np.asarray({py(v)}, dtype=float)')
+                plate = ", ".join(f"int({known(d)})" for d in self.cm.vars[q.var].shape)
+                s(f'    out["{q.var}.{n}"] = np.broadcast_to(np.asarray({py(v)}, dtype=float), '
+                  f'({plate}{"," if plate else ""})).copy()')
         s("    return out")
         s("")
         s("")

@@ -17,7 +17,10 @@ so the data enter only through the additive statistics S_ij = sum_n f_ij(y_n) x_
 Messages: to w, (sum_j E[g_1j] S_1j, sum_j E[g_2j] S_2j) on (w, w w^T); to a scalar latent
 v, the coefficients of its statistics in sum_ij g_ij(theta) B_ij (``linear_in``).  The
 prior MvNormal(m0, prec = c M) of w sends (E[c] M m0, -1/2 E[c] M) to w and, when c is a
-latent, (P/2 log c - c/2 E[(w - m0)^T M (w - m0)]) to c (Bishop PRML §10.3).
+latent, (P/2 log c - c/2 E[(w - m0)^T M (w - m0)]) to c (Bishop PRML §10.3).  With
+prec = diag(alpha), one latent alpha[p] per weight (automatic relevance determination),
+w hears diag(E[alpha]) and each alpha[p] hears (1/2 log alpha_p - alpha_p / 2 D_p),
+D_p = E[(w_p - m0_p)^2] (Bishop §7.2.1, §10.3; Drugowitsch 2013).
 """
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ class VectorQ:
     scale_known: ast.Expr | None   # a known c
     matrix: ast.Expr | None        # M (None: the identity)
     keyword: str          # 'prec' or 'cov' of the prior
+    diagonal: str | None = None    # ARD: prec = diag(alpha), alpha[p] a scalar latent each
 
 
 @dataclass
@@ -87,8 +91,13 @@ def describe(g: GlobalCAVI) -> list:
                        f"sum_n {sp.sstr(t.f)}" + {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power])
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
-        out.append(f"q({vq.var}) = MvNormal: J = -1/2 E[{c}] M + sum E[g] S (u^2 terms), "
-                   f"h = E[{c}] M m0 + sum E[g] S (u terms), cov = (-2 J)^-1, mean = cov h")
+        M = f"diag(E[{vq.diagonal}])" if vq.diagonal else "M"
+        out.append(f"q({vq.var}) = MvNormal: J = -1/2 E[{c}] {M} + sum E[g] S (u^2 terms), "
+                   f"h = E[{c}] {M} m0 + sum E[g] S (u terms), cov = (-2 J)^-1, mean = cov h")
+        if vq.diagonal:
+            out.append(f"q({vq.diagonal}[p]) hears 1/2 log {vq.diagonal}_p - {vq.diagonal}_p / 2 "
+                       f"D_{vq.var}[p], D_{vq.var}[p] = {c} E[({vq.var}_p - m0_p)^2] = {c} "
+                       f"(cov_pp + (mean_p - m0_p)^2), one factor per weight (ARD)")
     for q in g.scalars:
         msgs = ", ".join(sp.sstr(c) for c in g.messages[q.var])
         out.append(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
@@ -107,10 +116,12 @@ def derive_global(plan, view, names) -> GlobalCAVI:
         if cm.vars[n].elem_rank > 1 or cm.vars[n].kind not in ("real", "pos", "unit"):
             raise _err(cm, n, f"the variational factor of latent '{n}' "
                        f"({cm.vars[n].kind}) without a discrete latent")
+    diagonals = {vq.diagonal: vq for vq in vector if vq.diagonal}
     for n in names:
-        if cm.vars[n].shape:
+        if cm.vars[n].shape and n not in diagonals:
             raise _err(cm, n, f"latent '{n}' with a plate in a model without a discrete "
-                       "latent (one factor per element)")
+                       "latent (one factor per element), other than the diagonal of a "
+                       "vector latent's prior precision (diag(alpha))")
     scalars = [scalar_q(cm, n, _prior(cm, plan, n), symbols) for n in scalars_names]
     latent_syms = {symbols[n] for n in names if n in symbols}
     for q in scalars:
@@ -131,6 +142,10 @@ def derive_global(plan, view, names) -> GlobalCAVI:
             P = sp.Symbol(f"N_{vq.var}", positive=True)   # its dimension
             W2 = sp.Symbol(f"S_{vq.var}", positive=True)    # E[(w - m0)^T M (w - m0)]
             extra[vq.scale] = extra.get(vq.scale, 0) + (P / 2 * sp.log(c) - c / 2 * W2)
+        if vq.diagonal:   # per element: 1/2 log alpha_p - alpha_p / 2 c E[(w_p - m0_p)^2]
+            a = symbols[vq.diagonal]
+            Dp = sp.Symbol(f"D_{vq.var}", positive=True)
+            extra[vq.diagonal] = extra.get(vq.diagonal, 0) + (sp.log(a) / 2 - a / 2 * Dp)
     out = GlobalCAVI(cm, stmts, vector, scalars, plan=plan,
                      algorithm="CAVI" if not any(v.role == "param" and v.name not in names
                                                  for v in cm.vars.values()) else "")
@@ -139,6 +154,9 @@ def derive_global(plan, view, names) -> GlobalCAVI:
         raise _err(cm, p, f"param '{p}' beside variational latents without a discrete "
                    "latent (variational EM of this shape)")
     for q in scalars:
+        if q.var in diagonals and q.symbol in Q.free_symbols:
+            raise _err(cm, q.var, f"latent '{q.var}' (the diagonal of the prior precision of "
+                       f"'{diagonals[q.var].var}') in a statement of the data")
         total = Q + sum(e for v, e in extra.items() if v == q.var)
         try:
             c, _ = linear_in(sp.expand(sp.expand_log(total, force=True)), q)
@@ -168,10 +186,24 @@ def _vector_q(cm, name, plan) -> VectorQ:
     parts = [spread]
     if isinstance(spread, ast.BinOp) and spread.op == "*":
         parts = [spread.left, spread.right]
+    diagonal = None
+    size = ast.show(cm.vars[name].elem_dims[0])
     for p in parts:
         if isinstance(p, ast.Name) and cm.vars.get(p.id) is not None \
-                and cm.vars[p.id].role == "param" and cm.vars[p.id].elem_rank == 0:
+                and cm.vars[p.id].role == "param" and cm.vars[p.id].elem_rank == 0 \
+                and not cm.vars[p.id].shape:
             scale = p.id
+        elif isinstance(p, ast.Call) and p.func == "diag" and len(p.args) == 1 and \
+                isinstance(p.args[0], ast.Name) and cm.vars.get(p.args[0].id) is not None \
+                and cm.vars[p.args[0].id].role == "param" and diagonal is None:
+            v = cm.vars[p.args[0].id]
+            if v.elem_rank or tuple(ast.show(d) for d in v.shape) != (size,):
+                raise NonConjugateError(f"not supported yet: diag({v.name}) in the prior of "
+                                        f"'{name}' with '{v.name}' not one scalar per element "
+                                        f"of '{name}'", pf.span, f"declare `latent "
+                                        f"{v.name}[{size}] : pos` with a prior per element",
+                                        cm.model.source)
+            diagonal = v.name
         elif isinstance(p, ast.Call) and p.func == "eye":
             continue
         elif _known_expr(cm, p):
@@ -189,11 +221,16 @@ def _vector_q(cm, name, plan) -> VectorQ:
     if not _known_expr(cm, pf.arg["mean"]):
         raise NonConjugateError(f"not supported yet: a prior mean of '{name}' that is not "
                                 "known", pf.span, None, cm.model.source)
+    if diagonal and (scale or matrix is not None):
+        raise NonConjugateError(f"not supported yet: diag({diagonal}) times another latent "
+                                f"or matrix in the prior of '{name}'", pf.span,
+                                f"write prec=diag({diagonal}), or a known number times it",
+                                cm.model.source)
     if kw != "prec":
         raise NonConjugateError(f"not supported yet: a covariance-scaled prior on '{name}' "
                                 "without a discrete latent", pf.span, "write it with "
                                 "`prec=` (c * eye(P))", cm.model.source)
-    return VectorQ(name, pf, pf.arg["mean"], scale, scale_known, matrix, kw)
+    return VectorQ(name, pf, pf.arg["mean"], scale, scale_known, matrix, kw, diagonal)
 
 
 def _known_expr(cm, e) -> bool:

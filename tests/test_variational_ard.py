@@ -133,7 +133,10 @@ def test_irrelevant_weights_are_switched_off(ard):
     ([("prec=diag(alpha))", "prec=diag(alpha) * 2.0)")], None),
     ([("latent alpha[P] : pos", "latent alpha[N] : pos"), ("for p in 1:P", "for p in 1:N")],
      r"diag\(alpha\) in the prior of 'w' with 'alpha' not one scalar per element"),
-    ([("prec=beta)", "prec=beta * alpha[1])")], r"latent 'alpha' .* in a statement of the data"),
+    ([("prec=beta)\n", "prec=beta)\n    u[n] ~ Normal(0, prec=alpha[g[n]])\n"),
+      ("data   y[N]", "data   g[N]     : cat[P]\ndata   u[N]     : real\ndata   y[N]")],
+     r"latent 'alpha' .* in a statement of the data"),
+    ([("prec=beta)", "prec=beta * alpha[1])")], r"'alpha\[1\]' in .*categorical covariate"),
 ])
 def test_variants(edit, words):
     """A known factor times diag(alpha) compiles; a diagonal of the wrong plate, or one

@@ -152,8 +152,10 @@ def test_a_scale_shared_by_two_priors_hears_both():
 
 
 @pytest.mark.parametrize("edit, words", [
-    (("beta ~ Gamma(c0, d0)", "beta ~ Gamma(c0, lam)"), "depends on latent 'lam'"),
-    (("latent beta    : pos", "latent beta[N] : pos"), "latent 'beta' with a plate"),
+    (("beta ~ Gamma(c0, d0)", "beta ~ Gamma(lam, d0)"),   # log Gamma(lam): not conjugate
+     "not conjugate to the Gamma factor of latent 'lam'"),
+    (("latent beta    : pos", "latent beta[N] : pos"),   # a latent per item
+     r"'beta\[n\]' in .*a latent with a plate is indexed by a categorical covariate"),
 ])
 def test_shapes_this_version_does_not_derive_are_located(edit, words):
     src = (MODELS / "bayes_linreg.emm").read_text().replace(*edit)
@@ -163,3 +165,24 @@ def test_shapes_this_version_does_not_derive_are_located(edit, words):
     with pytest.raises(emdsl.errors.NonConjugateError, match=words) as e:
         emdsl.loads(src, name="edit.emm", use_cache=False)
     assert e.value.span is not None
+
+
+def test_a_noise_precision_whose_rate_is_a_latent():
+    """beta ~ Gamma(c0, lam): a hierarchical prior (Gamma-Gamma conjugate): q(lam) hears
+    (c0 log lam - lam E[beta]) from beta's prior; the ELBO never decreases."""
+    src = (MODELS / "bayes_linreg.emm").read_text().replace("beta ~ Gamma(c0, d0)",
+                                                            "beta ~ Gamma(c0, lam)")
+    m = emdsl.loads(src, name="edit.emm", use_cache=False)
+    X, y = _data(6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = m.fit(X=X, y=y, max_iter=30, tol=0.0)
+    P, mod = X.shape[1], m.module
+    h = {"N": len(y), "P": P, **HYP}
+    q = r.params
+    new = mod.m_step(mod.e_step(mod.prepare({"X": X, "y": y}, h), q, h)[1], q, h, 0.0)
+    Eww = new["w.cov"] + np.outer(new["w.mean"], new["w.mean"])
+    e_beta = q["beta.shape"] / q["beta.rate"]
+    assert new["lam.shape"] == pytest.approx(HYP["a0"] + P / 2 + HYP["c0"])
+    assert new["lam.rate"] == pytest.approx(HYP["b0"] + np.trace(Eww) / 2 + e_beta, rel=1e-10)

@@ -16,6 +16,22 @@ def generate_global(g) -> str:
     return _GlobalWriter(g).module()
 
 
+def summed(expr) -> str:
+    """Source for the sum of ``expr`` over the groups, term by term (a term without a
+    per-group statistic counts once)."""
+    terms = sp.Add.make_args(sp.expand(expr))
+    return " + ".join(f"float(np.sum({py(t)}))" for t in terms) if expr != 0 else "0.0"
+
+
+def py_mean(q):
+    """The mean of scalar latent ``q`` under its prior (its first statistic that is the
+    latent itself), as a sympy expression in the prior's arguments."""
+    j = next((j for j, T in enumerate(q.T) if T == q.symbol), None)
+    if j is None:   # pragma: no cover - the prelude's families have v among T(v)
+        raise NotImplementedError(f"no mean of {q.family} among its statistics")
+    return q.mean_map[j].xreplace(dict(zip(q.P, q.prior)))
+
+
 class _GlobalWriter:
     def __init__(self, g):
         self.g, self.cm = g, g.checked
@@ -37,6 +53,10 @@ class _GlobalWriter:
 
     def hyper_locals(self, s, syms):
         hyper_locals(s, self.cm, syms)
+
+    def plate(self, q) -> str:
+        """Source for the shape of scalar q factor ``q``'s plate ('' without one)."""
+        return ", ".join(f"int({known(d)})" for d in self.cm.vars[q.var].shape)
 
     def q_locals(self, s, source="params"):
         for q in self.g.scalars:
@@ -128,12 +148,18 @@ class _GlobalWriter:
             s(f'{y} = np.asarray(data["{y}"], dtype=float)')
             if stmt.X:
                 s(f'X_{y} = np.asarray(data["{stmt.X}"], dtype=float)  # (N, P)')
+            if stmt.group:
+                s(f'group_{y} = np.asarray(data["{stmt.group}"], dtype=np.int64)  # (N,) the '
+                  "group of each item")
             for t in stmt.terms:
                 self.hyper_locals(s, t.f.free_symbols - {stmt.y})
                 fy = f"np.broadcast_to({py(t.f)}, {y}.shape)"
                 src = {0: f"float(np.sum({fy}))", 1: f"X_{y}.T @ {fy}",
                        2: f"(X_{y} * {fy}[:, None]).T @ X_{y}"}[t.power]
-                s(f'st["stats"]["{t.key}"] = {src}  # sum f(y) x^({t.power}), f = {t.f}')
+                if stmt.group:
+                    src = f"np.bincount(group_{y}, weights={fy}, minlength=int({known(stmt.groups)}))"
+                s(f'st["stats"]["{t.key}"] = {src}  # sum f(y) x^({t.power}), f = {t.f}'
+                  + (", per group" if stmt.group else ""))
         s("return st")
         s.dedent()
 
@@ -161,7 +187,7 @@ class _GlobalWriter:
         total = sum(expected(t.g, self.g.scalars) * t.B
                     for stmt in self.g.statements for t in stmt.terms)
         self.hyper_locals(s, total.free_symbols)
-        s(f"loglik = float({py(total)})")
+        s(f"loglik = {summed(total)}")
         s("return None, ess, loglik")
         s.dedent()
 
@@ -216,14 +242,24 @@ class _GlobalWriter:
             pf = next(f for f in self.cm.factors if f.target == q.var)
             s(self.cite(pf) + f"  (q({q.var}) = {q.family}: prior + messages)")
             self.q_locals(s, "q_now")
+            plate = self.plate(q)
             for j, H in enumerate(q.H):
-                prior = q.eta[j].subs(dict(zip(q.P, q.prior)))
+                prior = q.prior_natural(j)
                 msg = g.messages[q.var][j]
                 self.hyper_locals(s, prior.free_symbols | msg.free_symbols)
-                s(f"{H} = np.asarray({py(prior)}, dtype=float) + np.asarray({py(msg)}, "
-                  "dtype=float)")
+                msg_src = f"np.asarray({py(msg)}, dtype=float)" if plate else summed(msg)
+                s(f"{H} = np.asarray({py(prior)}, dtype=float) + {msg_src}" +
+                  ("  # the prior's natural parameter expected over its latent arguments"
+                   if q.parents else ""))
+                for child, c in q.prior_messages:   # summed over the child's plate
+                    self.hyper_locals(s, c[j].free_symbols)
+                    if c[j] != 0:
+                        s(f"{H} = {H} + float(np.sum(np.broadcast_to({py(c[j])}, "
+                          f"np.shape(q_{child.var}_{child.names[0]}))))  # from the prior of "
+                          f"{child.var}")
             for n, inv in zip(q.names, q.inverse):
-                s(f'new["{q.var}.{n}"] = np.asarray({py(inv)}, dtype=float)  # {n}')
+                s(f'new["{q.var}.{n}"] = np.broadcast_to(np.asarray({py(inv)}, dtype=float), '
+                  f"({plate}{',' if plate else ''})).copy()  # {n}")
             s("q_now = {**q_now, **new}")
         s("return new")
         s.dedent()
@@ -274,11 +310,13 @@ class _GlobalWriter:
         s('    """Each scalar factor at its prior (the start of CAVI)."""')
         s("    out = {}")
         for q in g.scalars:
+            plate = self.plate(q)
             for n, v in zip(q.names, q.prior):
+                # a latent argument at its own prior's mean (mean-field parents)
+                v = v.xreplace({o.symbol: py_mean(o) for o in q.parents})
                 s.indent()
                 self.hyper_locals(s, v.free_symbols)
                 s.dedent()
-                plate = ", ".join(f"int({known(d)})" for d in self.cm.vars[q.var].shape)
                 s(f'    out["{q.var}.{n}"] = np.broadcast_to(np.asarray({py(v)}, dtype=float), '
                   f'({plate}{"," if plate else ""})).copy()')
         s("    return out")

@@ -20,11 +20,16 @@ prior MvNormal(m0, prec = c M) of w sends (E[c] M m0, -1/2 E[c] M) to w and, whe
 latent, (P/2 log c - c/2 E[(w - m0)^T M (w - m0)]) to c (Bishop PRML §10.3).  With
 prec = diag(alpha), one latent alpha[p] per weight (automatic relevance determination),
 w hears diag(E[alpha]) and each alpha[p] hears (1/2 log alpha_p - alpha_p / 2 D_p),
-D_p = E[(w_p - m0_p)^2] (Bishop §7.2.1, §10.3; Drugowitsch 2013).
+D_p = E[(w_p - m0_p)^2] (Bishop §7.2.1, §10.3; Drugowitsch 2013).  A scalar latent with a
+plate indexed by a categorical covariate of the item, ``y[n] ~ Normal(mu[g[n]], ...)``,
+has one factor per group: its statements' statistics are sums per group, and its prior
+may hold global latents (``mu[j] ~ Normal(mu0, prec=lam)``: hierarchical, mean-field, the
+parents hearing the children's expectations summed over the groups).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import sympy as sp
 
@@ -32,6 +37,7 @@ from ..errors import NonConjugateError
 from ..families.scalar import NotExponentialFamily, decompose, tidy
 from ..frontend import ast
 from .forms import family_args, known_symbols
+from .variational_links import hierarchical
 from .variational_scalar import expected, linear_in, scalar_q
 
 
@@ -52,6 +58,8 @@ class DataStatement:
     w: str | None         # the vector latent of the linear predictor
     X: str | None         # the covariate row it is dotted with
     terms: list
+    group: str | None = None      # the covariate g of grouped latents v[g[n]]: statistics per group
+    groups: ast.Expr | None = None  # the number of groups
 
 
 @dataclass
@@ -88,7 +96,8 @@ def describe(g: GlobalCAVI) -> list:
         for t in st_.terms:
             u = {0: "", 1: " u", 2: " u^2"}[t.power]
             out.append(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
-                       f"sum_n {sp.sstr(t.f)}" + {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power])
+                       f"sum_n {sp.sstr(t.f)}" + {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power]
+                       + (f", per group of {st_.group}" if st_.group else ""))
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
         M = f"diag(E[{vq.diagonal}])" if vq.diagonal else "M"
@@ -100,8 +109,14 @@ def describe(g: GlobalCAVI) -> list:
                        f"(cov_pp + (mean_p - m0_p)^2), one factor per weight (ARD)")
     for q in g.scalars:
         msgs = ", ".join(sp.sstr(c) for c in g.messages[q.var])
+        prior = ", ".join(sp.sstr(q.prior_natural(j)) for j in range(len(q.T)))
         out.append(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
-                   f" = prior's + ({msgs})")
+                   f" = prior's ({prior}) + ({msgs})" + (" per group" if
+                                                         g.checked.vars[q.var].shape else ""))
+        for child, c in q.prior_messages:
+            out.append(f"  + sum over {child.var}'s plate of ({', '.join(map(sp.sstr, c))}) "
+                       f"(its prior: the coefficients of T({q.var}) in log p({child.var} | "
+                       f"{q.var}) in expectation)")
     return out
 
 
@@ -117,22 +132,20 @@ def derive_global(plan, view, names) -> GlobalCAVI:
             raise _err(cm, n, f"the variational factor of latent '{n}' "
                        f"({cm.vars[n].kind}) without a discrete latent")
     diagonals = {vq.diagonal: vq for vq in vector if vq.diagonal}
+    data_factors = [f for f in cm.factors if cm.vars[f.target].role == "data"]
+    grouped = _grouped(cm, names, data_factors)
     for n in names:
-        if cm.vars[n].shape and n not in diagonals:
+        if cm.vars[n].shape and n not in diagonals and n not in grouped:
             raise _err(cm, n, f"latent '{n}' with a plate in a model without a discrete "
-                       "latent (one factor per element), other than the diagonal of a "
-                       "vector latent's prior precision (diag(alpha))")
-    scalars = [scalar_q(cm, n, _prior(cm, plan, n), symbols) for n in scalars_names]
+                       "latent, other than one value per group of a categorical covariate "
+                       "(mu[g[n]]) or the diagonal of a vector latent's prior precision "
+                       "(diag(alpha))")
+    priors = {n: _prior(cm, plan, n) for n in names}
+    scalars = [scalar_q(cm, n, priors[n], symbols) for n in scalars_names]
     latent_syms = {symbols[n] for n in names if n in symbols}
-    for q in scalars:
-        given = sorted(str(u) for a in q.prior for u in a.free_symbols & latent_syms)
-        if given:
-            raise NonConjugateError(f"not supported yet: the prior of '{q.var}' depends on "
-                                    f"latent '{given[0]}' (a hierarchical prior) in a model "
-                                    "without a discrete latent", _prior(cm, plan, q.var).span,
-                                    None, cm.model.source)
-    stmts = [_statement(cm, f, vector, symbols) for f in cm.factors
-             if cm.vars[f.target].role == "data"]
+    # priors whose arguments are latents: mean-field parents (variational_links)
+    hierarchical(cm, SimpleNamespace(priors=priors), scalars, latent_syms, symbols)
+    stmts = [_statement(cm, f, vector, symbols, grouped) for f in data_factors]
     # B symbols and the scalar latents' messages: sum_ij g_ij B_ij, plus w's prior
     Q = sum(t.g * t.B for st_ in stmts for t in st_.terms)
     extra = {}
@@ -164,8 +177,39 @@ def derive_global(plan, view, names) -> GlobalCAVI:
             raise _err(cm, q.var, f"the statements are not conjugate to the {q.family} "
                        f"factor of latent '{q.var}': the term {exc.term} is not a multiple "
                        f"of its statistics") from None
-        out.messages[q.var] = tuple(sp.factor_terms(sp.expand(
-            expected(cj, [o for o in scalars if o is not q]))) for cj in c)
+        # expanded: a latent without a plate sums each term over the groups separately
+        out.messages[q.var] = tuple(sp.expand(expected(cj, [o for o in scalars if o is not q]))
+                                    for cj in c)
+    return out
+
+
+def _grouped(cm, names, factors) -> dict:
+    """latent -> (covariate, number of groups) for the plated scalar latents that the data
+    statements index by a categorical covariate of the item, v[g[n]] (one value per group:
+    the statistics become sums per group); located errors for other indexings."""
+    out: dict = {}
+    for f in factors:
+        loop = f.loops[0].var if f.loops else None
+        for _, a in f.args:
+            for e in ast.walk_expr(a):
+                if not (isinstance(e, ast.Index) and e.base.id in names
+                        and cm.vars[e.base.id].shape):
+                    continue
+                v = cm.vars[e.base.id]
+                idx = e.indices[0] if len(e.indices) == 1 else None
+                cov = cm.vars.get(idx.base.id) if isinstance(idx, ast.Index) else None
+                if cov is None or cov.role != "data" or cov.kind != "cat" or \
+                        len(v.shape) != 1 or ast.show(cov.elem_dims[0]) != ast.show(v.shape[0]) \
+                        or tuple(getattr(i, "id", None) for i in idx.indices) != (loop,):
+                    raise NonConjugateError(
+                        f"not supported yet: '{ast.show(e)}' in '{f.text.strip()}' (a latent "
+                        "with a plate is indexed by a categorical covariate of the item, "
+                        f"{v.name}[g[{loop}]] with `data g[...] : cat[{ast.show(v.shape[0])}]`, "
+                        "in a model without a discrete latent)", f.span, None, cm.model.source)
+                if out.setdefault(v.name, (cov.name, v.shape[0]))[0] != cov.name:
+                    raise NonConjugateError(
+                        f"not supported yet: latent '{v.name}' indexed by two covariates",
+                        f.span, None, cm.model.source)
     return out
 
 
@@ -238,8 +282,9 @@ def _known_expr(cm, e) -> bool:
                for s in ast.walk_expr(e))
 
 
-def _statement(cm, f, vector, symbols) -> DataStatement:
-    """The terms of a data statement: its log density as sum g(theta) f(y) u^i."""
+def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
+    """The terms of a data statement: its log density as sum g(theta) f(y) u^i (with
+    latents per group, ``grouped``, sums per group of the statement's covariate)."""
     fam = f.family
     if len(f.loops) != 1 or tuple(getattr(i, "id", None) for i in f.index) != (f.loops[0].var,):
         raise NonConjugateError("not supported yet: a data statement outside one plate of "
@@ -292,7 +337,15 @@ def _statement(cm, f, vector, symbols) -> DataStatement:
             terms.append(Term(i, fy, g, sp.Symbol(f"B_{f.target}_{j}", real=True),
                               f"S_{f.target}_{j}"))
     w, X = found[0] if found else (None, None)
-    return DataStatement(f, y, w, X, terms)
+    covs = {grouped[r.base.id] for _, a in f.args for r in ast.walk_expr(a)
+            if isinstance(r, ast.Index) and r.base.id in (grouped or {})}
+    if len(covs) > 1 or (covs and w):
+        raise NonConjugateError("not supported yet: " + ("latents grouped by two covariates"
+                                if len(covs) > 1 else "a linear predictor beside latents per "
+                                "group") + f" in '{f.text.strip()}'", f.span, None,
+                                cm.model.source)
+    group, groups = next(iter(covs)) if covs else (None, None)
+    return DataStatement(f, y, w, X, terms, group, groups)
 
 
 def _err(cm, var, what) -> NonConjugateError:

@@ -201,6 +201,10 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
             for T, m in zip(q.T, q.conditional_mean_map()):
                 doc.math(f"E_q[{doc.expr(T)} | {u}] = {doc.expr(m)}",
                          rf"\mathbb{{E}}_q[{doc.expr(T)} \mid {u}] = {doc.expr(m)}")
+            if q.located is not None:
+                doc.para(f"Where a statement's data are centred by a shift c, the E-step and "
+                         f"the messages read {q.located} = {q.P[q.location]} - c (nothing "
+                         "cancels far from 0).")
             continue
         doc.para(f"`{q.var}`: q({q.var}) = {q.family}({', '.join(q.names)}); from its log "
                  f"density, sympy finds the statistics T({q.var}) = "
@@ -260,12 +264,12 @@ def _variational(doc: _Doc, us: UpdateSet, z: str, n: str):
                          "other factors' expectations (for a Normal-Gamma with no other "
                          "terms, the exact posterior of Bishop section 2.3.6).")
         for j, H in enumerate(q.H):
-            msgs = " + ".join([doc.expr(c[j]) for _, c in q.messages]
+            msgs = " + ".join([doc.expr(c[j]) for _, c in q.messages if c[j] != 0]
                               + [("" if c.given is q and us.checked.vars[q.var].shape
                                   else "sum ") + doc.expr(cj[j])
-                                 for c, cj in q.prior_messages]) or "0"
-            doc.math(f"{H} = {doc.expr(q.prior_natural(j))} + {msgs}",
-                     rf"{sp.latex(H)} = {doc.expr(q.prior_natural(j))} + {msgs}")
+                                 for c, cj in q.prior_messages if cj[j] != 0]) or "0"
+            line = f"{doc.expr(q.prior_natural(j))} + {msgs}".replace("+ -", "- ")
+            doc.math(f"{H} = {line}", rf"{sp.latex(H)} = {line}")
         for P, inv in zip(q.P, q.inverse):
             doc.math(f"{P} = {doc.expr(inv)}", rf"{sp.latex(P)} = {doc.expr(inv)}")
     for name, uses in us.prior_params.items():

@@ -154,7 +154,9 @@ class VariationalWriter:
             self.expectation_locals(s, [child], newest)
             self.w._hyper_locals(s, set().union(*[cj.free_symbols for cj in c]))
             shape = f'np.shape(_param_value("{key(child.var, child.names[0])}", new, old, hyp))'
-            own = bool(self.r.params[q.var].shape)   # a structured pair on one plate
+            # a structured pair on one plate adds element by element; a hierarchical parent
+            # (one value: variational_links rejects plated ones) sums over the child's plate
+            own = child.given is q and bool(self.r.params[q.var].shape)
             for j, cj in enumerate(c):
                 if cj == 0:
                     continue

@@ -141,6 +141,13 @@ def derive_global(plan, view, names) -> GlobalCAVI:
                        "(mu[g[n]]) or the diagonal of a vector latent's prior precision "
                        "(diag(alpha))")
     priors = {n: _prior(cm, plan, n) for n in names}
+    for t in plan.treatments.values():
+        if t.kind == "structured" and t.given:
+            raise NonConjugateError(
+                f"not supported yet: the structured factor q({t.var} | {t.partner}) in a "
+                "model without a discrete latent (its prior's spread is scaled by "
+                f"'{t.partner}', as in a Normal-Gamma; mixtures derive it)", priors[t.var].span,
+                f"give '{t.var}' a prior with known arguments (mean-field)", cm.model.source)
     scalars = [scalar_q(cm, n, priors[n], symbols) for n in scalars_names]
     latent_syms = {symbols[n] for n in names if n in symbols}
     # priors whose arguments are latents: mean-field parents (variational_links)
@@ -260,8 +267,9 @@ def _vector_q(cm, name, plan) -> VectorQ:
         else:
             raise NonConjugateError(f"not supported yet: the {kw} of the prior of '{name}' "
                                     f"('{ast.show(spread)}')", pf.span, "write it as c * "
-                                    "eye(P), c a latent or a known number, or a known "
-                                    "matrix", cm.model.source)
+                                    "eye(P), c a latent or a known number, a known matrix, "
+                                    "or diag(alpha) with a latent alpha[p] per weight",
+                                    cm.model.source)
     if not _known_expr(cm, pf.arg["mean"]):
         raise NonConjugateError(f"not supported yet: a prior mean of '{name}' that is not "
                                 "known", pf.span, None, cm.model.source)

@@ -126,7 +126,8 @@ def variational_factors(us, names: frozenset) -> list[QFactor]:
         done |= {mean, spread}
     done |= {q.var for q in us.scalar_qs}
     for q in us.scalar_qs:
-        out.append(QFactor(q.var, q.family, q.names, q, q.given.var if q.given else ""))
+        child = next((c.var for c in us.scalar_qs if c.given is q), "")
+        out.append(QFactor(q.var, q.family, q.names, q, q.given.var if q.given else child))
     for name in sorted(names - done):
         raise _unsupported(cm, name, f"the variational factor of latent '{name}' (this "
                            "version derives Dirichlet factors of simplex weights and "

@@ -35,7 +35,6 @@ from .variational_scalar import ScalarQ, expected, linear_in, scalar_q
 class ScalarPair:
     """The structured factor q(v | u) q(u) of a scalar v whose prior holds scalar u."""
     child: ScalarQ
-    parent: ScalarQ
     basis: tuple                   # g_i(u): 1 and u's statistics T(u)
     coef: dict                     # (j, i) -> symbol a_<v>_<j>_<i> of T_j(v) g_i(u)
     prior: dict                    # (j, i) -> the prior's part of a_ji (hypers)
@@ -175,7 +174,7 @@ def finish_pair(cm, report, q: ScalarQ) -> None:
         raise _error(cm, pf, f"the structured factor q({q.var} | {u.var}): its location "
                      f"moves with '{u.var}' ({scaling[q.location]})", hint)
     q.scaling = {P: P * w for P, w in zip(q.P, scaling)}
-    q.pair = ScalarPair(q, u, basis, coef, prior, messages, tuple(fields), tuple(scaling))
+    q.pair = ScalarPair(q, basis, coef, prior, messages, tuple(fields), tuple(scaling))
     q.messages = []
     kl = sp.expand(sp.expand_log(-q.kl_given(), force=True))
     c = _coefficients(cm, pf, kl, u, hint)

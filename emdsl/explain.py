@@ -334,7 +334,8 @@ def _structured(doc: _Doc, us: UpdateSet, q):
     for k, a in pair.coef.items():
         parts = [doc.expr(pair.prior[k])] if k in pair.prior else []
         parts += [doc.expr(m[k]) for _, m in pair.messages if k in m]
-        doc.math(f"{a} = {' + '.join(parts)}", rf"{sp.latex(a)} = {' + '.join(parts)}")
+        line = " + ".join(parts).replace("+ -", "- ")
+        doc.math(f"{a} = {line}", rf"{sp.latex(a)} = {line}")
     doc.para(f"Solving eta(P) = H({u}) (sympy) gives each parameter as a number times a "
              f"function of {u}: q({q.var} | {u}) = {pair.form()}, with")
     for P, f in zip(q.P, pair.fields):

@@ -79,12 +79,14 @@ class NotExponentialFamily(Exception):
         self.term = term
 
 
-def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set) -> ExpFamForm:
+def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set, simplify: bool = True) -> ExpFamForm:
     """Split ``logp`` into eta(unknowns) . t(x) - A(unknowns) + log h(x).
 
     Assumes every term of the expanded log density that involves both ``x`` and an
     unknown is a product of a factor in ``x`` (and knowns) and a factor in the unknowns;
-    raises :class:`NotExponentialFamily` naming the first term that is not.
+    raises :class:`NotExponentialFamily` naming the first term that is not.  With
+    ``simplify`` False the coefficients are left expanded (for callers that only collect
+    them: most of the cost of a variational derivation is in ``tidy``).
     """
     expanded = sp.expand(sp.expand_log(logp, force=True))
     stats: dict[sp.Expr, sp.Expr] = {}
@@ -110,9 +112,10 @@ def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set) -> ExpFamForm:
                 upart *= f
         stats[xpart] = stats.get(xpart, sp.Integer(0)) + upart
     keys = sorted(stats, key=sp.default_sort_key)
+    neat = tidy if simplify else (lambda e: e)
     return ExpFamForm(tuple(_loggamma(k) for k in keys),
-                      tuple(_loggamma(tidy(stats[k])) for k in keys),
-                      _loggamma(tidy(-neg_a)), _loggamma(logh))
+                      tuple(_loggamma(neat(stats[k])) for k in keys),
+                      _loggamma(neat(-neg_a)), _loggamma(logh))
 
 
 def tidy(e) -> sp.Expr:

@@ -219,11 +219,13 @@ def linear_in(expr: sp.Expr, q: ScalarQ, var: sp.Symbol | None = None) -> tuple:
     var = q.symbol if var is None else var
     kappa = sp.Dummy("kappa")
     others = (expr.free_symbols - {var}) | {kappa}
-    ef = decompose(kappa * expr, var, others)
+    ef = decompose(kappa * expr, var, others, simplify=False)
     coeffs = [sp.Integer(0)] * len(q.T)
     for t, c in zip(ef.t, ef.eta):
         for j, T in enumerate(q.T):
-            ratio = tidy(t / T.xreplace({q.symbol: var}))
+            ratio = t / T.xreplace({q.symbol: var})
+            if not ratio.is_number:
+                ratio = tidy(ratio)
             if ratio.is_number:
                 coeffs[j] += c * ratio / kappa
                 break

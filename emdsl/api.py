@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .compile import compile_source
+from .frontend import ast
 from .frontend.check import FIT_OPTIONS
 from .errors import EmmDataError, EmmError, EmmFitError
 from .runtime import batch
@@ -34,12 +35,16 @@ def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
 
 def _fit_options(opts: dict) -> dict:
     """Validate the fit options (INTERFACE.md); returns those the batch driver takes."""
-    method = opts.pop("method", "batch")
-    if method != "batch":
-        raise EmmDataError(f"method '{method}' is not available yet",
-                           hint="use method='batch' (stepwise and incremental EM land later)")
-    for k in ("batch_size", "kappa"):  # options of the stepwise driver
-        opts.pop(k, None)
+    method = opts.setdefault("method", "batch")
+    if method not in ("batch", "stepwise", "incremental"):
+        raise EmmDataError(f"method '{method}' is not available" + (
+            " yet" if method == "svi" else ""), hint="use method='batch', 'stepwise' or "
+            "'incremental' (stochastic VI lands later)")
+    if method == "batch":
+        for k in ("batch_size", "kappa"):   # options of the online drivers
+            if opts.pop(k, None) is not None:
+                raise EmmDataError(f"fit option {k} is for method='stepwise' or "
+                                   "'incremental', not 'batch'")
 
     def number(name, cast, low, strict=False):
         if name not in opts:
@@ -57,6 +62,10 @@ def _fit_options(opts: dict) -> dict:
                                f"got {val!r}")
         opts[name] = num
     number("max_iter", int, 1)
+    number("batch_size", int, 1)
+    number("kappa", float, 0.5, strict=True)
+    if opts.get("kappa", 1.0) > 1.0:
+        raise EmmDataError(f"fit option kappa must be in (0.5, 1], got {opts['kappa']!r}")
     number("local_iter", int, 0)
     number("n_init", int, 1)
     number("tol", float, 0.0)
@@ -141,9 +150,12 @@ class Model:
                 if np.shape(v) != shapes[k]:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
+        method = opts.pop("method")
         try:
             with np.errstate(divide="ignore", under="ignore"):
-                return batch.run(self.module, bound.data, h, **opts)
+                if method == "batch":
+                    return batch.run(self.module, bound.data, h, **opts)
+                return self._fit_online(method, bound.data, h, opts)
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
@@ -153,6 +165,28 @@ class Model:
             raise EmmFitError(f"the given values do not fit together: {exc}",
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
+
+    def _fit_online(self, method, data, h, opts):
+        """Stepwise / incremental EM over minibatches of the items (runtime/online.py)."""
+        import warnings
+        from .runtime import online
+        cm = self.checked
+        latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
+                       and v.shape), None)
+        first = latent or next(v for v in cm.vars.values() if v.role == "data" and v.shape)
+        size = ast.show(first.shape[0])
+        items = tuple(v.name for v in cm.vars.values() if v.role == "data" and v.shape
+                      and ast.show(v.shape[0]) == size)
+        try:
+            result = online.run(self.module, data, h, method=method, items=items, size=size,
+                                **opts)
+        except ValueError as exc:
+            if "broadcast" in str(exc) or "shape" in str(exc):
+                raise
+            raise EmmDataError(str(exc)) from None
+        for w in result.warnings:
+            warnings.warn(w[1], w[0], stacklevel=3)
+        return result
 
     def sample(self, params=None, seed=0, **kwargs) -> dict:
         """Forward-simulate data and latents; see :mod:`emdsl.runtime.sample`."""

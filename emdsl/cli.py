@@ -111,7 +111,8 @@ def cmd_graph(args) -> int:
 # ----------------------------------------------------------------------------- fit
 def _fit(model, values: dict, args):
     """``model.fit`` with the command line's options; a progress line on a terminal."""
-    opts = {k: getattr(args, k) for k in ("seed", "method", "max_iter", "tol", "n_init", "reg")
+    opts = {k: getattr(args, k) for k in ("seed", "method", "max_iter", "tol", "n_init", "reg",
+                                          "batch_size", "kappa")
             if getattr(args, k, None) is not None}
     if sys.stderr.isatty():
         trace = []
@@ -422,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("fit", "fit the model to a data file", cmd_fit, sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
     p.add_argument("--method", choices=("batch", "stepwise", "incremental"))
+    p.add_argument("--batch-size", type=int, dest="batch_size", metavar="B",
+                   help="items per minibatch (stepwise) or block (incremental)")
+    p.add_argument("--kappa", type=float, metavar="K",
+                   help="stepwise step size exponent in (0.5, 1] (default 0.6)")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")
     p.add_argument("--tol", type=float, metavar="T", help="relative ELBO change to stop at")
     p.add_argument("--n-init", type=int, dest="n_init", metavar="N", help="restarts")

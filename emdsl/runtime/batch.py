@@ -60,12 +60,7 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     st = mod.prepare(data, h)
     rng = np.random.default_rng(seed)
     best = None
-    given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
-    resp0 = given.pop(mod.LATENT, None) if mod.LATENT else None
-    if resp0 is not None:  # responsibilities: the params (q factors) they give, first
-        resp0 = getattr(mod, "row_resp", lambda st, r: r)(st, resp0)
-        given = {**mod.m_step(mod.expected_stats(st, resp0), None, h, reg), **given}
-    complete = set(mod.PARAMS) <= set(given)  # then restarts would all be the same run
+    given, complete = given_params(mod, st, h, reg, init)
     for attempt in range(1 if complete else n_init):
         params = dict(given) if complete else {**mod.init(st, data, h, rng, reg), **given}
         result = _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
@@ -75,6 +70,17 @@ def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, 
     for w in best.warnings:
         warnings.warn(w[1], w[0], stacklevel=3)
     return best
+
+
+def given_params(mod, st, h, reg, init) -> tuple[dict, bool]:
+    """(the starting values ``init`` gives, whether they are all the params): given
+    responsibilities of the latent become the params (q factors) they give."""
+    given = {k: np.array(v, dtype=float) for k, v in (init or {}).items()}
+    resp0 = given.pop(mod.LATENT, None) if mod.LATENT else None
+    if resp0 is not None:  # responsibilities: the params (q factors) they give, first
+        resp0 = getattr(mod, "row_resp", lambda st, r: r)(st, resp0)
+        given = {**mod.m_step(mod.expected_stats(st, resp0), None, h, reg), **given}
+    return given, set(mod.PARAMS) <= set(given)  # complete: restarts would all be the same
 
 
 def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt, local_iter):
@@ -149,6 +155,13 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                       f"iterations (last relative change {_rel_change(trace):.3g} > "
                       f"tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
+    return FitResult(params, posterior_of(mod, st, params, h, resp), np.array(trace),
+                     len(trace), converged, notes)
+
+
+def posterior_of(mod, st, params, h, resp) -> dict:
+    """result.posterior: the latent's responsibilities per item and each q factor's
+    parameters and expected statistics by name."""
     posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)} \
         if mod.LATENT else {}
     factors = getattr(mod, "Q_FACTORS", {})
@@ -156,7 +169,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
     for var, q in factors.items():  # each q factor by name
         posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
         posterior[var].update(expect.get(var, {}))
-    return FitResult(params, posterior, np.array(trace), len(trace), converged, notes)
+    return posterior
 
 
 def _rel_change(trace):

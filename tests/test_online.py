@@ -1,0 +1,131 @@
+"""Stepwise and incremental EM from the same module (runtime/online.py): incremental EM
+never lowers the objective over a pass and reaches batch EM's fixed point; stepwise EM's
+first minibatch of the whole data set is one batch EM step (statistics scaled to the data
+set, a MAP prior added once), and it gets close to batch EM's log likelihood in a few
+passes; options and models the drivers do not take are clear errors."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emdsl
+from emdsl.runtime.batch import ConvergenceWarning, ObjectiveDecreaseWarning
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return emdsl.load(MODELS / "gaussian_mixture.emm", use_cache=False)
+
+
+def _blobs(seed, n=3000, K=3, D=2, spread=4.0):
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(0, spread, (K, D))
+    return mu[rng.integers(K, size=n)] + rng.normal(size=(n, D))
+
+
+def _fit(m, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ObjectiveDecreaseWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return m.fit(**kw)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_incremental_em_never_lowers_the_objective_over_a_pass(gmm, seed):
+    x = _blobs(seed, n=1200)
+    r = _fit(gmm, x=x, K=3, seed=seed, method="incremental", batch_size=250, max_iter=15,
+             tol=0.0)
+    assert len(r.elbo) == 15   # one entry per pass
+    assert np.all(np.diff(r.elbo) >= -1e-9 * np.abs(r.elbo[1:]))
+
+
+def test_incremental_em_reaches_the_batch_fixed_point(gmm):
+    x = _blobs(1)
+    batch = _fit(gmm, x=x, K=3, seed=0, max_iter=2000, tol=1e-14)
+    incr = _fit(gmm, x=x, K=3, seed=0, method="incremental", batch_size=700, max_iter=2000,
+                tol=1e-14)
+    for k in ("weights", "mu", "Sigma"):
+        np.testing.assert_allclose(incr.params[k], batch.params[k], rtol=1e-6, atol=1e-6,
+                                   err_msg=k)
+    assert incr.elbo[-1] == pytest.approx(batch.elbo[-1], rel=1e-10)
+
+
+MAP_POISSON = """model MapPoisson
+dim N
+dim K = 2
+data   y[N]    : count
+hyper  a0      : pos = 3.0
+hyper  b0      : pos = 0.5
+hyper  alpha0  : pos = 4.0
+param  weights : simplex[K]
+param  rate[K] : pos
+latent z[N]    : cat[K]
+weights ~ Dirichlet(alpha0)
+for k in 1:K { rate[k] ~ Gamma(a0, b0) }
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    y[n] ~ Poisson(rate[z[n]])
+}
+"""
+
+
+def test_a_stepwise_minibatch_of_everything_is_a_batch_step():
+    """B = N: the first minibatch sets the running statistics, scaled by N / B = 1, and the
+    M-step adds the MAP priors once: one pass equals one batch MAP-EM iteration."""
+    m = emdsl.loads(MAP_POISSON, name="map.emm", use_cache=False)
+    rng = np.random.default_rng(3)
+    y = rng.poisson(np.array([2.0, 9.0])[rng.integers(2, size=400)])
+    one = _fit(m, y=y, seed=4, max_iter=1, tol=0.0, method="stepwise", batch_size=len(y))
+    batch = _fit(m, y=y, seed=4, max_iter=1, tol=0.0)
+    for k in one.params:   # batch's params after 1 iteration are those of its one M-step
+        np.testing.assert_allclose(one.params[k], batch.params[k], rtol=1e-12, err_msg=k)
+    half = _fit(m, y=y, seed=4, max_iter=1, tol=0.0, method="stepwise", batch_size=200)
+    assert not np.allclose(half.params["rate"], one.params["rate"])   # the check has teeth
+
+
+def test_stepwise_em_gets_close_to_batch_em_in_a_few_passes(gmm):
+    x = _blobs(2, n=40000, K=4, D=3)
+    batch = _fit(gmm, x=x, K=4, seed=0, max_iter=500, tol=1e-8)
+    step = _fit(gmm, x=x, K=4, seed=0, method="stepwise", batch_size=500, kappa=0.6,
+                max_iter=4, tol=0.0)
+    assert len(step.elbo) == 4
+    per_item = (step.elbo[-1] - batch.elbo[-1]) / len(x)
+    assert abs(per_item) < 1e-3, per_item
+
+
+def test_online_variational_em_keeps_its_prior_once():
+    """A Bayesian GMM by stepwise EM: the q factors' updates add the prior to statistics
+    standing for the whole data set (stochastic VI's step); its ELBO approaches batch's."""
+    m = emdsl.load(MODELS / "bayes_gmm.emm", use_cache=False)
+    x = _blobs(5, n=6000)
+    batch = _fit(m, x=x, K=3, seed=0, max_iter=300, tol=1e-10)
+    step = _fit(m, x=x, K=3, seed=0, method="stepwise", batch_size=300, max_iter=5, tol=0.0)
+    assert abs(step.elbo[-1] - batch.elbo[-1]) / len(x) < 2e-3
+    conc = step.posterior["weights"]["concentration"]   # alpha0 = 0.1 once, counts sum to N
+    assert conc.sum() == pytest.approx(len(x) + 3 * 0.1, rel=1e-9)
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"method": "svi"}, "method 'svi' is not available yet"),
+    ({"method": "online"}, "method 'online' is not available"),
+    ({"method": "stepwise", "kappa": 0.5}, "kappa must be > 0.5"),
+    ({"method": "stepwise", "kappa": 1.5}, r"kappa must be in \(0.5, 1\]"),
+    ({"method": "stepwise", "batch_size": 0}, "batch_size must be >= 1"),
+    ({"batch_size": 100}, "batch_size is for method='stepwise' or 'incremental'"),
+])
+def test_bad_options_are_clear_errors(gmm, opts, words):
+    with pytest.raises(emdsl.errors.EmmDataError, match=words):
+        gmm.fit(x=_blobs(0, n=100), K=3, **opts)
+
+
+def test_models_with_local_factors_are_refused():
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    doc = np.repeat(np.arange(5), 10)
+    w = np.random.default_rng(0).integers(20, size=50)
+    with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
+        m.fit(doc=doc, w=w, D=5, V=20, K=2, method="stepwise")

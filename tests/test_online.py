@@ -46,8 +46,9 @@ def test_incremental_em_never_lowers_the_objective_over_a_pass(gmm, seed):
 
 def test_incremental_em_reaches_the_batch_fixed_point(gmm):
     x = _blobs(1)
-    batch = _fit(gmm, x=x, K=3, seed=0, max_iter=2000, tol=1e-14)
-    incr = _fit(gmm, x=x, K=3, seed=0, method="incremental", batch_size=700, max_iter=2000,
+    start = _fit(gmm, x=x, K=3, seed=0, max_iter=1).params   # the same start for both
+    batch = _fit(gmm, x=x, K=3, init=start, max_iter=2000, tol=1e-14)
+    incr = _fit(gmm, x=x, K=3, init=start, method="incremental", batch_size=700, max_iter=2000,
                 tol=1e-14)
     for k in ("weights", "mu", "Sigma"):
         np.testing.assert_allclose(incr.params[k], batch.params[k], rtol=1e-6, atol=1e-6,
@@ -80,11 +81,12 @@ def test_a_stepwise_minibatch_of_everything_is_a_batch_step():
     m = emdsl.loads(MAP_POISSON, name="map.emm", use_cache=False)
     rng = np.random.default_rng(3)
     y = rng.poisson(np.array([2.0, 9.0])[rng.integers(2, size=400)])
-    one = _fit(m, y=y, seed=4, max_iter=1, tol=0.0, method="stepwise", batch_size=len(y))
-    batch = _fit(m, y=y, seed=4, max_iter=1, tol=0.0)
+    start = {"weights": np.array([0.3, 0.7]), "rate": np.array([1.0, 5.0])}
+    one = _fit(m, y=y, init=start, max_iter=1, tol=0.0, method="stepwise", batch_size=len(y))
+    batch = _fit(m, y=y, init=start, max_iter=1, tol=0.0)
     for k in one.params:   # batch's params after 1 iteration are those of its one M-step
         np.testing.assert_allclose(one.params[k], batch.params[k], rtol=1e-12, err_msg=k)
-    half = _fit(m, y=y, seed=4, max_iter=1, tol=0.0, method="stepwise", batch_size=200)
+    half = _fit(m, y=y, init=start, max_iter=1, tol=0.0, method="stepwise", batch_size=200)
     assert not np.allclose(half.params["rate"], one.params["rate"])   # the check has teeth
 
 
@@ -123,9 +125,30 @@ def test_bad_options_are_clear_errors(gmm, opts, words):
         gmm.fit(x=_blobs(0, n=100), K=3, **opts)
 
 
+def test_the_responsibilities_are_computed_when_asked_for(gmm):
+    x = _blobs(6, n=500)
+    r = _fit(gmm, x=x, K=3, seed=0, method="stepwise", batch_size=100, max_iter=2)
+    assert "z" in r.posterior and "z" in r.posterior.keys()
+    R = r.posterior["z"]
+    assert R.shape == (500, 3) and np.allclose(R.sum(1), 1.0)
+    mod = gmm.module
+    h = {"N": 500, "K": 3}
+    np.testing.assert_allclose(R, mod.e_step(mod.prepare({"x": x}, h), r.params, h)[0],
+                               rtol=1e-10, atol=1e-14)
+
+
 def test_models_with_local_factors_are_refused():
     m = emdsl.load(MODELS / "lda.emm", use_cache=False)
     doc = np.repeat(np.arange(5), 10)
     w = np.random.default_rng(0).integers(20, size=50)
     with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
         m.fit(doc=doc, w=w, D=5, V=20, K=2, method="stepwise")
+
+
+def test_long_data_are_checked_block_by_block(gmm):
+    """The checks of a long array run a block of rows at a time (a memmap is never
+    materialised); an error still names the item."""
+    x = _blobs(7, n=70001)
+    x[70000, 1] = np.nan
+    with pytest.raises(emdsl.errors.EmmDataError, match=r"first at x\[70000, 1\]"):
+        gmm.fit(x=x, K=3, method="stepwise")

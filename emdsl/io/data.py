@@ -287,13 +287,30 @@ _SUPPORT = {  # kind -> (bad values, what is wrong, hint)
 }
 
 
+CHECK_ROWS = 65536   # data are checked block by block (a memmap is never read whole)
+
+
 def _check_values(cm, v: Var, arr, dims) -> np.ndarray:
-    """Finite and in the support of ``v``'s type; int64 for integer kinds, else float64."""
+    """Finite and in the support of ``v``'s type; int64 for integer kinds, else float64 (a
+    float64 array or memmap is not copied). Long data are checked CHECK_ROWS rows at a
+    time, so the check's memory is set by the block, not by N."""
     x = np.asarray(arr, dtype=float)
+    if v.role == "data" and x.ndim and len(x) > CHECK_ROWS:
+        for lo in range(0, len(x), CHECK_ROWS):
+            _check_block(cm, v, arr[lo:lo + CHECK_ROWS], x[lo:lo + CHECK_ROWS], dims, lo)
+    else:
+        _check_block(cm, v, arr, x, dims, 0)
+    return x.astype(np.int64) if v.kind in INT_KINDS else x
+
+
+def _check_block(cm, v: Var, arr, x, dims, offset: int) -> None:
+    """The checks of :func:`_check_values` on rows ``offset``... of ``v`` (``x`` = ``arr``
+    as float64)."""
 
     def at(mask):  # 'x[3, 1] = -2', or 'x[3]' for a row or a matrix, at the first True
         idx = tuple(int(i) for i in np.argwhere(mask)[0])
-        ref = f"{v.name}[{', '.join(map(str, idx))}]" if idx else v.name
+        shown = (idx[0] + offset,) + idx[1:] if idx else idx
+        ref = f"{v.name}[{', '.join(map(str, shown))}]" if shown else v.name
         val = np.asarray(arr)[idx]
         return (ref, f"{ref} = {val.item()!r}" if val.ndim == 0 else ref, x[idx])
 
@@ -326,7 +343,6 @@ def _check_values(cm, v: Var, arr, dims) -> np.ndarray:
         fail(low <= 0, f"is not positive definite (smallest eigenvalue "
              f"{low[tuple(np.argwhere(low <= 0)[0])] if np.any(low <= 0) else 0:.6g})",
              "pass symmetric positive definite matrices")
-    return x.astype(np.int64) if k in INT_KINDS else x
 
 
 # ----------------------------------------------------------------------------- files

@@ -164,12 +164,15 @@ def posterior_of(mod, st, params, h, resp) -> dict:
     parameters and expected statistics by name."""
     posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)} \
         if mod.LATENT else {}
+    return {**posterior, **factor_posterior(mod, params, h)}
+
+
+def factor_posterior(mod, params, h) -> dict:
+    """Each q factor's parameters and expected statistics by name."""
     factors = getattr(mod, "Q_FACTORS", {})
     expect = mod.expectations(params, h) if factors else {}
-    for var, q in factors.items():  # each q factor by name
-        posterior[var] = {f: params[f"{var}.{f}"] for f in q["fields"]}
-        posterior[var].update(expect.get(var, {}))
-    return posterior
+    return {var: {**{f: params[f"{var}.{f}"] for f in q["fields"]}, **expect.get(var, {})}
+            for var, q in factors.items()}
 
 
 def _rel_change(trace):

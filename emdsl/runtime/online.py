@@ -5,8 +5,9 @@ The lecture notes (Rai CS698X, "Batch EM in terms of ESS", "Online EM as stepwis
 ``e_step`` of a chunk returns sums over its items, ``merge_stats`` adds two chunks'
 statistics, ``m_step`` maps statistics to params. The drivers here only combine them:
 
-- **stepwise** (Cappé & Moulines 2009): after each minibatch of B items (a shuffled pass,
-  the fit's ``seed``), the running statistics move towards the minibatch's, scaled to the
+- **stepwise** (Cappé & Moulines 2009): after each minibatch of B items (a shuffled pass
+  in bounded memory: spans of 16 B items in random order, shuffled within; the fit's
+  ``seed``), the running statistics move towards the minibatch's, scaled to the
   data set, s <- (1 - g_t) s + g_t (N / B) s_hat, g_t = (t + 2)^-kappa (kappa in
   (0.5, 1]; the first minibatch sets s), and the M-step follows. A prior (MAP, or a
   variational factor's) enters the M-step once, with s standing for the whole data set:
@@ -22,7 +23,9 @@ rows (a memmap reads only those rows), the others passed whole, and every miniba
 prepared with the fit's one centre, so that statistics of different minibatches add up.
 ``max_iter`` counts passes; after each pass the objective is evaluated exactly (a batch
 E-step over the data, block by block, no M-step), so ``result.elbo`` has one entry per
-pass and is comparable to batch EM's. Models whose local factors need a group's items
+pass and is comparable to batch EM's. Memory is set by the minibatch and evaluation
+chunks, not by N: the start is the module's ``init`` on a random subset of the items, and
+``result.posterior[latent]`` (N, K) is computed when first asked for. Models whose local factors need a group's items
 together (LDA's documents) are for stochastic VI (later work) and are refused here.
 """
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
-                    given_params, posterior_of)
+                    factor_posterior, given_params)
 
 METHODS = ("stepwise", "incremental")
 
@@ -46,11 +49,10 @@ def run(mod, data: dict, h: dict, *, method: str, items: tuple, size: str, batch
                          "(use method='batch'; stochastic VI for such models is later work)")
     n = int(h[size])
     B = int(batch_size or (min(n, 1000) if method == "stepwise" else -(-n // 10)))
-    st = mod.prepare(data, h)
     rng = np.random.default_rng(seed)
-    given, complete = given_params(mod, st, h, reg, init)
-    params = dict(given) if complete else {**mod.init(st, data, h, rng, reg), **given}
-    step = _Minibatches(mod, data, h, items, size, st["centre"])
+    centre = getattr(mod, "centring", lambda d, hyp: {})(data, h)   # one pass, O(1) memory
+    step = _Minibatches(mod, data, h, items, size, centre)
+    params = _start(step, init, reg, rng, B)
     trace, notes = [], []
     converged = False
     if method == "stepwise":
@@ -59,8 +61,7 @@ def run(mod, data: dict, h: dict, *, method: str, items: tuple, size: str, batch
         sweep = _IncrementalPass(step, B, params, reg)
     for it in range(max_iter):
         params = sweep(params, reg)
-        _, _, loglik = mod.e_step(st, params, h)
-        value = loglik + mod.log_prior(params, h)
+        value = step.loglik(params) + mod.log_prior(params, h)
         if not np.isfinite(value):
             raise FloatingPointError(f"the objective became {value} after pass {it + 1} of "
                                      f"{method} EM; try a larger batch_size or reg")
@@ -83,9 +84,50 @@ def run(mod, data: dict, h: dict, *, method: str, items: tuple, size: str, batch
                       f"{method} EM did not converge in {max_iter} passes (last relative "
                       f"change {_rel_change(trace):.3g} > tol={tol:g}); increase max_iter or "
                       "batch_size, or loosen tol"))
-    resp = mod.e_step(st, params, h)[0]
-    return FitResult(params, posterior_of(mod, st, params, h, resp), np.array(trace),
-                     len(trace), converged, notes)
+    return FitResult(params, _LazyPosterior(step, params), np.array(trace), len(trace),
+                     converged, notes)
+
+
+def _start(step, init, reg, rng, B) -> dict:
+    """The starting params: those ``init`` gives, the rest from the module's ``init`` on a
+    random subset of the items (at most max(10 B, 20000): memory set by it, not by N)."""
+    mod, h = step.mod, step.h
+    if init and getattr(mod, "LATENT", None) in init:   # responsibilities of every item
+        st = mod.prepare(step.data, h, step.centre)
+        given, complete = given_params(mod, st, h, reg, init)
+    else:
+        given, complete = given_params(mod, None, h, reg, init)
+    if complete:
+        return dict(given)
+    size = max(10 * B, 20000)   # distinct random items (memory O(size), not O(N))
+    idx = np.arange(step.n) if step.n <= size else np.unique(rng.integers(step.n, size=size))
+    chunk, hc = step.chunk(idx)
+    st = mod.prepare(chunk, hc, step.centre)
+    return {**mod.init(st, chunk, hc, rng, reg), **given}
+
+
+class _LazyPosterior(dict):
+    """result.posterior: the q factors at once, the (N, K) responsibilities of the items
+    only when asked for (a streamed fit keeps memory bounded by its blocks)."""
+
+    def __init__(self, step, params):
+        super().__init__(factor_posterior(step.mod, params, step.h))
+        self._step, self._params = step, params
+
+    def __missing__(self, key):
+        step = self._step
+        if key != step.mod.LATENT:
+            raise KeyError(key)
+        self[key] = step.responsibilities(self._params)
+        return self[key]
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or key == self._step.mod.LATENT
+
+    def keys(self):
+        return [*dict.keys(self), *([self._step.mod.LATENT] if self._step.mod.LATENT
+                                    and not dict.__contains__(self, self._step.mod.LATENT)
+                                    else [])]
 
 
 class _Minibatches:
@@ -96,13 +138,36 @@ class _Minibatches:
         self.centre = centre
         self.n = int(h[size])
 
-    def stats(self, idx, params):
-        """(statistics of items ``idx`` (sorted: a memmap reads forward), their count)."""
-        idx = np.sort(idx)
+    EVAL = 65536   # items per chunk of the per-pass evaluation
+
+    def chunk(self, idx):
+        """(the data of items ``idx``, sorted so that a memmap reads forward; the dims)."""
         chunk = {k: (np.asarray(v[idx]) if k in self.items else v) for k, v in self.data.items()}
-        hc = {**self.h, self.size: len(idx)}
+        return chunk, {**self.h, self.size: len(idx)}
+
+    def e_step(self, idx, params):
+        chunk, hc = self.chunk(np.sort(idx))
         st = self.mod.prepare(chunk, hc, self.centre)
-        return self.mod.e_step(st, params, hc)[1]
+        return st, self.mod.e_step(st, params, hc)
+
+    def stats(self, idx, params):
+        """The statistics of items ``idx`` at ``params``."""
+        return self.e_step(idx, params)[1][1]
+
+    def ranges(self):
+        return (np.arange(lo, min(self.n, lo + self.EVAL)) for lo in range(0, self.n, self.EVAL))
+
+    def loglik(self, params) -> float:
+        """log p(data | params) (the data's part of the ELBO), chunk by chunk."""
+        return float(sum(self.e_step(idx, params)[1][2] for idx in self.ranges()))
+
+    def responsibilities(self, params):
+        """The (N, K) responsibilities of every item, chunk by chunk."""
+        out = []
+        for idx in self.ranges():
+            st, (resp, _, _) = self.e_step(idx, params)
+            out.append(getattr(self.mod, "item_resp", lambda st, r: r)(st, resp))
+        return np.concatenate(out)
 
 
 def _scaled(stats: dict, factor: float) -> dict:
@@ -126,11 +191,18 @@ class _StepwisePass:
         self.step, self.kappa, self.B, self.rng = step, kappa, B, rng
         self.s, self.t = None, 0
 
+    def minibatches(self):
+        """A shuffled pass in bounded memory: spans of 16 B items in random order, the
+        items of each span permuted and cut into minibatches of B."""
+        n, span = self.step.n, 16 * self.B
+        for start in self.rng.permutation(-(-n // span)) * span:
+            rows = start + self.rng.permutation(min(span, n - start))
+            for lo in range(0, len(rows), self.B):
+                yield rows[lo:lo + self.B]
+
     def __call__(self, params, reg):
         n = self.step.n
-        order = self.rng.permutation(n)
-        for lo in range(0, n, self.B):
-            idx = order[lo:lo + self.B]
+        for idx in self.minibatches():
             s_hat = _scaled(self.step.stats(idx, params), n / len(idx))
             if self.s is None:
                 self.s = s_hat

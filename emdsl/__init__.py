@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 from .errors import (EmmDataError, EmmError, EmmFitError, EmmSemanticError,  # noqa: E402
                      EmmSyntaxError, InternalError, NonConjugateError)
 
-__all__ = ["load", "loads", "EmmError", "EmmSyntaxError", "EmmSemanticError",
+__all__ = ["load", "loads", "chunks", "EmmError", "EmmSyntaxError", "EmmSemanticError",
            "NonConjugateError", "EmmDataError", "EmmFitError", "InternalError", "__version__"]
 
 
@@ -18,3 +18,11 @@ def loads(source, name="inline", **kwargs):
     """The same as :func:`load` from a string."""
     from .api import loads as _loads
     return _loads(source, name=name, **kwargs)
+
+
+def chunks(source, rows=100_000, name=None):
+    """A re-iterable stream of chunks of ``rows`` items for ``Model.fit(stream, ...)``:
+    from arrays (a dict), a .npy (memmap) / .npz / .csv file, a list of chunk dicts or a
+    function returning an iterator of them (see :mod:`emdsl.io.chunks`)."""
+    from .io.chunks import chunks as _chunks
+    return _chunks(source, rows=rows, name=name)

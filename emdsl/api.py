@@ -117,17 +117,30 @@ class Model:
         from .io.data import bind
         return bind(self.checked, values)
 
-    def fit(self, **kwargs) -> batch.FitResult:
+    def fit(self, stream=None, **kwargs) -> batch.FitResult:
         """Fit by EM / MAP-EM, or by CAVI / variational EM when the model has global
         latents. Keyword arguments: data, dims, hypers, fit options; ``init`` may give
         params (or variational parameters, ``"mu.mean"``) and the latent's responsibilities
         (``init={"z": R}``, R (N, K)): the first update is then of the globals from R.
+        ``stream``: the items' data as chunks (``emdsl.chunks(...)``, or what it takes),
+        read again on every pass; the other data, dims and hypers as keywords.
 
         Numerical failures (a covariance that is not positive definite, an objective that
         is not finite) raise :class:`~emdsl.errors.EmmFitError` with advice."""
         opts = _fit_options({k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS})
-        bound = self._bind(kwargs)
-        h = {**bound.dims, **bound.hypers}
+        items, size = self._items()
+        if (stream is not None or opts["method"] != "batch") and not items:
+            raise EmmDataError(f"model {self.name}'s data are not indexed by the plate of its "
+                               f"items ('{size}'), so they cannot be cut into chunks of items "
+                               "(documents of tokens: later work)", hint="use method='batch' "
+                               "with the data in memory")
+        if stream is not None:
+            from .io.chunks import bind_stream, chunks
+            h, fresh = bind_stream(self.checked, chunks(stream), kwargs, items, size)
+            bound = None
+        else:
+            bound = self._bind(kwargs)
+            h = {**bound.dims, **bound.hypers}
         problems = self.module.hyper_problems(h)
         if problems:
             raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
@@ -153,9 +166,12 @@ class Model:
         method = opts.pop("method")
         try:
             with np.errstate(divide="ignore", under="ignore"):
-                if method == "batch":
+                if method == "batch" and bound is not None:
                     return batch.run(self.module, bound.data, h, **opts)
-                return self._fit_online(method, bound.data, h, opts)
+                from .runtime.sources import ArraySource, StreamSource
+                source = StreamSource(self.module, fresh, h, items, size) if bound is None \
+                    else ArraySource(self.module, bound.data, h, items, size)
+                return self._fit_online(method, source, opts)
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
@@ -166,20 +182,23 @@ class Model:
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
 
-    def _fit_online(self, method, data, h, opts):
-        """Stepwise / incremental EM over minibatches of the items (runtime/online.py)."""
-        import warnings
-        from .runtime import online
+    def _items(self) -> tuple[tuple, str]:
+        """(the data indexed by the item plate, the name of its dim): the plate of the
+        discrete latent, else of the first datum with a plate."""
         cm = self.checked
         latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
                        and v.shape), None)
         first = latent or next(v for v in cm.vars.values() if v.role == "data" and v.shape)
         size = ast.show(first.shape[0])
-        items = tuple(v.name for v in cm.vars.values() if v.role == "data" and v.shape
-                      and ast.show(v.shape[0]) == size)
+        return tuple(v.name for v in cm.vars.values() if v.role == "data" and v.shape
+                     and ast.show(v.shape[0]) == size), size
+
+    def _fit_online(self, method, source, opts):
+        """Stepwise / incremental EM, or batch EM over a stream (runtime/online.py)."""
+        import warnings
+        from .runtime import online
         try:
-            result = online.run(self.module, data, h, method=method, items=items, size=size,
-                                **opts)
+            result = online.run(self.module, source, method=method, **opts)
         except ValueError as exc:
             if "broadcast" in str(exc) or "shape" in str(exc):
                 raise

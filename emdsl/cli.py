@@ -109,7 +109,7 @@ def cmd_graph(args) -> int:
 
 
 # ----------------------------------------------------------------------------- fit
-def _fit(model, values: dict, args):
+def _fit(model, values: dict, args, stream=None):
     """``model.fit`` with the command line's options; a progress line on a terminal."""
     opts = {k: getattr(args, k) for k in ("seed", "method", "max_iter", "tol", "n_init", "reg",
                                           "batch_size", "kappa")
@@ -123,7 +123,7 @@ def _fit(model, values: dict, args):
             sys.stderr.write(f"\riter {it + 1:5d}  elbo {value:.10g}  change {change:.3g}   ")
         opts["callback"] = progress
     try:
-        return model.fit(**values, **opts)
+        return model.fit(stream, **values, **opts)
     finally:
         if "callback" in opts:
             sys.stderr.write("\n")
@@ -145,9 +145,13 @@ def _agree(sets: dict, found: dict) -> None:
 def cmd_fit(args) -> int:
     from .io.data import read_data_file
     model, sets = _load(args.model), dict(args.set or [])
-    arrays, dims = read_data_file(args.data, model.checked)
-    _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
-    res = _fit(model, {**dims, **arrays, **sets}, args)
+    if args.chunk_rows is not None:   # streamed: the file is read chunk by chunk, every pass
+        from .io.chunks import chunks
+        res = _fit(model, sets, args, stream=chunks(args.data, rows=args.chunk_rows))
+    else:
+        arrays, dims = read_data_file(args.data, model.checked)
+        _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
+        res = _fit(model, {**dims, **arrays, **sets}, args)
     print(f"{model.name} ({model.module.ALGORITHM}) fitted to {args.data}")
     with np.printoptions(precision=4, suppress=True, linewidth=100):
         for name, val in res.params.items():
@@ -427,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="items per minibatch (stepwise) or block (incremental)")
     p.add_argument("--kappa", type=float, metavar="K",
                    help="stepwise step size exponent in (0.5, 1] (default 0.6)")
+    p.add_argument("--chunk-rows", type=int, dest="chunk_rows", metavar="R",
+                   help="stream the data file (.csv, .npy, .npz) R items at a time")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")
     p.add_argument("--tol", type=float, metavar="T", help="relative ELBO change to stop at")
     p.add_argument("--n-init", type=int, dest="n_init", metavar="N", help="restarts")

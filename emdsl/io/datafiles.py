@@ -73,7 +73,8 @@ def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[
                 raise EmmDataError(f"a .npy file holds one array but model {cm.name} has data "
                                    f"{', '.join(v.name for v in data_vars)}",
                                    hint="use a .npz file with one array per data name")
-            return {data_vars[0].name: np.load(path, allow_pickle=False)}, {}
+            # a memmap: the checks read it block by block, a float64 one is never copied
+            return {data_vars[0].name: np.load(path, mmap_mode="r", allow_pickle=False)}, {}
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -99,15 +100,21 @@ def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
                 if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
-    header, lines = rows[0][1], [line for line, _ in rows[1:]]
+    return csv_arrays(path, rows[0][1], rows[1:], data_vars)
+
+
+def csv_arrays(path: Path, header: list, rows: list, data_vars) -> dict[str, np.ndarray]:
+    """The data of CSV lines ``rows`` ((line number, cells) pairs) under ``header``: a
+    whole file, or one chunk of it (``emdsl.chunks``)."""
+    lines = [line for line, _ in rows]
     if len(set(header)) < len(header):
         raise EmmDataError(f"'{path.name}' has the column name(s) "
                            f"{', '.join(sorted({h for h in header if header.count(h) > 1}))} twice")
-    for line, r in rows[1:]:
+    for line, r in rows:
         if len(r) != len(header):
             raise EmmDataError(f"line {line} of '{path.name}' has {len(r)} fields but the "
                                f"header has {len(header)}")
-    cols = {h: [r[i] for _, r in rows[1:]] for i, h in enumerate(header)}
+    cols = {h: [r[i] for _, r in rows] for i, h in enumerate(header)}
     numeric = [h for h in header if _numeric(cols[h])]
     # a mostly numeric column with a stray word is numeric data with a typo: keep it, so
     # that reading it reports the bad cell instead of silently dropping the column

@@ -23,7 +23,10 @@ rows (a memmap reads only those rows), the others passed whole, and every miniba
 prepared with the fit's one centre, so that statistics of different minibatches add up.
 ``max_iter`` counts passes; after each pass the objective is evaluated exactly (a batch
 E-step over the data, block by block, no M-step), so ``result.elbo`` has one entry per
-pass and is comparable to batch EM's. Memory is set by the minibatch and evaluation
+pass and is comparable to batch EM's. Data come from a source (``sources.py``): arrays
+or memmaps in memory, or a stream of chunks (``emdsl.chunks``), which also takes
+``method="batch"``: each iteration sums every chunk's statistics at the same params (the
+objective at those params in the same pass) and takes one M-step, batch EM exactly. Memory is set by the minibatch and evaluation
 chunks, not by N: the start is the module's ``init`` on a random subset of the items, and
 ``result.posterior[latent]`` (N, K) is computed when first asked for. Models whose local factors need a group's items
 together (LDA's documents) are for stochastic VI (later work) and are refused here.
@@ -35,35 +38,36 @@ import numpy as np
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
                     factor_posterior, given_params)
 
-METHODS = ("stepwise", "incremental")
+METHODS = ("batch", "stepwise", "incremental")
 
 
-def run(mod, data: dict, h: dict, *, method: str, items: tuple, size: str, batch_size=None,
-        kappa=0.6, seed=0, max_iter=100, tol=1e-8, init=None, reg=1e-6, verbose=False,
-        callback=None, n_init=1, local_iter=None) -> FitResult:
-    """Fit ``mod`` by stepwise or incremental EM. ``items``: the data indexed by the
-    latent's plate, whose size is dim ``size``; the rest as :func:`batch.run`."""
+def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_iter=100,
+        tol=1e-8, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
+        local_iter=None) -> FitResult:
+    """Fit ``mod`` by ``method`` over the items of ``source`` (an ArraySource or a
+    StreamSource); the options as :func:`batch.run`."""
     if getattr(mod, "LOCAL_FACTORS", ()):
-        raise ValueError(f"method '{method}' updates the global factors from minibatches of "
-                         f"items, but {mod.LOCAL_FACTORS[0]!r} is a factor per group of items "
-                         "(use method='batch'; stochastic VI for such models is later work)")
-    n = int(h[size])
+        raise ValueError(f"method '{method}' over minibatches or chunks of items updates the "
+                         f"global factors from part of the data, but "
+                         f"{mod.LOCAL_FACTORS[0]!r} is a factor per group of items (fit it "
+                         "in memory with method='batch'; stochastic VI is later work)")
+    h, n = source.h, source.n
     B = int(batch_size or (min(n, 1000) if method == "stepwise" else -(-n // 10)))
     rng = np.random.default_rng(seed)
-    centre = getattr(mod, "centring", lambda d, hyp: {})(data, h)   # one pass, O(1) memory
-    step = _Minibatches(mod, data, h, items, size, centre)
-    params = _start(step, init, reg, rng, B)
+    params = _start(source, init, reg, rng, B)
+    sweep = {"stepwise": _StepwisePass(source, kappa, B, rng),
+             "incremental": _IncrementalPass(source, B),
+             "batch": _BatchPass(source)}[method]
     trace, notes = [], []
     converged = False
-    if method == "stepwise":
-        sweep = _StepwisePass(step, kappa, B, rng)
-    else:
-        sweep = _IncrementalPass(step, B, params, reg)
     for it in range(max_iter):
-        params = sweep(params, reg)
-        value = step.loglik(params) + mod.log_prior(params, h)
+        if method == "batch":   # the objective at params, then (unless converged) the M-step
+            value, stats = sweep.evaluate(params)
+        else:
+            params = sweep(params, reg)
+            value = source.loglik(params) + mod.log_prior(params, h)
         if not np.isfinite(value):
-            raise FloatingPointError(f"the objective became {value} after pass {it + 1} of "
+            raise FloatingPointError(f"the objective became {value} in pass {it + 1} of "
                                      f"{method} EM; try a larger batch_size or reg")
         trace.append(value)
         if verbose:
@@ -72,37 +76,42 @@ def run(mod, data: dict, h: dict, *, method: str, items: tuple, size: str, batch
             callback(it, value, params)
         if len(trace) > 1:
             prev = trace[-2]
-            if method == "incremental" and value < prev - 1e-9 * abs(prev):
+            if method != "stepwise" and value < prev - 1e-9 * abs(prev):
                 notes.append((ObjectiveDecreaseWarning,
                               f"the objective decreased from {prev:.10g} to {value:.10g} in "
-                              f"pass {it + 1} of incremental EM; please report this model"))
+                              f"pass {it + 1} of {method} EM; please report this model"))
             if abs(value - prev) < tol * abs(value):
                 converged = True
                 break
+        if method == "batch":
+            params = mod.m_step(stats, params, h, reg)
     if not converged:
         notes.append((ConvergenceWarning,
                       f"{method} EM did not converge in {max_iter} passes (last relative "
-                      f"change {_rel_change(trace):.3g} > tol={tol:g}); increase max_iter or "
-                      "batch_size, or loosen tol"))
-    return FitResult(params, _LazyPosterior(step, params), np.array(trace), len(trace),
+                      f"change {_rel_change(trace):.3g} > tol={tol:g}); increase max_iter"
+                      + (" or batch_size" if method != "batch" else "") + ", or loosen tol"))
+    return FitResult(params, _LazyPosterior(source, params), np.array(trace), len(trace),
                      converged, notes)
 
 
-def _start(step, init, reg, rng, B) -> dict:
+def _start(source, init, reg, rng, B) -> dict:
     """The starting params: those ``init`` gives, the rest from the module's ``init`` on a
-    random subset of the items (at most max(10 B, 20000): memory set by it, not by N)."""
-    mod, h = step.mod, step.h
+    subset of the items (a random one of at most max(10 B, 20000) items in memory, the
+    first chunk of a stream): memory set by it, not by N."""
+    mod, h = source.mod, source.h
     if init and getattr(mod, "LATENT", None) in init:   # responsibilities of every item
-        st = mod.prepare(step.data, h, step.centre)
+        if not hasattr(source, "data"):
+            raise ValueError("init with responsibilities needs the data in memory, not a "
+                             "stream")
+        st = mod.prepare(source.data, h, source.centre)
         given, complete = given_params(mod, st, h, reg, init)
     else:
         given, complete = given_params(mod, None, h, reg, init)
     if complete:
         return dict(given)
-    size = max(10 * B, 20000)   # distinct random items (memory O(size), not O(N))
-    idx = np.arange(step.n) if step.n <= size else np.unique(rng.integers(step.n, size=size))
-    chunk, hc = step.chunk(idx)
-    st = mod.prepare(chunk, hc, step.centre)
+    chunk = source.start(rng, max(10 * B, 20000))
+    hc = source.dims(len(next(chunk[k] for k in source.items if k in chunk)))
+    st = mod.prepare(chunk, hc, source.centre)
     return {**mod.init(st, chunk, hc, rng, reg), **given}
 
 
@@ -110,64 +119,23 @@ class _LazyPosterior(dict):
     """result.posterior: the q factors at once, the (N, K) responsibilities of the items
     only when asked for (a streamed fit keeps memory bounded by its blocks)."""
 
-    def __init__(self, step, params):
-        super().__init__(factor_posterior(step.mod, params, step.h))
-        self._step, self._params = step, params
+    def __init__(self, source, params):
+        super().__init__(factor_posterior(source.mod, params, source.h))
+        self._source, self._params = source, params
 
     def __missing__(self, key):
-        step = self._step
-        if key != step.mod.LATENT:
+        if key != self._source.mod.LATENT:
             raise KeyError(key)
-        self[key] = step.responsibilities(self._params)
+        self[key] = self._source.responsibilities(self._params)
         return self[key]
 
     def __contains__(self, key):
-        return dict.__contains__(self, key) or key == self._step.mod.LATENT
+        return dict.__contains__(self, key) or key == self._source.mod.LATENT
 
     def keys(self):
-        return [*dict.keys(self), *([self._step.mod.LATENT] if self._step.mod.LATENT
-                                    and not dict.__contains__(self, self._step.mod.LATENT)
+        latent = self._source.mod.LATENT
+        return [*dict.keys(self), *([latent] if latent and not dict.__contains__(self, latent)
                                     else [])]
-
-
-class _Minibatches:
-    """The E-step of a set of items: their statistics and log likelihood."""
-
-    def __init__(self, mod, data, h, items, size, centre):
-        self.mod, self.data, self.h, self.items, self.size = mod, data, h, items, size
-        self.centre = centre
-        self.n = int(h[size])
-
-    EVAL = 65536   # items per chunk of the per-pass evaluation
-
-    def chunk(self, idx):
-        """(the data of items ``idx``, sorted so that a memmap reads forward; the dims)."""
-        chunk = {k: (np.asarray(v[idx]) if k in self.items else v) for k, v in self.data.items()}
-        return chunk, {**self.h, self.size: len(idx)}
-
-    def e_step(self, idx, params):
-        chunk, hc = self.chunk(np.sort(idx))
-        st = self.mod.prepare(chunk, hc, self.centre)
-        return st, self.mod.e_step(st, params, hc)
-
-    def stats(self, idx, params):
-        """The statistics of items ``idx`` at ``params``."""
-        return self.e_step(idx, params)[1][1]
-
-    def ranges(self):
-        return (np.arange(lo, min(self.n, lo + self.EVAL)) for lo in range(0, self.n, self.EVAL))
-
-    def loglik(self, params) -> float:
-        """log p(data | params) (the data's part of the ELBO), chunk by chunk."""
-        return float(sum(self.e_step(idx, params)[1][2] for idx in self.ranges()))
-
-    def responsibilities(self, params):
-        """The (N, K) responsibilities of every item, chunk by chunk."""
-        out = []
-        for idx in self.ranges():
-            st, (resp, _, _) = self.e_step(idx, params)
-            out.append(getattr(self.mod, "item_resp", lambda st, r: r)(st, resp))
-        return np.concatenate(out)
 
 
 def _scaled(stats: dict, factor: float) -> dict:
@@ -185,62 +153,67 @@ def _mix(old: dict, new: dict, g: float) -> dict:
 class _StepwisePass:
     """One shuffled pass of stepwise EM (Cappé & Moulines 2009, eq. 7)."""
 
-    def __init__(self, step, kappa, B, rng):
+    def __init__(self, source, kappa, B, rng):
         if not 0.5 < kappa <= 1.0:
             raise ValueError(f"kappa must be in (0.5, 1] for stepwise EM, got {kappa}")
-        self.step, self.kappa, self.B, self.rng = step, kappa, B, rng
+        self.source, self.kappa, self.B, self.rng = source, kappa, B, rng
         self.s, self.t = None, 0
 
-    def minibatches(self):
-        """A shuffled pass in bounded memory: spans of 16 B items in random order, the
-        items of each span permuted and cut into minibatches of B."""
-        n, span = self.step.n, 16 * self.B
-        for start in self.rng.permutation(-(-n // span)) * span:
-            rows = start + self.rng.permutation(min(span, n - start))
-            for lo in range(0, len(rows), self.B):
-                yield rows[lo:lo + self.B]
-
     def __call__(self, params, reg):
-        n = self.step.n
-        for idx in self.minibatches():
-            s_hat = _scaled(self.step.stats(idx, params), n / len(idx))
-            if self.s is None:
-                self.s = s_hat
-            else:
-                self.s = _mix(self.s, s_hat, (self.t + 2.0) ** -self.kappa)
+        src = self.source
+        for chunk in src.minibatches(self.rng, self.B):
+            stats = src.stats(chunk, params)
+            m = len(next(chunk[k] for k in src.items if k in chunk))
+            s_hat = _scaled(stats, src.n / m)
+            self.s = s_hat if self.s is None else _mix(self.s, s_hat,
+                                                       (self.t + 2.0) ** -self.kappa)
             self.t += 1
-            params = self.step.mod.m_step(self.s, params, self.step.h, reg)
+            params = src.mod.m_step(self.s, params, src.h, reg)
         return params
 
 
 class _IncrementalPass:
-    """One pass of incremental EM over fixed blocks (Neal & Hinton 1998): the first
-    computes every block's statistics at the starting params (a batch E-step, then one
-    M-step); the others recompute one block at a time."""
+    """One pass of incremental EM over fixed blocks (Neal & Hinton 1998; a stream's
+    chunks are its blocks): the first computes every block's statistics at the starting
+    params (a batch E-step, then one M-step); the others recompute one block at a time."""
 
-    def __init__(self, step, B, params, reg):
-        self.step = step
-        self.blocks = [np.arange(lo, min(step.n, lo + B)) for lo in range(0, step.n, B)]
+    def __init__(self, source, B):
+        self.source, self.B = source, B
         self.kept = None
-        self.total = None
 
     def __call__(self, params, reg):
-        mod = self.step.mod
+        src = self.source
         if self.kept is None:
-            self.kept = [self.step.stats(b, params) for b in self.blocks]
-            self.total = self._sum(self.kept)
-            return mod.m_step(self.total, params, self.step.h, reg)
-        self.total = self._sum(self.kept)   # afresh each pass: no drift from the updates
-        for i, b in enumerate(self.blocks):
-            new = self.step.stats(b, params)
-            self.total = {k: (v if k.startswith("shift_") else v - self.kept[i][k] + new[k])
-                          for k, v in self.total.items()}
+            self.kept = [src.stats(c, params) for c in src.blocks(self.B)]
+            return src.mod.m_step(_sum(src.mod, self.kept), params, src.h, reg)
+        total = _sum(src.mod, self.kept)   # afresh each pass: no drift from the updates
+        for i, chunk in enumerate(src.blocks(self.B)):
+            new = src.stats(chunk, params)
+            total = {k: (v if k.startswith("shift_") else v - self.kept[i][k] + new[k])
+                     for k, v in total.items()}
             self.kept[i] = new
-            params = mod.m_step(self.total, params, self.step.h, reg)
+            params = src.mod.m_step(total, params, src.h, reg)
         return params
 
-    def _sum(self, stats):
-        total = stats[0]
-        for s in stats[1:]:
-            total = self.step.mod.merge_stats(total, s)
-        return total
+
+class _BatchPass:
+    """Batch EM over the chunks of a source: their statistics summed at one params."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def evaluate(self, params):
+        """(the objective at ``params``, the statistics of all the items)."""
+        src, total, loglik = self.source, None, 0.0
+        for chunk in src.evaluation():
+            _, (_, stats, ll) = src.e_step(chunk, params)
+            total = stats if total is None else src.mod.merge_stats(total, stats)
+            loglik += ll
+        return loglik + src.mod.log_prior(params, src.h), total
+
+
+def _sum(mod, stats: list) -> dict:
+    total = stats[0]
+    for s in stats[1:]:
+        total = mod.merge_stats(total, s)
+    return total

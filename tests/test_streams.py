@@ -1,0 +1,140 @@
+"""Data in chunks (emdsl.chunks): batch EM over a stream of chunks is batch EM in memory
+(same start: params and objective to 1e-10) for every model of the generality tests and
+the shipped ones that compile, from arrays, a .npy memmap and a CSV file read in pieces;
+stepwise and incremental EM take streams too; malformed streams are clear errors."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emdsl
+import test_engine_models as engine
+import test_generality as generality
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _cases():
+    out = {}
+    for mod in (generality, engine):
+        for name, case in mod.CASES.items():
+            if name not in getattr(mod, "NOT_YET", {}):
+                out[f"{mod.__name__}:{name}"] = case
+    return out
+
+
+CASES = _cases()
+
+
+def _quiet(fn, *a, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*a, **kw)
+
+
+def _split_kwargs(m, kw):
+    """(the items' data, the other keywords) of a fit's keyword arguments."""
+    items, _ = m._items()
+    return ({k: v for k, v in kw.items() if k in items},
+            {k: v for k, v in kw.items() if k not in items})
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_batch_em_over_chunks_is_batch_em_in_memory(name):
+    case = CASES[name]
+    m = generality.compiled(case)
+    kw, _ = case.simulate(np.random.default_rng(3))
+    items, rest = _split_kwargs(m, kw)
+    if not items:   # documents of tokens: refused with a clear error (tested below)
+        pytest.skip("data not indexed by the items' plate")
+    start = _quiet(m.fit, **kw, seed=1, max_iter=1).params
+    whole = _quiet(m.fit, **kw, init=start, max_iter=6, tol=0.0)
+    n = len(next(iter(items.values())))
+    streamed = _quiet(m.fit, emdsl.chunks(items, rows=n // 3 + 1), **rest, init=start,
+                      max_iter=6, tol=0.0)
+    np.testing.assert_allclose(streamed.elbo, whole.elbo, rtol=1e-10)
+    for k, v in whole.params.items():
+        np.testing.assert_allclose(streamed.params[k], v, rtol=1e-10,
+                                   atol=1e-10 * np.abs(v).max(initial=1e-300), err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return emdsl.load(MODELS / "gaussian_mixture.emm", use_cache=False)
+
+
+def _blobs(seed=0, n=900):
+    rng = np.random.default_rng(seed)
+    mu = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    return mu[rng.integers(3, size=n)] + rng.normal(size=(n, 2))
+
+
+def test_a_memmap_and_a_csv_file_in_pieces(gmm, tmp_path):
+    x = _blobs()
+    np.save(tmp_path / "x.npy", x)
+    (tmp_path / "x.csv").write_text("x_1,x_2\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in x))
+    start = _quiet(gmm.fit, x=x, K=3, seed=0, max_iter=1).params
+    whole = _quiet(gmm.fit, x=x, K=3, init=start, max_iter=5, tol=0.0)
+    for src in ("x.npy", "x.csv"):
+        r = _quiet(gmm.fit, emdsl.chunks(tmp_path / src, rows=250), K=3, init=start,
+                   max_iter=5, tol=0.0)
+        np.testing.assert_allclose(r.elbo, whole.elbo, rtol=1e-10, err_msg=src)
+        np.testing.assert_allclose(r.params["mu"], whole.params["mu"], rtol=1e-10)
+        assert r.posterior["z"].shape == (900, 3)
+
+
+def test_stepwise_and_incremental_em_over_a_stream(gmm):
+    x = _blobs(1, n=3000)
+    stream = emdsl.chunks({"x": x}, rows=700)
+    whole = _quiet(gmm.fit, x=x, K=3, seed=0, max_iter=300, tol=1e-10)
+    for method in ("stepwise", "incremental"):
+        r = _quiet(gmm.fit, stream, K=3, seed=0, method=method, batch_size=200, max_iter=8)
+        assert len(r.elbo) == 8
+        assert abs(r.elbo[-1] - whole.elbo[-1]) / len(x) < 1e-3, method
+
+
+def test_a_list_of_chunks_and_a_function_giving_them(gmm):
+    x = _blobs(2, n=600)
+    parts = [{"x": x[:250]}, {"x": x[250:]}]
+    start = _quiet(gmm.fit, x=x, K=3, seed=0, max_iter=1).params
+    whole = _quiet(gmm.fit, x=x, K=3, init=start, max_iter=3, tol=0.0)
+    for stream in (parts, lambda: iter(parts)):
+        r = _quiet(gmm.fit, stream, K=3, init=start, max_iter=3, tol=0.0)
+        np.testing.assert_allclose(r.elbo, whole.elbo, rtol=1e-10)
+
+
+@pytest.mark.parametrize("stream, words", [
+    ([{"x": np.zeros((5, 2))}, {"x": np.zeros((5, 3))}],
+     "chunk 2 of the stream disagrees with chunk 1: dim 'D' is 3 there and 2"),
+    ([{"x": np.zeros((5, 2))}, {"x": np.zeros((0, 2))}], "chunk 2 of the stream is empty"),
+    ([{"y": np.zeros(5)}], "chunk 1 of the stream: 'y' is not a data"),
+    ([{"x": np.zeros((5, 2))}, {"x": np.array([[0.0, np.nan]])}],
+     r"chunk 2 of the stream: data 'x' has 1 NaN/inf value\(s\), the first at x\[0, 1\]"),
+    ([np.zeros((5, 2))], "chunk 1 of the stream is a ndarray, not a dict"),
+    ([], "the data stream holds no chunks"),
+    (3.5, "chunks: cannot stream a float"),
+])
+def test_malformed_streams_are_clear_errors(gmm, stream, words):
+    with pytest.raises(emdsl.errors.EmmDataError, match=words):
+        gmm.fit(stream, K=3)
+
+
+def test_streams_of_grouped_data_are_refused():
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    doc, w = np.repeat(np.arange(4), 5), np.arange(20) % 7
+    with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
+        m.fit([{"doc": doc, "w": w}], D=4, V=7, K=2)
+
+
+def test_the_cli_streams_a_file(tmp_path, capsys):
+    from emdsl.cli import main
+    x = _blobs(3, n=400)
+    (tmp_path / "x.csv").write_text("x_1,x_2\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in x))
+    code = main(["fit", str(MODELS / "gaussian_mixture.emm"), "--data",
+                 str(tmp_path / "x.csv"), "--set", "K=3", "--chunk-rows", "100",
+                 "--method", "stepwise", "--batch-size", "50", "--max-iter", "2"])
+    assert code == 0
+    assert "n_iter 2" in capsys.readouterr().out

@@ -62,6 +62,12 @@ def _fit_options(opts: dict) -> dict:
                                f"got {val!r}")
         opts[name] = num
     number("max_iter", int, 1)
+    number("checkpoint_every", int, 1)
+    if opts.get("checkpoint_every") is not None and opts.get("checkpoint") is None:
+        raise EmmDataError("fit option checkpoint_every needs checkpoint=PATH")
+    for k in ("checkpoint", "resume"):
+        if opts.get(k) is not None and not isinstance(opts[k], (str, Path)):
+            raise EmmDataError(f"fit option {k} must be a file path, got {opts[k]!r}")
     number("batch_size", int, 1)
     number("kappa", float, 0.5, strict=True)
     if opts.get("kappa", 1.0) > 1.0:
@@ -134,7 +140,14 @@ class Model:
                                f"items ('{size}'), so they cannot be cut into chunks of items "
                                "(documents of tokens: later work)", hint="use method='batch' "
                                "with the data in memory")
-        if stream is not None:
+        from .runtime.distributed import is_dask
+        dask_data = {k: v for k, v in kwargs.items() if k in items and is_dask(v)}
+        if dask_data:
+            if stream is not None or opts["method"] != "batch":
+                raise EmmDataError("dask arrays are fitted by batch EM (method='batch'), "
+                                   "each iteration mapped over their partitions")
+            h, bound = self._bind_dask(kwargs, dask_data, size), None
+        elif stream is not None:
             from .io.chunks import bind_stream, chunks
             h, fresh = bind_stream(self.checked, chunks(stream), kwargs, items, size)
             bound = None
@@ -164,13 +177,20 @@ class Model:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
         method = opts.pop("method")
+        self._checkpointing(method, h, opts)
         try:
             with np.errstate(divide="ignore", under="ignore"):
                 if method == "batch" and bound is not None:
                     return batch.run(self.module, bound.data, h, **opts)
                 from .runtime.sources import ArraySource, StreamSource
-                source = StreamSource(self.module, fresh, h, items, size) if bound is None \
-                    else ArraySource(self.module, bound.data, h, items, size)
+                if dask_data:
+                    from .runtime.distributed import DaskSource
+                    source = DaskSource(self.module, self.code, {**kwargs, **dask_data}, h,
+                                        items, size)
+                elif bound is None:
+                    source = StreamSource(self.module, fresh, h, items, size)
+                else:
+                    source = ArraySource(self.module, bound.data, h, items, size)
                 return self._fit_online(method, source, opts)
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
@@ -181,6 +201,35 @@ class Model:
             raise EmmFitError(f"the given values do not fit together: {exc}",
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
+
+    def _checkpointing(self, method, h, opts) -> None:
+        """Replace the checkpoint / resume paths in ``opts`` by a Checkpoint and the saved
+        state (checked against this run: the model, the method, the items, the options)."""
+        from .runtime import checkpoint as ck
+        path, every = opts.pop("checkpoint", None), opts.pop("checkpoint_every", None)
+        resume = opts.pop("resume", None)
+        if path is None and resume is None:
+            return
+        if opts.get("n_init", 1) > 1:
+            raise EmmDataError("checkpoint / resume take one start: n_init must be 1")
+        shape = {k: opts.get(k) for k in ("seed", "batch_size", "kappa", "reg", "local_iter")}
+        ident = ck.identity(self.name, self.checked.model.source, method,
+                            self.module.n_items(h), shape)
+        if path is not None:
+            opts["checkpoint"] = ck.Checkpoint(path, every or 1, ident)
+        if resume is not None:
+            opts["resume"] = ck.load(resume, ident)
+
+    def _bind_dask(self, kwargs, dask_data, size) -> dict:
+        """Dims and hypers of a fit on dask arrays: the first partition is checked like
+        ``fit``'s arrays (names, shapes, values), the plate's size is the arrays' length."""
+        lengths = {int(v.shape[0]) for v in dask_data.values()}
+        if len(lengths) > 1:
+            raise EmmDataError(f"the dask arrays {', '.join(dask_data)} have different "
+                               f"numbers of items ({', '.join(map(str, sorted(lengths)))})")
+        first = {k: np.asarray(v[: v.chunks[0][0]].compute()) for k, v in dask_data.items()}
+        b = self._bind({**{k: v for k, v in kwargs.items() if k not in dask_data}, **first})
+        return {**b.dims, **b.hypers, size: lengths.pop()}
 
     def _items(self) -> tuple[tuple, str]:
         """(the data indexed by the item plate, the name of its dim): the plate of the

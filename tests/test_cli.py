@@ -341,3 +341,16 @@ def test_a_planted_parser_cache_is_rebuilt(tmp_path, monkeypatch):
         assert tables.read_bytes() != b"planted"
     finally:
         parse_mod._parser.cache_clear()
+
+
+def test_the_progress_line_shows_pass_items_per_second_and_objective(capsys):
+    """On a terminal the CLI reports each pass (tqdm's bar when installed, else a line)."""
+    from emdsl.cli import _Progress
+    model = emdsl.load(GMM)
+    bar = _Progress(model, {"x": np.zeros((500, 2))}, max_iter=3)
+    bar.bar = None   # the plain line (tqdm may or may not be installed)
+    bar.update(0, -1234.5, {})
+    bar.update(1, -1200.25, {})
+    bar.close()
+    err = capsys.readouterr().err
+    assert "pass     2  objective -1200.25  change 34.2" in err and "items/s" in err

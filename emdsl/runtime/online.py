@@ -43,9 +43,10 @@ METHODS = ("batch", "stepwise", "incremental")
 
 def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_iter=100,
         tol=1e-8, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
-        local_iter=None) -> FitResult:
+        local_iter=None, checkpoint=None, resume=None) -> FitResult:
     """Fit ``mod`` by ``method`` over the items of ``source`` (an ArraySource or a
-    StreamSource); the options as :func:`batch.run`."""
+    StreamSource); the options as :func:`batch.run`; the checkpoints hold the driver's
+    state and the random generator's at the end of a pass."""
     if getattr(mod, "LOCAL_FACTORS", ()):
         raise ValueError(f"method '{method}' over minibatches or chunks of items updates the "
                          f"global factors from part of the data, but "
@@ -54,13 +55,19 @@ def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_ite
     h, n = source.h, source.n
     B = int(batch_size or (min(n, 1000) if method == "stepwise" else -(-n // 10)))
     rng = np.random.default_rng(seed)
-    params = _start(source, init, reg, rng, B)
+    if resume is None:
+        params = _start(source, init, reg, rng, B)
     sweep = {"stepwise": _StepwisePass(source, kappa, B, rng),
              "incremental": _IncrementalPass(source, B),
              "batch": _BatchPass(source)}[method]
     trace, notes = [], []
+    if resume is not None:
+        rng.bit_generator.state = resume["rng"]
+        params = {k: np.asarray(v) for k, v in resume["params"].items()}
+        trace = list(resume["trace"])
+        sweep.restore(resume)
     converged = False
-    for it in range(max_iter):
+    for it in range(resume["iteration"] if resume else 0, max_iter):
         if method == "batch":   # the objective at params, then (unless converged) the M-step
             value, stats = sweep.evaluate(params)
         else:
@@ -85,6 +92,8 @@ def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_ite
                 break
         if method == "batch":
             params = mod.m_step(stats, params, h, reg)
+        if checkpoint is not None and checkpoint.due(it + 1):
+            checkpoint.save(it + 1, params, trace, rng, **sweep.state())
     if not converged:
         notes.append((ConvergenceWarning,
                       f"{method} EM did not converge in {max_iter} passes (last relative "
@@ -122,6 +131,8 @@ class _LazyPosterior(dict):
     def __init__(self, source, params):
         super().__init__(factor_posterior(source.mod, params, source.h))
         self._source, self._params = source, params
+        if getattr(source, "eager_posterior", False) and source.mod.LATENT:
+            self[source.mod.LATENT] = source.responsibilities(params)
 
     def __missing__(self, key):
         if key != self._source.mod.LATENT:
@@ -159,6 +170,13 @@ class _StepwisePass:
         self.source, self.kappa, self.B, self.rng = source, kappa, B, rng
         self.s, self.t = None, 0
 
+    def state(self) -> dict:
+        return {"arrays": {"stats": self.s} if self.s is not None else {},
+                "values": {"t": self.t}}
+
+    def restore(self, saved):
+        self.s, self.t = saved.get("stats"), saved["values"]["t"]
+
     def __call__(self, params, reg):
         src = self.source
         for chunk in src.minibatches(self.rng, self.B):
@@ -181,6 +199,12 @@ class _IncrementalPass:
         self.source, self.B = source, B
         self.kept = None
 
+    def state(self) -> dict:
+        return {"arrays": {"kept": self.kept} if self.kept is not None else {}}
+
+    def restore(self, saved):
+        self.kept = saved.get("kept")
+
     def __call__(self, params, reg):
         src = self.source
         if self.kept is None:
@@ -202,14 +226,16 @@ class _BatchPass:
     def __init__(self, source):
         self.source = source
 
+    def state(self) -> dict:
+        return {}
+
+    def restore(self, saved):
+        pass
+
     def evaluate(self, params):
         """(the objective at ``params``, the statistics of all the items)."""
-        src, total, loglik = self.source, None, 0.0
-        for chunk in src.evaluation():
-            _, (_, stats, ll) = src.e_step(chunk, params)
-            total = stats if total is None else src.mod.merge_stats(total, stats)
-            loglik += ll
-        return loglik + src.mod.log_prior(params, src.h), total
+        total, loglik = self.source.statistics(params)
+        return loglik + self.source.mod.log_prior(params, self.source.h), total
 
 
 def _sum(mod, stats: list) -> dict:

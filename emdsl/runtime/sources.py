@@ -39,7 +39,16 @@ class _Source:
 
     def loglik(self, params) -> float:
         """log p(data | params) (the data's part of the ELBO), chunk by chunk."""
-        return float(sum(self.e_step(c, params)[1][2] for c in self.evaluation()))
+        return self.statistics(params)[1]
+
+    def statistics(self, params) -> tuple[dict, float]:
+        """(the statistics of all the items at ``params``, their log likelihood)."""
+        total, loglik = None, 0.0
+        for chunk in self.evaluation():
+            _, (_, stats, ll) = self.e_step(chunk, params)
+            total = stats if total is None else self.mod.merge_stats(total, stats)
+            loglik += ll
+        return total, float(loglik)
 
     def responsibilities(self, params):
         """The (N, K) responsibilities of every item, chunk by chunk."""

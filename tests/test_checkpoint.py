@@ -1,0 +1,124 @@
+"""Checkpoint and resume: a fit resumed from its checkpoint gives the bit-identical result
+of an uninterrupted one, for batch, stepwise and incremental EM, in memory and over a
+stream, and for a CLI fit killed with SIGKILL mid-run; bad checkpoints are clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import emdsl
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return emdsl.load(MODELS / "gaussian_mixture.emm", use_cache=False)
+
+
+def _blobs(seed=0, n=1500):
+    rng = np.random.default_rng(seed)
+    mu = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
+    return mu[rng.integers(3, size=n)] + rng.normal(size=(n, 2))
+
+
+def _fit(m, *a, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return m.fit(*a, **kw)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("method, extra", [("batch", {}), ("stepwise", {"batch_size": 100}),
+                                           ("incremental", {"batch_size": 400})])
+def test_a_resumed_fit_is_bit_identical(gmm, tmp_path, method, extra, stream):
+    x = _blobs()
+    data = ((emdsl.chunks({"x": x}, rows=500),), {}) if stream else ((), {"x": x})
+    kw = dict(K=3, seed=0, method=method, tol=0.0, **extra, **data[1])
+    full = _fit(gmm, *data[0], max_iter=9, **kw)
+    path = tmp_path / "run.npz"
+    _fit(gmm, *data[0], max_iter=4, checkpoint=path, checkpoint_every=2, **kw)
+    resumed = _fit(gmm, *data[0], max_iter=9, resume=path, **kw)
+    assert np.array_equal(resumed.elbo, full.elbo)
+    for k in full.params:
+        assert np.array_equal(resumed.params[k], full.params[k]), k
+
+
+@pytest.mark.parametrize("method", ["batch", "stepwise"])
+def test_a_cli_fit_killed_with_sigkill_resumes_bit_identically(tmp_path, method):
+    x = _blobs(1, n=50000 if method == "batch" else 20000)
+    np.save(tmp_path / "x.npy", x)
+    passes = 300 if method == "batch" else 5   # a run of a second or two
+    base = [sys.executable, "-m", "emdsl", "fit", str(MODELS / "gaussian_mixture.emm"),
+            "--data", str(tmp_path / "x.npy"), "--set", "K=3", "--seed", "0", "--tol", "0",
+            "--max-iter", str(passes), "--method", method]
+    if method == "stepwise":
+        base += ["--batch-size", "50"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(base + ["-o", str(tmp_path / "full.json")], check=True, env=env,
+                   capture_output=True)
+    ck = tmp_path / "ck.npz"
+    proc = subprocess.Popen(base + ["--checkpoint", str(ck), "-o", str(tmp_path / "x.json")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not ck.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)   # right after a checkpoint: mid-run
+    proc.wait()
+    if (tmp_path / "x.json").exists():
+        pytest.skip("the fit finished before it could be killed (machine too fast)")
+    subprocess.run(base + ["--resume", str(ck), "-o", str(tmp_path / "resumed.json")],
+                   check=True, env=env, capture_output=True)
+    assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "full.json").read_bytes()
+    assert json.loads((tmp_path / "resumed.json").read_text())["n_iter"] == passes
+
+
+def test_bad_checkpoints_are_clear_errors(gmm, tmp_path):
+    x = _blobs(2, n=300)
+    path = tmp_path / "run.npz"
+    _fit(gmm, x=x, K=3, seed=0, max_iter=2, checkpoint=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its method is 'batch'"):
+        gmm.fit(x=x, K=3, seed=0, method="stepwise", resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its number of items is 300"):
+        gmm.fit(x=x[:200], K=3, seed=0, resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+        gmm.fit(x=x, K=3, seed=1, resume=path)
+    other = emdsl.load(MODELS / "gmm_identity_map.emm", use_cache=False)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its model is 'GaussianMixture'"):
+        other.fit(x=x, K=3, seed=0, resume=path)
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(emdsl.errors.EmmDataError, match="truncated or corrupt"):
+        gmm.fit(x=x, K=3, seed=0, resume=cut)
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(emdsl.errors.EmmDataError, match="truncated or corrupt|not an emdsl"):
+        gmm.fit(x=x, K=3, seed=0, resume=tmp_path / "plain.npz")
+    with pytest.raises(emdsl.errors.EmmDataError, match="does not exist"):
+        gmm.fit(x=x, K=3, resume=tmp_path / "missing.npz")
+    with pytest.raises(emdsl.errors.EmmDataError, match="checkpoint_every needs checkpoint"):
+        gmm.fit(x=x, K=3, checkpoint_every=2)
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint(gmm, tmp_path, monkeypatch):
+    x = _blobs(3, n=300)
+    path = tmp_path / "run.npz"
+    _fit(gmm, x=x, K=3, seed=0, max_iter=2, checkpoint=path)
+    before = path.read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", broken)
+    with pytest.raises(OSError):
+        _fit(gmm, x=x, K=3, seed=0, max_iter=3, checkpoint=path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]   # no temporary left

@@ -36,15 +36,16 @@ def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
 def _fit_options(opts: dict) -> dict:
     """Validate the fit options (INTERFACE.md); returns those the batch driver takes."""
     method = opts.setdefault("method", "batch")
-    if method not in ("batch", "stepwise", "incremental"):
-        raise EmmDataError(f"method '{method}' is not available" + (
-            " yet" if method == "svi" else ""), hint="use method='batch', 'stepwise' or "
-            "'incremental' (stochastic VI lands later)")
-    if method == "batch":
-        for k in ("batch_size", "kappa"):   # options of the online drivers
-            if opts.pop(k, None) is not None:
-                raise EmmDataError(f"fit option {k} is for method='stepwise' or "
-                                   "'incremental', not 'batch'")
+    if method not in ("batch", "stepwise", "incremental", "svi"):
+        raise EmmDataError(f"method '{method}' is not available",
+                           hint="use method='batch', 'stepwise', 'incremental' or 'svi'")
+    for k, methods in (("batch_size", ("stepwise", "incremental", "svi")),
+                       ("kappa", ("stepwise", "svi")), ("delay", ("svi",))):
+        if opts.get(k) is not None and method not in methods:
+            raise EmmDataError(f"fit option {k} is for method="
+                               + " or ".join(repr(m) for m in methods) + f", not {method!r}")
+        if opts.get(k) is None:
+            opts.pop(k, None)
 
     def number(name, cast, low, strict=False):
         if name not in opts:
@@ -69,6 +70,7 @@ def _fit_options(opts: dict) -> dict:
         if opts.get(k) is not None and not isinstance(opts[k], (str, Path)):
             raise EmmDataError(f"fit option {k} must be a file path, got {opts[k]!r}")
     number("batch_size", int, 1)
+    number("delay", float, 0.0)
     number("kappa", float, 0.5, strict=True)
     if opts.get("kappa", 1.0) > 1.0:
         raise EmmDataError(f"fit option kappa must be in (0.5, 1], got {opts['kappa']!r}")
@@ -212,7 +214,8 @@ class Model:
             return
         if opts.get("n_init", 1) > 1:
             raise EmmDataError("checkpoint / resume take one start: n_init must be 1")
-        shape = {k: opts.get(k) for k in ("seed", "batch_size", "kappa", "reg", "local_iter")}
+        shape = {k: opts.get(k) for k in ("seed", "batch_size", "kappa", "delay", "reg",
+                                          "local_iter")}
         ident = ck.identity(self.name, self.checked.model.source, method,
                             self.module.n_items(h), shape)
         if path is not None:

@@ -112,7 +112,7 @@ def cmd_graph(args) -> int:
 def _fit(model, values: dict, args, stream=None):
     """``model.fit`` with the command line's options; a progress line on a terminal."""
     opts = {k: getattr(args, k) for k in ("seed", "method", "max_iter", "tol", "n_init", "reg",
-                                          "batch_size", "kappa", "checkpoint",
+                                          "batch_size", "kappa", "delay", "checkpoint",
                                           "checkpoint_every", "resume")
             if getattr(args, k, None) is not None}
     bar = _Progress(model, values, opts.get("max_iter")) if sys.stderr.isatty() else None
@@ -460,9 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=tuple(FORMATS), default="md")
     p = cmd("fit", "fit the model to a data file", cmd_fit, sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
-    p.add_argument("--method", choices=("batch", "stepwise", "incremental"))
+    p.add_argument("--method", choices=("batch", "stepwise", "incremental", "svi"))
+    p.add_argument("--delay", type=float, metavar="TAU",
+                   help="SVI's delay: step sizes (delay + t)^-kappa (default 10)")
     p.add_argument("--batch-size", type=int, dest="batch_size", metavar="B",
-                   help="items per minibatch (stepwise) or block (incremental)")
+                   help="items per minibatch (stepwise), block (incremental) or groups "
+                   "per minibatch (svi)")
     p.add_argument("--kappa", type=float, metavar="K",
                    help="stepwise step size exponent in (0.5, 1] (default 0.6)")
     p.add_argument("--chunk-rows", type=int, dest="chunk_rows", metavar="R",

@@ -113,12 +113,13 @@ def test_online_variational_em_keeps_its_prior_once():
 
 
 @pytest.mark.parametrize("opts, words", [
-    ({"method": "svi"}, "method 'svi' is not available yet"),
     ({"method": "online"}, "method 'online' is not available"),
+    ({"delay": 5.0}, "fit option delay is for method='svi', not 'batch'"),
+    ({"method": "stepwise", "delay": 5.0}, "fit option delay is for method='svi'"),
     ({"method": "stepwise", "kappa": 0.5}, "kappa must be > 0.5"),
     ({"method": "stepwise", "kappa": 1.5}, r"kappa must be in \(0.5, 1\]"),
     ({"method": "stepwise", "batch_size": 0}, "batch_size must be >= 1"),
-    ({"batch_size": 100}, "batch_size is for method='stepwise' or 'incremental'"),
+    ({"batch_size": 100}, "batch_size is for method='stepwise' or 'incremental' or 'svi'"),
 ])
 def test_bad_options_are_clear_errors(gmm, opts, words):
     with pytest.raises(emdsl.errors.EmmDataError, match=words):
@@ -137,12 +138,14 @@ def test_the_responsibilities_are_computed_when_asked_for(gmm):
                                rtol=1e-10, atol=1e-14)
 
 
-def test_models_with_local_factors_are_refused():
+def test_models_with_local_factors_take_batch_or_svi():
     m = emdsl.load(MODELS / "lda.emm", use_cache=False)
     doc = np.repeat(np.arange(5), 10)
     w = np.random.default_rng(0).integers(20, size=50)
     with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
         m.fit(doc=doc, w=w, D=5, V=20, K=2, method="stepwise")
+    with pytest.raises(emdsl.errors.EmmDataError, match="svi' takes the data in memory"):
+        m.fit([{"doc": doc, "w": w}], D=5, V=20, K=2, method="svi")
 
 
 def test_long_data_are_checked_block_by_block(gmm):
@@ -152,3 +155,33 @@ def test_long_data_are_checked_block_by_block(gmm):
     x[70000, 1] = np.nan
     with pytest.raises(emdsl.errors.EmmDataError, match=r"first at x\[70000, 1\]"):
         gmm.fit(x=x, K=3, method="stepwise")
+
+
+def test_svi_without_local_factors_is_stepwise_with_a_delay(gmm):
+    """A Bayesian GMM has no local factors: SVI moves the running statistics by
+    rho_t = (delay + t)^-kappa after each minibatch; its ELBO approaches batch CAVI's."""
+    m = emdsl.load(MODELS / "bayes_gmm.emm", use_cache=False)
+    x = _blobs(8, n=6000)
+    batch = _fit(m, x=x, K=3, seed=0, max_iter=300, tol=1e-10)
+    svi = _fit(m, x=x, K=3, seed=0, method="svi", batch_size=200, kappa=0.7, delay=10.0,
+               max_iter=6, tol=0.0)
+    assert abs(svi.elbo[-1] - batch.elbo[-1]) / len(x) < 2e-3
+
+
+def test_svi_on_lda_keeps_every_document_and_resumes_bit_identically(tmp_path):
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    rng = np.random.default_rng(0)
+    topics = rng.dirichlet(np.full(30, 0.1), size=3)
+    docs = [rng.choice(30, size=40, p=topics[rng.integers(3)]) for _ in range(60)]
+    doc = np.repeat(np.arange(60), 40)
+    w = np.concatenate(docs)
+    kw = dict(doc=doc, w=w, D=60, V=30, K=3, seed=1, method="svi", batch_size=16, tol=0.0)
+    full = _fit(m, max_iter=5, **kw)
+    assert full.params["theta.concentration"].shape == (60, 3)
+    assert len(full.elbo) == 5 and np.all(np.isfinite(full.elbo))
+    path = tmp_path / "svi.npz"
+    _fit(m, max_iter=2, checkpoint=path, **kw)
+    resumed = _fit(m, max_iter=5, resume=path, **kw)
+    assert np.array_equal(resumed.elbo, full.elbo)
+    for k in full.params:
+        assert np.array_equal(resumed.params[k], full.params[k]), k

@@ -67,6 +67,11 @@ class VariationalWriter:
         s(f"Q_FACTORS = {qs!r}")
         s(f"LOCAL_FACTORS = {self.us.local_factors()!r}  # iterated with the items' q "
           "before each update of the global factors")
+        group = None
+        if self.us.grouped_weights():
+            cov = self.us.report.assign_ref.axes[0].name
+            group = (cov, ast.show(self.us.checked.vars[cov].elem_dims[0]))
+        s(f"LOCAL_GROUP = {group!r}  # (covariate, its dim): the groups of the local factors")
 
     # ------------------------------------------------------------------ E-step
     def expected_log_simplex(self, var: str) -> str:

@@ -16,7 +16,7 @@ from ..errors import Span
 # keyword arguments of Model.fit (api.py imports them from here); a model may not use them
 FIT_OPTIONS = ("seed", "max_iter", "tol", "method", "n_init", "init", "verbose",
                "batch_size", "kappa", "reg", "callback", "local_iter", "checkpoint",
-               "checkpoint_every", "resume")
+               "checkpoint_every", "resume", "delay")
 # names the generated module uses next to the model's own names (its functions, imports
 # and the locals of its functions); a model may not declare them
 GENERATED_NAMES = frozenset((

@@ -41,25 +41,35 @@ from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _re
 METHODS = ("batch", "stepwise", "incremental")
 
 
-def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_iter=100,
-        tol=1e-8, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
-        local_iter=None, checkpoint=None, resume=None) -> FitResult:
+def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, seed=0,
+        max_iter=100, tol=1e-8, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
+        local_iter=100, checkpoint=None, resume=None) -> FitResult:
     """Fit ``mod`` by ``method`` over the items of ``source`` (an ArraySource or a
     StreamSource); the options as :func:`batch.run`; the checkpoints hold the driver's
     state and the random generator's at the end of a pass."""
-    if getattr(mod, "LOCAL_FACTORS", ()):
+    grouped = method == "svi" and getattr(mod, "LOCAL_GROUP", None) is not None
+    if getattr(mod, "LOCAL_FACTORS", ()) and not grouped:
         raise ValueError(f"method '{method}' over minibatches or chunks of items updates the "
                          f"global factors from part of the data, but "
                          f"{mod.LOCAL_FACTORS[0]!r} is a factor per group of items (fit it "
-                         "in memory with method='batch'; stochastic VI is later work)")
+                         "in memory with method='batch' or 'svi')")
+    if grouped and not hasattr(source, "data"):
+        raise ValueError("method 'svi' takes the data in memory (minibatches of groups)")
     h, n = source.h, source.n
-    B = int(batch_size or (min(n, 1000) if method == "stepwise" else -(-n // 10)))
+    B = int(batch_size or {"stepwise": min(n, 1000), "svi": 128}.get(method, -(-n // 10)))
+    kappa = kappa if kappa is not None else (0.7 if method == "svi" else 0.6)
+    delay = delay if delay is not None else 10.0
     rng = np.random.default_rng(seed)
     if resume is None:
         params = _start(source, init, reg, rng, B)
-    sweep = {"stepwise": _StepwisePass(source, kappa, B, rng),
-             "incremental": _IncrementalPass(source, B),
-             "batch": _BatchPass(source)}[method]
+    if grouped:
+        from .svi import SVIPass
+        sweep = SVIPass(source, kappa, delay, B, rng, local_iter)
+    else:   # SVI without local factors: stepwise with rho_t = (delay + t)^-kappa
+        sweep = {"stepwise": _StepwisePass(source, kappa, B, rng),
+                 "svi": _StepwisePass(source, kappa, B, rng, delay),
+                 "incremental": _IncrementalPass(source, B),
+                 "batch": _BatchPass(source)}[method]
     trace, notes = [], []
     if resume is not None:
         rng.bit_generator.state = resume["rng"]
@@ -70,6 +80,8 @@ def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_ite
     for it in range(resume["iteration"] if resume else 0, max_iter):
         if method == "batch":   # the objective at params, then (unless converged) the M-step
             value, stats = sweep.evaluate(params)
+        elif grouped:   # every group's local factors at the new global ones
+            value, params = sweep.objective(sweep(params, reg))
         else:
             params = sweep(params, reg)
             value = source.loglik(params) + mod.log_prior(params, h)
@@ -83,7 +95,7 @@ def run(mod, source, *, method: str, batch_size=None, kappa=0.6, seed=0, max_ite
             callback(it, value, params)
         if len(trace) > 1:
             prev = trace[-2]
-            if method != "stepwise" and value < prev - 1e-9 * abs(prev):
+            if method in ("batch", "incremental") and value < prev - 1e-9 * abs(prev):
                 notes.append((ObjectiveDecreaseWarning,
                               f"the objective decreased from {prev:.10g} to {value:.10g} in "
                               f"pass {it + 1} of {method} EM; please report this model"))
@@ -164,10 +176,11 @@ def _mix(old: dict, new: dict, g: float) -> dict:
 class _StepwisePass:
     """One shuffled pass of stepwise EM (Cappé & Moulines 2009, eq. 7)."""
 
-    def __init__(self, source, kappa, B, rng):
+    def __init__(self, source, kappa, B, rng, delay=2.0):
         if not 0.5 < kappa <= 1.0:
             raise ValueError(f"kappa must be in (0.5, 1] for stepwise EM, got {kappa}")
         self.source, self.kappa, self.B, self.rng = source, kappa, B, rng
+        self.delay = delay   # g_t = (delay + t)^-kappa: 2 for stepwise EM, SVI's tau
         self.s, self.t = None, 0
 
     def state(self) -> dict:
@@ -184,7 +197,7 @@ class _StepwisePass:
             m = len(next(chunk[k] for k in src.items if k in chunk))
             s_hat = _scaled(stats, src.n / m)
             self.s = s_hat if self.s is None else _mix(self.s, s_hat,
-                                                       (self.t + 2.0) ** -self.kappa)
+                                                       (self.t + self.delay) ** -self.kappa)
             self.t += 1
             params = src.mod.m_step(self.s, params, src.h, reg)
         return params

@@ -1,0 +1,99 @@
+"""Stochastic variational inference (Hoffman, Blei, Wang & Paisley 2013) for models with
+local factors per group (LDA's documents): ``fit(method="svi", batch_size=B, kappa=,
+delay=)`` (issue 7, item 3).
+
+A step takes B groups at random (documents, without replacement within a pass) and all
+their items: their local factors are fitted to convergence at the current global factors
+(the module's ``local_fit``: restarts, as in batch CAVI), the minibatch's statistics are
+scaled to the data set (G / B), and the running statistics move towards them with
+rho_t = (delay + t)^-kappa; the global factors are their conjugate update (the prior
+added once): in the natural parameters lambda <- (1 - rho) lambda + rho lambda_hat, the
+stochastic natural-gradient step. The running statistics start as those of the whole data
+set at the starting global factors (one batch E-step), so the first steps move from the
+start, as lambda_0 does in Hoffman et al., instead of replacing it by one minibatch's. The
+local factors of the minibatch's groups are kept, so the fit's params hold every group's.
+After each pass the objective is the ELBO of the whole data set with every group's local
+factors fitted at the new global factors (a batch E-step's cost).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class SVIPass:
+    """One pass of SVI over the groups of an in-memory source."""
+
+    def __init__(self, source, kappa, delay, B, rng, local_iter=100):
+        mod = source.mod
+        if not 0.5 < kappa <= 1.0:
+            raise ValueError(f"kappa must be in (0.5, 1] for SVI, got {kappa}")
+        if delay is not None and delay < 0:
+            raise ValueError(f"delay must be >= 0 for SVI, got {delay}")
+        self.source, self.kappa, self.delay, self.B, self.rng = source, kappa, delay, B, rng
+        self.local_iter = local_iter
+        self.group, self.dim = mod.LOCAL_GROUP
+        groups = np.asarray(source.data[self.group], dtype=np.int64)
+        self.G = int(source.h[self.dim])
+        self.order = np.argsort(groups, kind="stable")   # the items, group by group
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=self.G))])
+        self.local = [f"{v}.{f}" for v in mod.LOCAL_FACTORS for f in mod.Q_FACTORS[v]["fields"]]
+        self.globals = tuple(v for v in mod.Q_FACTORS if v not in mod.LOCAL_FACTORS)
+        self.s, self.t = None, 0
+
+    def state(self) -> dict:
+        return {"arrays": {"stats": self.s} if self.s is not None else {},
+                "values": {"t": self.t}}
+
+    def restore(self, saved):
+        self.s, self.t = saved.get("stats"), saved["values"]["t"]
+
+    def minibatch(self, groups, params):
+        """(data, dims, params) of the items of ``groups`` (sorted), renumbered 0..b-1."""
+        src = self.source
+        lengths = self.starts[groups + 1] - self.starts[groups]
+        offsets = np.repeat(self.starts[groups] - np.concatenate([[0], np.cumsum(lengths)[:-1]]),
+                            lengths)
+        idx = self.order[np.arange(lengths.sum()) + offsets]
+        chunk = src.chunk(idx)
+        chunk[self.group] = np.repeat(np.arange(len(groups)), lengths)
+        hc = {**src.dims(len(idx)), self.dim: len(groups)}
+        local = {k: np.asarray(params[k])[groups] for k in self.local}
+        return chunk, hc, {**params, **local}
+
+    def __call__(self, params, reg):
+        src, mod = self.source, self.source.mod
+        if self.s is None:   # the statistics of the starting global factors: all the data's
+            _, params = self.objective(params)
+            st = mod.prepare(src.data, src.h, src.centre)
+            self.s = mod.e_step(st, params, src.h)[1]
+        perm = self.rng.permutation(self.G)
+        for lo in range(0, self.G, self.B):
+            groups = np.sort(perm[lo:lo + self.B])
+            chunk, hc, p_b = self.minibatch(groups, params)
+            st = mod.prepare(chunk, hc, src.centre)
+            if self.local_iter and hasattr(mod, "local_fit"):
+                p_b = mod.local_fit(st, p_b, hc, max_iter=self.local_iter)
+            _, stats, _ = mod.e_step(st, p_b, hc)
+            s_hat = {k: (v if k.startswith("shift_") else np.asarray(v, float) * (self.G / len(groups)))
+                     for k, v in stats.items()}
+            rho = (self.delay + self.t) ** -self.kappa
+            self.s = {
+                k: (v if k.startswith("shift_") or np.shape(v) != np.shape(self.s[k])
+                    else (1.0 - rho) * self.s[k] + rho * v) for k, v in s_hat.items()}
+            self.t += 1
+            new = mod.m_step(self.s, params, src.h, reg, only=self.globals)
+            params = {**params, **{k: v for k, v in new.items() if k not in self.local}}
+            for k in self.local:   # the minibatch's local factors, kept
+                params[k] = np.array(params[k], dtype=float)
+                params[k][groups] = p_b[k]
+        return params
+
+    def objective(self, params):
+        """The ELBO of all the data at the global factors of ``params``, every group's
+        local factors fitted to them; returns (value, params with those local factors)."""
+        src, mod = self.source, self.source.mod
+        st = mod.prepare(src.data, src.h, src.centre)
+        if self.local_iter and hasattr(mod, "local_fit"):
+            params = mod.local_fit(st, params, src.h, max_iter=self.local_iter)
+        _, _, loglik = mod.e_step(st, params, src.h)
+        return loglik + mod.log_prior(params, src.h), params

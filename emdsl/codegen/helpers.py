@@ -66,6 +66,23 @@ def _toward_infinity(new, old):
                     + np.sign(new), new)
 
 
+def _unique_rows(cols):
+    """(distinct rows (M, C) in lexicographic order, each item's row (N,), counts (M,)) of
+    the non-negative integer columns ``cols``: one int64 key per item when they fit in
+    one (a 1-D sort: several times faster than np.unique(axis=0)), else np.unique's rows."""
+    sizes = [int(c.max()) + 1 if len(c) else 1 for c in cols]
+    if float(np.prod(np.array(sizes, dtype=float))) < 2.0 ** 62:
+        key = np.zeros(len(cols[0]), dtype=np.int64)
+        for c, size in zip(cols, sizes):
+            key = key * size + c
+        uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+        rows = np.empty((len(uniq), len(cols)), dtype=np.int64)
+        for j in range(len(cols) - 1, -1, -1):
+            uniq, rows[:, j] = np.divmod(uniq, sizes[j])
+        return rows, inverse, counts
+    return np.unique(np.stack(cols, axis=1), axis=0, return_inverse=True, return_counts=True)
+
+
 def _newton(q, grad, hess, start, kinds, iters=100, tol=1e-10):
     """Maximise the profiled objective q cell by cell (generalized EM).
 

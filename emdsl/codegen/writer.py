@@ -209,8 +209,7 @@ class _Writer:
             s(f"# plate compression: an item's responsibilities depend on it only through "
               f"({', '.join(self.key)}):")
             s("# one row per distinct key, weighted by its count (an E-step in O(distinct keys))")
-            s(f"key, inverse, weight = np.unique(np.stack([{cols}], axis=1).reshape(n_rows, "
-              f"{len(self.key)}), axis=0, return_inverse=True, return_counts=True)")
+            s(f"key, inverse, weight = _unique_rows([{cols}])")
             s("data = {**data, " + ", ".join(f'"{k}": key[:, {i}]' for i, k in enumerate(self.key))
               + "}")
             s("n_rows = len(key)")

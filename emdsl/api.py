@@ -12,6 +12,7 @@ from .frontend import ast
 from .frontend.check import FIT_OPTIONS
 from .errors import EmmDataError, EmmError, EmmFitError
 from .runtime import batch
+from .runtime.online import DriverError
 
 
 
@@ -70,10 +71,14 @@ def _fit_options(opts: dict) -> dict:
         if opts.get(k) is not None and not isinstance(opts[k], (str, Path)):
             raise EmmDataError(f"fit option {k} must be a file path, got {opts[k]!r}")
     number("batch_size", int, 1)
-    number("delay", float, 0.0)
+    number("delay", float, 1.0)   # rho_0 = delay^-kappa <= 1
     number("kappa", float, 0.5, strict=True)
     if opts.get("kappa", 1.0) > 1.0:
         raise EmmDataError(f"fit option kappa must be in (0.5, 1], got {opts['kappa']!r}")
+    if method in ("stepwise", "svi"):   # the defaults, explicit (a checkpoint records them)
+        opts.setdefault("kappa", 0.7 if method == "svi" else 0.6)
+    if method == "svi":
+        opts.setdefault("delay", 10.0)
     number("local_iter", int, 0)
     number("n_init", int, 1)
     number("tol", float, 0.0)
@@ -179,7 +184,8 @@ class Model:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
         method = opts.pop("method")
-        self._checkpointing(method, h, opts)
+        self._checkpointing(method, h, opts, "dask arrays" if dask_data else
+                            "a stream" if bound is None else "arrays in memory")
         try:
             with np.errstate(divide="ignore", under="ignore"):
                 if method == "batch" and bound is not None:
@@ -197,6 +203,8 @@ class Model:
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
+        except DriverError as exc:   # an option or a combination the drivers do not take
+            raise EmmDataError(str(exc)) from None
         except ValueError as exc:  # numpy could not combine the given arrays
             if "broadcast" not in str(exc) and "shape" not in str(exc):
                 raise
@@ -204,7 +212,7 @@ class Model:
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
 
-    def _checkpointing(self, method, h, opts) -> None:
+    def _checkpointing(self, method, h, opts, source_kind) -> None:
         """Replace the checkpoint / resume paths in ``opts`` by a Checkpoint and the saved
         state (checked against this run: the model, the method, the items, the options)."""
         from .runtime import checkpoint as ck
@@ -216,9 +224,14 @@ class Model:
             raise EmmDataError("checkpoint / resume take one start: n_init must be 1")
         shape = {k: opts.get(k) for k in ("seed", "batch_size", "kappa", "delay", "reg",
                                           "local_iter")}
+        shape["dims and hypers"] = {k: np.asarray(v).tolist() for k, v in sorted(h.items())}
+        shape["data"] = source_kind
         ident = ck.identity(self.name, self.checked.model.source, method,
                             self.module.n_items(h), shape)
         if path is not None:
+            if Path(path).is_dir():
+                raise EmmDataError(f"checkpoint '{path}' is a directory; give a file path "
+                                   "such as run.npz")
             opts["checkpoint"] = ck.Checkpoint(path, every or 1, ident)
         if resume is not None:
             opts["resume"] = ck.load(resume, ident)
@@ -249,12 +262,7 @@ class Model:
         """Stepwise / incremental EM, or batch EM over a stream (runtime/online.py)."""
         import warnings
         from .runtime import online
-        try:
-            result = online.run(self.module, source, method=method, **opts)
-        except ValueError as exc:
-            if "broadcast" in str(exc) or "shape" in str(exc):
-                raise
-            raise EmmDataError(str(exc)) from None
+        result = online.run(self.module, source, method=method, **opts)
         for w in result.warnings:
             warnings.warn(w[1], w[0], stacklevel=3)
         return result

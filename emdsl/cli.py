@@ -115,7 +115,8 @@ def _fit(model, values: dict, args, stream=None):
                                           "batch_size", "kappa", "delay", "checkpoint",
                                           "checkpoint_every", "resume")
             if getattr(args, k, None) is not None}
-    bar = _Progress(model, values, opts.get("max_iter")) if sys.stderr.isatty() else None
+    from .progress import Progress
+    bar = Progress(model, values, opts.get("max_iter")) if sys.stderr.isatty() else None
     if bar is not None:
         opts["callback"] = bar.update
     try:
@@ -123,44 +124,6 @@ def _fit(model, values: dict, args, stream=None):
     finally:
         if bar is not None:
             bar.close()
-
-
-class _Progress:
-    """A progress bar on a terminal (tqdm when installed, ``pip install 'emdsl[progress]'``;
-    else one rewritten line): pass, items per second and the objective."""
-
-    def __init__(self, model, values, max_iter):
-        import time
-        items, _ = model._items()
-        data = next((values[k] for k in items if k in values), None)
-        self.n = len(data) if data is not None and hasattr(data, "__len__") else None
-        self.clock, self.start, self.last = time.perf_counter, time.perf_counter(), None
-        try:
-            from tqdm import tqdm
-            self.bar = tqdm(total=max_iter or 1000, unit="pass", file=sys.stderr,
-                            dynamic_ncols=True, leave=False)
-        except ImportError:
-            self.bar = None
-
-    def update(self, it, value, params):
-        elapsed = max(self.clock() - self.start, 1e-9)
-        rate = f"{self.n * (it + 1) / elapsed:,.0f} items/s" if self.n else \
-            f"{(it + 1) / elapsed:.2f} passes/s"
-        change = value - self.last if self.last is not None else float("nan")
-        self.last = value
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"objective {value:.10g}  change {change:.3g}  {rate}",
-                                     refresh=False)
-            self.bar.update(1)
-        else:
-            sys.stderr.write(f"\rpass {it + 1:5d}  objective {value:.10g}  change "
-                             f"{change:.3g}  {rate}   ")
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        else:
-            sys.stderr.write("\n")
 
 
 def _agree(sets: dict, found: dict) -> None:
@@ -467,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="items per minibatch (stepwise), block (incremental) or groups "
                    "per minibatch (svi)")
     p.add_argument("--kappa", type=float, metavar="K",
-                   help="stepwise step size exponent in (0.5, 1] (default 0.6)")
+                   help="step size exponent in (0.5, 1] of stepwise EM (default 0.6) and SVI "
+                   "(0.7)")
     p.add_argument("--chunk-rows", type=int, dest="chunk_rows", metavar="R",
                    help="stream the data file (.csv, .npy, .npz) R items at a time")
     p.add_argument("--checkpoint", metavar="PATH.npz",

@@ -118,7 +118,19 @@ def test_a_failed_write_leaves_the_previous_checkpoint(gmm, tmp_path, monkeypatc
     def broken(*a, **k):
         raise OSError("disk full")
     monkeypatch.setattr(np, "savez", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(emdsl.errors.EmmDataError, match="cannot write checkpoint .* disk full"):
         _fit(gmm, x=x, K=3, seed=0, max_iter=3, checkpoint=path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]   # no temporary left
+
+
+def test_a_checkpoint_of_other_dims_or_data_is_refused(gmm, tmp_path):
+    x = _blobs(4, n=300)
+    path = tmp_path / "run.npz"
+    _fit(gmm, x=x, K=3, seed=0, max_iter=2, checkpoint=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+        gmm.fit(x=x, K=4, seed=0, resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+        gmm.fit(emdsl.chunks({"x": x}, rows=100), K=3, seed=0, method="batch", resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="is a directory"):
+        gmm.fit(x=x, K=3, checkpoint=tmp_path)

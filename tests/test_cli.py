@@ -345,9 +345,9 @@ def test_a_planted_parser_cache_is_rebuilt(tmp_path, monkeypatch):
 
 def test_the_progress_line_shows_pass_items_per_second_and_objective(capsys):
     """On a terminal the CLI reports each pass (tqdm's bar when installed, else a line)."""
-    from emdsl.cli import _Progress
+    from emdsl.progress import Progress
     model = emdsl.load(GMM)
-    bar = _Progress(model, {"x": np.zeros((500, 2))}, max_iter=3)
+    bar = Progress(model, {"x": np.zeros((500, 2))}, max_iter=3)
     bar.bar = None   # the plain line (tqdm may or may not be installed)
     bar.update(0, -1234.5, {})
     bar.update(1, -1200.25, {})

@@ -185,3 +185,49 @@ def test_svi_on_lda_keeps_every_document_and_resumes_bit_identically(tmp_path):
     assert np.array_equal(resumed.elbo, full.elbo)
     for k in full.params:
         assert np.array_equal(resumed.params[k], full.params[k]), k
+
+
+def test_stepwise_em_keeps_categories_absent_from_the_first_minibatch():
+    """The running statistics start as the whole data's, so a word no early minibatch holds
+    keeps its mass (it got probability 0 and then NaN statistics)."""
+    m = emdsl.load(MODELS / "topics_em.emm", use_cache=False)
+    names = [v.name for v in m.checked.vars.values() if v.role == "data"]
+    rng = np.random.default_rng(0)
+    doc = np.repeat(np.arange(20), 30)
+    w = rng.integers(15, size=600)
+    w[:300] = rng.integers(5, size=300)   # words 5..14 only in the second half
+    kw = {names[0]: doc, names[1]: w} if names[0] == "doc" else {names[0]: w, names[1]: doc}
+    for method in ("stepwise", "svi"):
+        r = _fit(m, **kw, D=20, V=15, K=2, seed=0, method=method, batch_size=50, max_iter=3)
+        assert np.all(np.isfinite(r.elbo)), method
+
+
+def test_svi_with_no_local_iterations_still_moves_the_documents():
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    rng = np.random.default_rng(0)
+    doc, w = np.repeat(np.arange(30), 20), rng.integers(12, size=600)
+    kw = dict(doc=doc, w=w, D=30, V=12, K=2, seed=0, method="svi", batch_size=10, tol=0.0,
+              local_iter=0)
+    one = _fit(m, max_iter=1, **kw).params["theta.concentration"]
+    three = _fit(m, max_iter=3, **kw).params["theta.concentration"]
+    assert not np.array_equal(one, three)
+
+
+def test_the_posterior_of_an_online_fit_is_a_mapping(gmm):
+    import copy
+    import pickle
+    r = _fit(gmm, x=_blobs(9, n=300), K=3, seed=0, method="stepwise", batch_size=100,
+             max_iter=1)
+    p = r.posterior
+    assert len(p) == 1 and list(p) == ["z"] and "z" in p and p.get("z") is not None
+    assert dict(p)["z"].shape == (300, 3) and {**p}.keys() == {"z"}
+    assert set(pickle.loads(pickle.dumps(p))) == {"z"} and "z" in copy.deepcopy(p)
+
+
+@pytest.mark.parametrize("opts, words", [
+    ({"method": "svi", "delay": 0.5}, "delay must be >= 1"),
+    ({"method": "stepwise", "n_init": 3}, "n_init > 1 takes method='batch'"),
+])
+def test_more_bad_options(gmm, opts, words):
+    with pytest.raises(emdsl.errors.EmmDataError, match=words):
+        gmm.fit(x=_blobs(0, n=100), K=3, **opts)

@@ -138,3 +138,17 @@ def test_the_cli_streams_a_file(tmp_path, capsys):
                  "--method", "stepwise", "--batch-size", "50", "--max-iter", "2"])
     assert code == 0
     assert "n_iter 2" in capsys.readouterr().out
+
+
+def test_a_one_shot_iterator_is_a_clear_error(gmm):
+    it = iter([{"x": _blobs(4, n=100)}])
+    with pytest.raises(emdsl.errors.EmmDataError, match="gave no chunks when read again"):
+        gmm.fit(lambda: it, K=3)
+
+
+def test_long_data_report_every_bad_value(gmm):
+    x = _blobs(5, n=140000)
+    x[[10, 100000, 139999], 0] = np.nan
+    with pytest.raises(emdsl.errors.EmmDataError, match=r"has 3 NaN/inf value\(s\), the first "
+                       r"at x\[10, 0\]"):
+        gmm.fit(x=x, K=3)

@@ -296,14 +296,18 @@ def _check_values(cm, v: Var, arr, dims) -> np.ndarray:
     time, so the check's memory is set by the block, not by N."""
     x = np.asarray(arr, dtype=float)
     if v.role == "data" and x.ndim and len(x) > CHECK_ROWS:
+        def bad_total():   # only when reporting: a second pass over the blocks
+            return sum(int((~np.isfinite(x[lo:lo + CHECK_ROWS])).sum())
+                       for lo in range(0, len(x), CHECK_ROWS))
         for lo in range(0, len(x), CHECK_ROWS):
-            _check_block(cm, v, arr[lo:lo + CHECK_ROWS], x[lo:lo + CHECK_ROWS], dims, lo)
+            _check_block(cm, v, arr[lo:lo + CHECK_ROWS], x[lo:lo + CHECK_ROWS], dims, lo,
+                         bad_total)
     else:
         _check_block(cm, v, arr, x, dims, 0)
     return x.astype(np.int64) if v.kind in INT_KINDS else x
 
 
-def _check_block(cm, v: Var, arr, x, dims, offset: int) -> None:
+def _check_block(cm, v: Var, arr, x, dims, offset: int, bad_total=None) -> None:
     """The checks of :func:`_check_values` on rows ``offset``... of ``v`` (``x`` = ``arr``
     as float64)."""
 
@@ -321,7 +325,8 @@ def _check_block(cm, v: Var, arr, x, dims, offset: int) -> None:
 
     bad = ~np.isfinite(x)
     if bad.any():
-        raise _err(cm, v, f"{v.role} '{v.name}' has {int(bad.sum())} NaN/inf value(s), the "
+        total = bad_total() if bad_total is not None else int(bad.sum())
+        raise _err(cm, v, f"{v.role} '{v.name}' has {total} NaN/inf value(s), the "
                    f"first at {at(bad)[0]}", "remove or impute them")
     k = v.kind
     if k in INT_KINDS:

@@ -61,18 +61,22 @@ class Checkpoint:
         for name, a in (arrays or {}).items():
             members.update(_flat(name, a))
         directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+        tmp = None
         try:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
+                                       dir=directory)
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **members)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
+        except OSError as exc:   # the previous checkpoint stays as it was
+            raise EmmDataError(f"cannot write checkpoint '{self.path}': {exc}",
+                               hint="free some space or choose another path") from None
+        finally:
+            if tmp is not None and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise
 
 
 def load(path, ident: dict) -> dict:

@@ -9,7 +9,8 @@ statistics, ``m_step`` maps statistics to params. The drivers here only combine 
   in bounded memory: spans of 16 B items in random order, shuffled within; the fit's
   ``seed``), the running statistics move towards the minibatch's, scaled to the
   data set, s <- (1 - g_t) s + g_t (N / B) s_hat, g_t = (t + 2)^-kappa (kappa in
-  (0.5, 1]; the first minibatch sets s), and the M-step follows. A prior (MAP, or a
+  (0.5, 1]; s starts as the whole data's statistics at the start, one E-step pass, so a
+  category absent from the first minibatch keeps its mass), and the M-step follows. A prior (MAP, or a
   variational factor's) enters the M-step once, with s standing for the whole data set:
   for a conjugate variational model this is stochastic variational inference's step in
   the natural parameters (Hoffman et al. 2013) with rho_t = g_t.
@@ -29,16 +30,19 @@ or memmaps in memory, or a stream of chunks (``emdsl.chunks``), which also takes
 objective at those params in the same pass) and takes one M-step, batch EM exactly. Memory is set by the minibatch and evaluation
 chunks, not by N: the start is the module's ``init`` on a random subset of the items, and
 ``result.posterior[latent]`` (N, K) is computed when first asked for. Models whose local factors need a group's items
-together (LDA's documents) are for stochastic VI (later work) and are refused here.
+together (LDA's documents) take ``method="svi"`` (``svi.py``) or batch in memory.
 """
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import numpy as np
 
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
                     factor_posterior, given_params)
 
-METHODS = ("batch", "stepwise", "incremental")
+class DriverError(ValueError):
+    """A fit option or a combination the online drivers do not take (a user error)."""
 
 
 def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, seed=0,
@@ -49,17 +53,20 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
     state and the random generator's at the end of a pass."""
     grouped = method == "svi" and getattr(mod, "LOCAL_GROUP", None) is not None
     if getattr(mod, "LOCAL_FACTORS", ()) and not grouped:
-        raise ValueError(f"method '{method}' over minibatches or chunks of items updates the "
+        raise DriverError(f"method '{method}' over minibatches or chunks of items updates the "
                          f"global factors from part of the data, but "
                          f"{mod.LOCAL_FACTORS[0]!r} is a factor per group of items (fit it "
                          "in memory with method='batch' or 'svi')")
     if grouped and not hasattr(source, "data"):
-        raise ValueError("method 'svi' takes the data in memory (minibatches of groups)")
+        raise DriverError("method 'svi' takes the data in memory (minibatches of groups)")
     h, n = source.h, source.n
     B = int(batch_size or {"stepwise": min(n, 1000), "svi": 128}.get(method, -(-n // 10)))
     kappa = kappa if kappa is not None else (0.7 if method == "svi" else 0.6)
     delay = delay if delay is not None else 10.0
     rng = np.random.default_rng(seed)
+    if n_init != 1:
+        raise DriverError(f"n_init > 1 takes method='batch' with the data in memory ({method} "
+                          "over minibatches, chunks or partitions runs one start)")
     if resume is None:
         params = _start(source, init, reg, rng, B)
     if grouped:
@@ -122,8 +129,8 @@ def _start(source, init, reg, rng, B) -> dict:
     mod, h = source.mod, source.h
     if init and getattr(mod, "LATENT", None) in init:   # responsibilities of every item
         if not hasattr(source, "data"):
-            raise ValueError("init with responsibilities needs the data in memory, not a "
-                             "stream")
+            raise DriverError("init with responsibilities needs the data in memory as "
+                              "numpy arrays or memmaps")
         st = mod.prepare(source.data, h, source.centre)
         given, complete = given_params(mod, st, h, reg, init)
     else:
@@ -136,29 +143,40 @@ def _start(source, init, reg, rng, B) -> dict:
     return {**mod.init(st, chunk, hc, rng, reg), **given}
 
 
-class _LazyPosterior(dict):
+class _LazyPosterior(Mapping):
     """result.posterior: the q factors at once, the (N, K) responsibilities of the items
-    only when asked for (a streamed fit keeps memory bounded by its blocks)."""
+    computed when first read (a streamed fit keeps memory bounded by its blocks); a
+    mapping like the batch fit's dict (pickled and copied as a plain dict)."""
 
     def __init__(self, source, params):
-        super().__init__(factor_posterior(source.mod, params, source.h))
+        self._items = factor_posterior(source.mod, params, source.h)
         self._source, self._params = source, params
-        if getattr(source, "eager_posterior", False) and source.mod.LATENT:
-            self[source.mod.LATENT] = source.responsibilities(params)
+        self._latent = source.mod.LATENT
+        if getattr(source, "eager_posterior", False) and self._latent:
+            self._items[self._latent] = source.responsibilities(params)
 
-    def __missing__(self, key):
-        if key != self._source.mod.LATENT:
-            raise KeyError(key)
-        self[key] = self._source.responsibilities(self._params)
-        return self[key]
+    def __getitem__(self, key):
+        if key == self._latent and key not in self._items:
+            self._items[key] = self._source.responsibilities(self._params)
+        return self._items[key]
 
-    def __contains__(self, key):
-        return dict.__contains__(self, key) or key == self._source.mod.LATENT
+    def __iter__(self):
+        yield from self._items
+        if self._latent and self._latent not in self._items:
+            yield self._latent
 
-    def keys(self):
-        latent = self._source.mod.LATENT
-        return [*dict.keys(self), *([latent] if latent and not dict.__contains__(self, latent)
-                                    else [])]
+    def __len__(self):
+        return len(self._items) + (1 if self._latent and self._latent not in self._items
+                                   else 0)
+
+    def copy(self) -> dict:
+        return dict(self.items())
+
+    def __reduce__(self):
+        return (dict, (dict(self.items()),))
+
+    def __repr__(self):
+        return f"posterior({', '.join(map(repr, self))})"
 
 
 def _scaled(stats: dict, factor: float) -> dict:
@@ -177,8 +195,6 @@ class _StepwisePass:
     """One shuffled pass of stepwise EM (Cappé & Moulines 2009, eq. 7)."""
 
     def __init__(self, source, kappa, B, rng, delay=2.0):
-        if not 0.5 < kappa <= 1.0:
-            raise ValueError(f"kappa must be in (0.5, 1] for stepwise EM, got {kappa}")
         self.source, self.kappa, self.B, self.rng = source, kappa, B, rng
         self.delay = delay   # g_t = (delay + t)^-kappa: 2 for stepwise EM, SVI's tau
         self.s, self.t = None, 0
@@ -192,12 +208,13 @@ class _StepwisePass:
 
     def __call__(self, params, reg):
         src = self.source
+        if self.s is None:   # the whole data's statistics at the start (one E-step pass)
+            self.s = src.statistics(params)[0]
         for chunk in src.minibatches(self.rng, self.B):
             stats = src.stats(chunk, params)
             m = len(next(chunk[k] for k in src.items if k in chunk))
             s_hat = _scaled(stats, src.n / m)
-            self.s = s_hat if self.s is None else _mix(self.s, s_hat,
-                                                       (self.t + self.delay) ** -self.kappa)
+            self.s = _mix(self.s, s_hat, (self.t + self.delay) ** -self.kappa)
             self.t += 1
             params = src.mod.m_step(self.s, params, src.h, reg)
         return params
@@ -217,6 +234,10 @@ class _IncrementalPass:
 
     def restore(self, saved):
         self.kept = saved.get("kept")
+        blocks = sum(1 for _ in self.source.blocks(self.B))
+        if self.kept is not None and len(self.kept) != blocks:
+            raise DriverError(f"the checkpoint holds {len(self.kept)} blocks of statistics, "
+                              f"this data gives {blocks}: resume with the same chunking")
 
     def __call__(self, params, reg):
         src = self.source

@@ -98,7 +98,12 @@ class StreamSource(_Source):
     def __init__(self, mod, fresh, h, items, size):
         super().__init__(mod, h, size)
         self.fresh, self.items = fresh, items
-        first = next(iter(fresh()))
+        first = next(iter(fresh()), None)
+        if first is None:
+            from .online import DriverError
+            raise DriverError("the stream gave no chunks when read again: a fit reads it on "
+                              "every pass; give a list, a file, or a function that returns a "
+                              "new iterator each time")
         self.centre = getattr(mod, "centring", lambda d, hyp: {})(
             first, self.dims(_items(first, items)))
 

@@ -30,10 +30,6 @@ class SVIPass:
 
     def __init__(self, source, kappa, delay, B, rng, local_iter=100):
         mod = source.mod
-        if not 0.5 < kappa <= 1.0:
-            raise ValueError(f"kappa must be in (0.5, 1] for SVI, got {kappa}")
-        if delay is not None and delay < 0:
-            raise ValueError(f"delay must be >= 0 for SVI, got {delay}")
         self.source, self.kappa, self.delay, self.B, self.rng = source, kappa, delay, B, rng
         self.local_iter = local_iter
         self.group, self.dim = mod.LOCAL_GROUP
@@ -79,6 +75,9 @@ class SVIPass:
             st = mod.prepare(chunk, hc, src.centre)
             if self.local_iter and hasattr(mod, "local_fit"):
                 p_b = mod.local_fit(st, p_b, hc, max_iter=self.local_iter)
+            else:   # local_iter=0: one update of the local factors from the items' q
+                ess = mod.e_step(st, p_b, hc)[1]
+                p_b = mod.m_step(ess, p_b, hc, reg, only=mod.LOCAL_FACTORS)
             _, stats, _ = mod.e_step(st, p_b, hc)
             s_hat = {k: (v if k.startswith("shift_") else np.asarray(v, float) * (self.G / len(groups)))
                      for k, v in stats.items()}

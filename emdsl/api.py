@@ -253,7 +253,10 @@ class Model:
         cm = self.checked
         latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
                        and v.shape), None)
-        first = latent or next(v for v in cm.vars.values() if v.role == "data" and v.shape)
+        first = latent or next((v for v in cm.vars.values() if v.role == "data" and v.shape),
+                               None)
+        if first is None:   # no datum with a plate: nothing to cut into chunks
+            return (), ""
         size = ast.show(first.shape[0])
         return tuple(v.name for v in cm.vars.values() if v.role == "data" and v.shape
                      and ast.show(v.shape[0]) == size), size

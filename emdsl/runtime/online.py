@@ -179,24 +179,14 @@ class _LazyPosterior(Mapping):
         return f"posterior({', '.join(map(repr, self))})"
 
 
-def _scaled(stats: dict, factor: float) -> dict:
-    """Statistics times ``factor`` (the shifts, the fit's own centre, unchanged)."""
-    return {k: (v if k.startswith("shift_") else np.asarray(v, dtype=float) * factor)
-            for k, v in stats.items()}
+class RunningStatistics:
+    """Statistics s moved towards each minibatch's, scaled to the data set:
+    s <- (1 - g_t) s + g_t (n / m) s_hat, g_t = (delay + t)^-kappa (stepwise EM: delay 2;
+    SVI: its tau). Entries whose shape changes between minibatches (a group's local
+    statistics) are the newest minibatch's; the shifts are the fit's own."""
 
-
-def _mix(old: dict, new: dict, g: float) -> dict:
-    """(1 - g) old + g new, field by field (the shifts agree and are kept)."""
-    return {k: (v if k.startswith("shift_") else (1.0 - g) * np.asarray(v, dtype=float)
-                + g * np.asarray(new[k], dtype=float)) for k, v in old.items()}
-
-
-class _StepwisePass:
-    """One shuffled pass of stepwise EM (Cappé & Moulines 2009, eq. 7)."""
-
-    def __init__(self, source, kappa, B, rng, delay=2.0):
-        self.source, self.kappa, self.B, self.rng = source, kappa, B, rng
-        self.delay = delay   # g_t = (delay + t)^-kappa: 2 for stepwise EM, SVI's tau
+    def __init__(self, kappa, delay):
+        self.kappa, self.delay = kappa, delay
         self.s, self.t = None, 0
 
     def state(self) -> dict:
@@ -206,17 +196,31 @@ class _StepwisePass:
     def restore(self, saved):
         self.s, self.t = saved.get("stats"), saved["values"]["t"]
 
+    def step(self, stats: dict, scale: float) -> dict:
+        g = (self.delay + self.t) ** -self.kappa
+        self.s = {k: (v if k.startswith("shift_") else
+                      np.asarray(v, dtype=float) * scale if np.shape(v) != np.shape(self.s[k])
+                      else (1.0 - g) * self.s[k] + g * scale * np.asarray(v, dtype=float))
+                  for k, v in stats.items()}
+        self.t += 1
+        return self.s
+
+
+class _StepwisePass(RunningStatistics):
+    """One shuffled pass of stepwise EM (Cappé & Moulines 2009, eq. 7)."""
+
+    def __init__(self, source, kappa, B, rng, delay=2.0):
+        super().__init__(kappa, delay)
+        self.source, self.B, self.rng = source, B, rng
+
     def __call__(self, params, reg):
         src = self.source
         if self.s is None:   # the whole data's statistics at the start (one E-step pass)
             self.s = src.statistics(params)[0]
         for chunk in src.minibatches(self.rng, self.B):
-            stats = src.stats(chunk, params)
             m = len(next(chunk[k] for k in src.items if k in chunk))
-            s_hat = _scaled(stats, src.n / m)
-            self.s = _mix(self.s, s_hat, (self.t + self.delay) ** -self.kappa)
-            self.t += 1
-            params = src.mod.m_step(self.s, params, src.h, reg)
+            s = self.step(src.stats(chunk, params), src.n / m)
+            params = src.mod.m_step(s, params, src.h, reg)
         return params
 
 

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from .online import RunningStatistics
 
-class SVIPass:
+
+class SVIPass(RunningStatistics):
     """One pass of SVI over the groups of an in-memory source."""
 
     def __init__(self, source, kappa, delay, B, rng, local_iter=100):
+        super().__init__(kappa, delay)
         mod = source.mod
-        self.source, self.kappa, self.delay, self.B, self.rng = source, kappa, delay, B, rng
+        self.source, self.B, self.rng = source, B, rng
         self.local_iter = local_iter
         self.group, self.dim = mod.LOCAL_GROUP
         groups = np.asarray(source.data[self.group], dtype=np.int64)
@@ -39,14 +42,6 @@ class SVIPass:
         self.starts = np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=self.G))])
         self.local = [f"{v}.{f}" for v in mod.LOCAL_FACTORS for f in mod.Q_FACTORS[v]["fields"]]
         self.globals = tuple(v for v in mod.Q_FACTORS if v not in mod.LOCAL_FACTORS)
-        self.s, self.t = None, 0
-
-    def state(self) -> dict:
-        return {"arrays": {"stats": self.s} if self.s is not None else {},
-                "values": {"t": self.t}}
-
-    def restore(self, saved):
-        self.s, self.t = saved.get("stats"), saved["values"]["t"]
 
     def minibatch(self, groups, params):
         """(data, dims, params) of the items of ``groups`` (sorted), renumbered 0..b-1."""
@@ -79,14 +74,8 @@ class SVIPass:
                 ess = mod.e_step(st, p_b, hc)[1]
                 p_b = mod.m_step(ess, p_b, hc, reg, only=mod.LOCAL_FACTORS)
             _, stats, _ = mod.e_step(st, p_b, hc)
-            s_hat = {k: (v if k.startswith("shift_") else np.asarray(v, float) * (self.G / len(groups)))
-                     for k, v in stats.items()}
-            rho = (self.delay + self.t) ** -self.kappa
-            self.s = {
-                k: (v if k.startswith("shift_") or np.shape(v) != np.shape(self.s[k])
-                    else (1.0 - rho) * self.s[k] + rho * v) for k, v in s_hat.items()}
-            self.t += 1
-            new = mod.m_step(self.s, params, src.h, reg, only=self.globals)
+            s = self.step(stats, self.G / len(groups))
+            new = mod.m_step(s, params, src.h, reg, only=self.globals)
             params = {**params, **{k: v for k, v in new.items() if k not in self.local}}
             for k in self.local:   # the minibatch's local factors, kept
                 params[k] = np.array(params[k], dtype=float)

@@ -291,20 +291,24 @@ CHECK_ROWS = 65536   # data are checked block by block (a memmap is never read w
 
 
 def _check_values(cm, v: Var, arr, dims) -> np.ndarray:
-    """Finite and in the support of ``v``'s type; int64 for integer kinds, else float64 (a
-    float64 array or memmap is not copied). Long data are checked CHECK_ROWS rows at a
-    time, so the check's memory is set by the block, not by N."""
-    x = np.asarray(arr, dtype=float)
-    if v.role == "data" and x.ndim and len(x) > CHECK_ROWS:
+    """Finite and in the support of ``v``'s type; int64 for integer kinds, else float64 (an
+    array or memmap already of that type is not copied). Long data are checked CHECK_ROWS
+    rows at a time (each block converted on its own), so the check's memory is set by the
+    block, not by N."""
+    arr = np.asarray(arr)
+    if v.role == "data" and arr.ndim and len(arr) > CHECK_ROWS:
+        def block(lo):
+            return np.asarray(arr[lo:lo + CHECK_ROWS], dtype=float)
+
         def bad_total():   # only when reporting: a second pass over the blocks
-            return sum(int((~np.isfinite(x[lo:lo + CHECK_ROWS])).sum())
-                       for lo in range(0, len(x), CHECK_ROWS))
-        for lo in range(0, len(x), CHECK_ROWS):
-            _check_block(cm, v, arr[lo:lo + CHECK_ROWS], x[lo:lo + CHECK_ROWS], dims, lo,
-                         bad_total)
+            return sum(int((~np.isfinite(block(lo))).sum())
+                       for lo in range(0, len(arr), CHECK_ROWS))
+        for lo in range(0, len(arr), CHECK_ROWS):
+            _check_block(cm, v, arr[lo:lo + CHECK_ROWS], block(lo), dims, lo, bad_total)
     else:
-        _check_block(cm, v, arr, x, dims, 0)
-    return x.astype(np.int64) if v.kind in INT_KINDS else x
+        _check_block(cm, v, arr, np.asarray(arr, dtype=float), dims, 0)
+    want = np.int64 if v.kind in INT_KINDS else np.float64
+    return arr if arr.dtype == want else arr.astype(want)
 
 
 def _check_block(cm, v: Var, arr, x, dims, offset: int, bad_total=None) -> None:

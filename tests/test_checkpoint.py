@@ -54,16 +54,19 @@ def test_a_resumed_fit_is_bit_identical(gmm, tmp_path, method, extra, stream):
         assert np.array_equal(resumed.params[k], full.params[k]), k
 
 
-@pytest.mark.parametrize("method", ["batch", "stepwise"])
+@pytest.mark.parametrize("method", ["batch", "stepwise", "svi"])
 def test_a_cli_fit_killed_with_sigkill_resumes_bit_identically(tmp_path, method):
-    x = _blobs(1, n=50000 if method == "batch" else 20000)
-    np.save(tmp_path / "x.npy", x)
-    passes = 300 if method == "batch" else 5   # a run of a second or two
-    base = [sys.executable, "-m", "emdsl", "fit", str(MODELS / "gaussian_mixture.emm"),
-            "--data", str(tmp_path / "x.npy"), "--set", "K=3", "--seed", "0", "--tol", "0",
-            "--max-iter", str(passes), "--method", method]
-    if method == "stepwise":
-        base += ["--batch-size", "50"]
+    passes = {"batch": 300, "stepwise": 5, "svi": 8}[method]   # a run of a second or two
+    if method == "svi":   # LDA on Reuters, minibatches of 32 documents
+        model, data, sets = MODELS / "lda.emm", MODELS / "data" / "reuters.ldac", "K=10"
+    else:
+        x = _blobs(1, n=50000 if method == "batch" else 20000)
+        np.save(tmp_path / "x.npy", x)
+        model, data, sets = MODELS / "gaussian_mixture.emm", tmp_path / "x.npy", "K=3"
+    base = [sys.executable, "-m", "emdsl", "fit", str(model), "--data", str(data), "--set",
+            sets, "--seed", "0", "--tol", "0", "--max-iter", str(passes), "--method", method]
+    if method != "batch":
+        base += ["--batch-size", "50" if method == "stepwise" else "32"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(base + ["-o", str(tmp_path / "full.json")], check=True, env=env,
                    capture_output=True)

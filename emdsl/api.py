@@ -184,6 +184,7 @@ class Model:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
         method = opts.pop("method")
+        bar = self._progress(kwargs, opts)
         self._checkpointing(method, h, opts, "dask arrays" if dask_data else
                             "a stream" if bound is None else "arrays in memory")
         try:
@@ -211,6 +212,26 @@ class Model:
             raise EmmFitError(f"the given values do not fit together: {exc}",
                               hint="check that vector hypers have the sizes the model's types "
                               "give them (e.g. `alpha : pos[K]` for a `simplex[K]`)") from None
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _progress(self, values, opts):
+        """With verbose=True on a terminal, a progress bar (pass, items per second, the
+        objective) instead of printed lines; None otherwise."""
+        import sys
+        if not opts.get("verbose") or not sys.stderr.isatty():
+            return None
+        from .progress import Progress
+        bar = Progress(self, values, opts.get("max_iter"))
+        user = opts.get("callback")
+
+        def both(it, value, params):
+            bar.update(it, value, params)
+            if user is not None:
+                user(it, value, params)
+        opts["callback"], opts["verbose"] = both, False
+        return bar
 
     def _checkpointing(self, method, h, opts, source_kind) -> None:
         """Replace the checkpoint / resume paths in ``opts`` by a Checkpoint and the saved

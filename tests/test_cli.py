@@ -354,3 +354,20 @@ def test_the_progress_line_shows_pass_items_per_second_and_objective(capsys):
     bar.close()
     err = capsys.readouterr().err
     assert "pass     2  objective -1200.25  change 34.2" in err and "items/s" in err
+
+
+def test_verbose_fits_show_the_progress_line_on_a_terminal(monkeypatch, capsys):
+    """verbose=True on a terminal: the progress report (not printed lines); a user's
+    callback still runs."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setitem(sys.modules, "tqdm", None)   # the plain line, tqdm or not
+    seen = []
+    model = emdsl.load(GMM)
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(x=x, K=2, max_iter=3, tol=0.0, verbose=True,
+                  callback=lambda it, v, p: seen.append(it))
+    out = capsys.readouterr()
+    assert seen == [0, 1, 2] and "pass     3  objective" in out.err and "iter" not in out.out

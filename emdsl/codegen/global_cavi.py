@@ -157,7 +157,8 @@ class _GlobalWriter:
                 src = {0: f"float(np.sum({fy}))", 1: f"X_{y}.T @ {fy}",
                        2: f"(X_{y} * {fy}[:, None]).T @ X_{y}"}[t.power]
                 if stmt.group:
-                    src = f"np.bincount(group_{y}, weights={fy}, minlength=int({known(stmt.groups)}))"
+                    src = (f"np.bincount(group_{y}, weights={fy}, "
+                           f"minlength=int({known(stmt.groups)}))")
                 s(f'st["stats"]["{t.key}"] = {src}  # sum f(y) x^({t.power}), f = {t.f}'
                   + (", per group" if stmt.group else ""))
         s("return st")

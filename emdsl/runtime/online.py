@@ -10,8 +10,9 @@ statistics, ``m_step`` maps statistics to params. The drivers here only combine 
   ``seed``), the running statistics move towards the minibatch's, scaled to the
   data set, s <- (1 - g_t) s + g_t (N / B) s_hat, g_t = (t + 2)^-kappa (kappa in
   (0.5, 1]; s starts as the whole data's statistics at the start, one E-step pass, so a
-  category absent from the first minibatch keeps its mass), and the M-step follows. A prior (MAP, or a
-  variational factor's) enters the M-step once, with s standing for the whole data set:
+  category absent from the first minibatch keeps its mass), and the M-step follows. A
+  prior (MAP, or a variational factor's) enters the M-step once, with s standing for
+  the whole data set:
   for a conjugate variational model this is stochastic variational inference's step in
   the natural parameters (Hoffman et al. 2013) with rho_t = g_t.
 - **incremental** (Neal & Hinton 1998): the items are split into blocks of B; the
@@ -27,10 +28,11 @@ E-step over the data, block by block, no M-step), so ``result.elbo`` has one ent
 pass and is comparable to batch EM's. Data come from a source (``sources.py``): arrays
 or memmaps in memory, or a stream of chunks (``emdsl.chunks``), which also takes
 ``method="batch"``: each iteration sums every chunk's statistics at the same params (the
-objective at those params in the same pass) and takes one M-step, batch EM exactly. Memory is set by the minibatch and evaluation
-chunks, not by N: the start is the module's ``init`` on a random subset of the items, and
-``result.posterior[latent]`` (N, K) is computed when first asked for. Models whose local factors need a group's items
-together (LDA's documents) take ``method="svi"`` (``svi.py``) or batch in memory.
+objective at those params in the same pass) and takes one M-step, batch EM exactly.
+Memory is set by the minibatch and evaluation chunks, not by N: the start is the module's
+``init`` on a random subset of the items, and ``result.posterior[latent]`` (N, K) is
+computed when first asked for. Models whose local factors need a group's items together
+(LDA's documents) take ``method="svi"`` (``svi.py``) or batch in memory.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ import numpy as np
 
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
                     factor_posterior, given_params)
+
 
 class DriverError(ValueError):
     """A fit option or a combination the online drivers do not take (a user error)."""

@@ -14,8 +14,8 @@ CAVI step), so the first steps move from the start, as lambda_0 does in Hoffman 
 instead of replacing it by one minibatch's. Measured (bench/svi_lda.py, perplexity after
 one pass of 20,000 synthetic documents): 397 from this start, 448 with 10 local sweeps
 for it, 458 from the starting factors' plain E-step; zero statistics (the prior) gave
-2014 instead of 1865 on Reuters. The
-local factors of the minibatch's groups are kept, so the fit's params hold every group's.
+2014 instead of 1865 on Reuters. The local factors of the minibatch's groups are kept,
+so the fit's params hold every group's.
 After each pass the objective is the ELBO of the whole data set at the current factors
 (every group's local factors as its last minibatch left them; one E-step over the data,
 prepared once).

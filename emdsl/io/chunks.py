@@ -18,7 +18,6 @@ same data, the same dims); later passes only convert them.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -109,19 +108,15 @@ def _npz(path: Path, cm, items: tuple, rows: int):
 
 
 def _csv(path: Path, cm, rows: int):
-    from .datafiles import csv_arrays
+    from .datafiles import csv_arrays, csv_rows
     data_vars = [v for v in cm.vars.values() if v.role == "data"]
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
         header, chunk = None, []
-        for r in reader:
-            cells = [c.strip() for c in r]
-            if not any(cells):
-                continue
+        for line, cells in csv_rows(fh):
             if header is None:
                 header = cells
                 continue
-            chunk.append((reader.line_num, cells))
+            chunk.append((line, cells))
             if len(chunk) == rows:
                 yield csv_arrays(path, header, chunk, data_vars)
                 chunk = []

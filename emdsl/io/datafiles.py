@@ -95,12 +95,19 @@ def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[
 
 def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        rows = [(reader.line_num, [c.strip() for c in r]) for r in reader
-                if any(c.strip() for c in r)]
+        rows = list(csv_rows(fh))
     if len(rows) < 2:
         raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
     return csv_arrays(path, rows[0][1], rows[1:], data_vars)
+
+
+def csv_rows(fh):
+    """(line number, stripped cells) of the non-blank rows of an open CSV file."""
+    reader = csv.reader(fh)
+    for r in reader:
+        cells = [c.strip() for c in r]
+        if any(cells):
+            yield reader.line_num, cells
 
 
 def csv_arrays(path: Path, header: list, rows: list, data_vars) -> dict[str, np.ndarray]:

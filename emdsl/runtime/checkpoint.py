@@ -39,15 +39,15 @@ def identity(model_name: str, source: str, method: str, n: int, options: dict) -
 
 
 class Checkpoint:
-    """Saves a fit's state every ``every`` iterations to ``path`` (None: never)."""
+    """Saves a fit's state every ``every`` iterations to ``path``."""
 
     def __init__(self, path, every: int, ident: dict):
-        self.path = Path(path) if path is not None else None
+        self.path = Path(path)
         self.every, self.ident = max(int(every or 1), 1), ident
 
     def due(self, iteration: int) -> bool:
         """Whether the state after ``iteration`` (1-based count of those done) is saved."""
-        return self.path is not None and iteration % self.every == 0
+        return iteration % self.every == 0
 
     def save(self, iteration: int, params: dict, trace: list, rng=None, arrays=None,
              values=None) -> None:

@@ -38,18 +38,22 @@ def _module(code: str, key: str):
     return mod
 
 
-def _local(code, key, chunk, hc, centre, params):
-    """(statistics, log likelihood) of one partition, on the worker that holds it."""
+def _e_step(code, key, chunk, hc, centre, params):
+    """(module, prepared partition, its e_step) on the worker that holds the partition."""
     mod = _module(code, key)
     st = mod.prepare(chunk, hc, centre)
-    _, stats, loglik = mod.e_step(st, params, hc)
+    return mod, st, mod.e_step(st, params, hc)
+
+
+def _local(code, key, chunk, hc, centre, params):
+    """(statistics, log likelihood) of one partition."""
+    _, _, (_, stats, loglik) = _e_step(code, key, chunk, hc, centre, params)
     return stats, float(loglik)
 
 
 def _resp(code, key, chunk, hc, centre, params):
-    mod = _module(code, key)
-    st = mod.prepare(chunk, hc, centre)
-    resp = mod.e_step(st, params, hc)[0]
+    """The responsibilities of one partition's items."""
+    mod, st, (resp, _, _) = _e_step(code, key, chunk, hc, centre, params)
     return np.ascontiguousarray(getattr(mod, "item_resp", lambda st, r: r)(st, resp))
 
 
@@ -80,8 +84,8 @@ class DaskSource(_Source):
         self.rest = {k: (np.asarray(v.compute()) if is_dask(v) else v)
                      for k, v in data.items() if k not in items}
         self.sizes = list(rows)
-        self.parts = [{k: a.to_delayed().ravel()[i] for k, a in arrays.items()}
-                      for i in range(len(rows))]
+        delayed = {k: a.to_delayed().ravel() for k, a in arrays.items()}
+        self.parts = [{k: d[i] for k, d in delayed.items()} for i in range(len(rows))]
         first = self.partition(0)
         self.centre = getattr(mod, "centring", lambda d, hyp: {})(first, self.dims(rows[0]))
 

@@ -42,6 +42,7 @@ import numpy as np
 
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
                     factor_posterior, given_params)
+from .sources import count_items
 
 
 class DriverError(ValueError):
@@ -141,7 +142,7 @@ def _start(source, init, reg, rng, B) -> dict:
     if complete:
         return dict(given)
     chunk = source.start(rng, max(10 * B, 20000))
-    hc = source.dims(len(next(chunk[k] for k in source.items if k in chunk)))
+    hc = source.dims(count_items(chunk, source.items))
     st = mod.prepare(chunk, hc, source.centre)
     return {**mod.init(st, chunk, hc, rng, reg), **given}
 
@@ -221,8 +222,7 @@ class _StepwisePass(RunningStatistics):
         if self.s is None:   # the whole data's statistics at the start (one E-step pass)
             self.s = src.statistics(params)[0]
         for chunk in src.minibatches(self.rng, self.B):
-            m = len(next(chunk[k] for k in src.items if k in chunk))
-            s = self.step(src.stats(chunk, params), src.n / m)
+            s = self.step(src.stats(chunk, params), src.n / count_items(chunk, src.items))
             params = src.mod.m_step(s, params, src.h, reg)
         return params
 

@@ -30,7 +30,7 @@ class _Source:
 
     def e_step(self, chunk, params):
         """(prepared chunk, (resp, statistics, log likelihood)) of a chunk's items."""
-        hc = self.dims(_items(chunk, self.items))
+        hc = self.dims(count_items(chunk, self.items))
         st = self.mod.prepare(chunk, hc, self.centre)
         return st, self.mod.e_step(st, params, hc)
 
@@ -105,13 +105,13 @@ class StreamSource(_Source):
                               "every pass; give a list, a file, or a function that returns a "
                               "new iterator each time")
         self.centre = getattr(mod, "centring", lambda d, hyp: {})(
-            first, self.dims(_items(first, items)))
+            first, self.dims(count_items(first, items)))
 
     def minibatches(self, rng, B):
         """The chunks in the stream's order, the items of each permuted and cut into
         minibatches of B."""
         for chunk in self.fresh():
-            m = _items(chunk, self.items)
+            m = count_items(chunk, self.items)
             rows = rng.permutation(m)
             for lo in range(0, m, B):
                 idx = np.sort(rows[lo:lo + B])
@@ -127,5 +127,6 @@ class StreamSource(_Source):
         return next(iter(self.fresh()))
 
 
-def _items(chunk: dict, items: tuple) -> int:
+def count_items(chunk: dict, items: tuple) -> int:
+    """The number of items in ``chunk`` (the length of its item-indexed data)."""
     return next(len(chunk[k]) for k in items if k in chunk)

@@ -14,6 +14,7 @@ from scipy import special, stats
 
 import emdsl
 from emdsl.runtime.batch import ConvergenceWarning, ObjectiveDecreaseWarning
+from test_variational_scalar import _elbo_at, _elog_dir, _softmax_rows
 
 HEAD = """model M
 dim N
@@ -62,12 +63,6 @@ for n in 1:N {
 """
 
 
-def _softmax_rows(L):
-    L = L - L.max(1, keepdims=True)
-    R = np.exp(L)
-    return R / R.sum(1, keepdims=True)
-
-
 def _normal_mixture_statistics(x, R, h):
     """N_k, the component means and the two terms of the Normal-Gamma scale update:
     N_k S_k (within) + beta0 N_k / (beta0 + N_k) (xbar_k - m0)^2 (between)."""
@@ -88,26 +83,29 @@ def _posterior_by_hand(x, R, h):
                "mu.mean": (h["beta0"] * h["m0"] + N * xbar) / beta, "mu.var": 1 / beta}, sq
 
 
+def _responsibilities(x, q, e_prec, e_log_prec):
+    """The E-step by hand: E[log N(x | mu, 1/prec)] = (E[log prec] - log 2 pi
+    - E[prec] (x - m)^2 - var) / 2, with q(mu | prec) = N(m, var / prec)."""
+    m, v = q["mu.mean"], q["mu.var"]
+    L = _elog_dir(q["weights.concentration"]) + 0.5 * (
+        e_log_prec - np.log(2 * np.pi) - e_prec * (x[:, None] - m) ** 2 - v)
+    return _softmax_rows(L)
+
+
 def _normal_gamma_by_hand(x, q, h):
-    """E-step: E[log N(x | mu, 1/tau)] = (E[log tau] - log 2 pi - E[tau] (x - m)^2 - 1/beta) / 2."""
-    a, b, m, v = q["tau.shape"], q["tau.rate"], q["mu.mean"], q["mu.var"]
-    e_tau, e_logtau = a / b, special.digamma(a) - np.log(b)
-    al = q["weights.concentration"]
-    L = special.digamma(al) - special.digamma(al.sum()) + 0.5 * (
-        e_logtau - np.log(2 * np.pi) - e_tau * (x[:, None] - m) ** 2 - v)
-    N, out, sq = _posterior_by_hand(x, _softmax_rows(L), h)
+    """q(tau) = Gamma(a, b): E[tau] = a / b, E[log tau] = digamma(a) - log b."""
+    a, b = q["tau.shape"], q["tau.rate"]
+    R = _responsibilities(x, q, a / b, special.digamma(a) - np.log(b))
+    N, out, sq = _posterior_by_hand(x, R, h)
     return {**out, "tau.shape": h["a0"] + N / 2, "tau.rate": h["b0"] + sq / 2}
 
 
 def _normal_invgamma_by_hand(x, q, h):
     """q(s2) = InvGamma(a, b): E[1/s2] = a / b, E[log s2] = log b - digamma(a); q(mu | s2)
     = N(m, s2 / beta): the same statistics, the update of the variance's scale as above."""
-    a, b, m, v = q["s2.shape"], q["s2.scale"], q["mu.mean"], q["mu.var"]
-    e_inv, e_log = a / b, np.log(b) - special.digamma(a)
-    al = q["weights.concentration"]
-    L = special.digamma(al) - special.digamma(al.sum()) + 0.5 * (
-        -e_log - np.log(2 * np.pi) - e_inv * (x[:, None] - m) ** 2 - v)
-    N, out, sq = _posterior_by_hand(x, _softmax_rows(L), h)
+    a, b = q["s2.shape"], q["s2.scale"]
+    R = _responsibilities(x, q, a / b, special.digamma(a) - np.log(b))
+    N, out, sq = _posterior_by_hand(x, R, h)
     return {**out, "s2.shape": h["a0"] + N / 2, "s2.scale": h["b0"] + sq / 2}
 
 
@@ -115,12 +113,9 @@ def _shared_precision_by_hand(x, q, h):
     """One tau for all components: q(tau) = Gamma(a0 + N / 2, b0 + sum_k (N_k S_k +
     beta0 N_k (xbar_k - m0)^2 / (beta0 + N_k)) / 2); the K prior terms' 1/2 log tau
     cancel against the entropies of the q(mu_k | tau)."""
-    a, b, m, v = q["tau.shape"], q["tau.rate"], q["mu.mean"], q["mu.var"]
-    e_tau, e_logtau = a / b, special.digamma(a) - np.log(b)
-    al = q["weights.concentration"]
-    L = special.digamma(al) - special.digamma(al.sum()) + 0.5 * (
-        e_logtau - np.log(2 * np.pi) - e_tau * (x[:, None] - m) ** 2 - v)
-    N, out, sq = _posterior_by_hand(x, _softmax_rows(L), h)
+    a, b = q["tau.shape"], q["tau.rate"]
+    R = _responsibilities(x, q, a / b, special.digamma(a) - np.log(b))
+    N, out, sq = _posterior_by_hand(x, R, h)
     return {**out, "tau.shape": h["a0"] + N.sum() / 2, "tau.rate": h["b0"] + sq.sum() / 2}
 
 
@@ -160,13 +155,6 @@ def test_one_sweep_equals_the_updates_written_by_hand(models, name):
     assert set(theirs) == set(ours)
     for k, v in theirs.items():
         np.testing.assert_allclose(ours[k], v, rtol=1e-9, err_msg=k)
-
-
-def _elbo_at(mod, st, h, R, q):
-    """The ELBO with q(z) = R and the globals at q: L(R*(q), q) - sum_n KL(R_n || R*_n)."""
-    Rstar, _, loglik = mod.e_step(st, q, h)
-    gap = np.sum(special.xlogy(R, R) - special.xlogy(R, Rstar))
-    return loglik + mod.log_prior(q, h) - gap
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -12,6 +12,7 @@ from .frontend import ast
 from .frontend.check import FIT_OPTIONS
 from .errors import EmmDataError, EmmError, EmmFitError
 from .runtime import batch
+from .runtime import online
 from .runtime.online import DriverError
 
 
@@ -76,9 +77,9 @@ def _fit_options(opts: dict) -> dict:
     if opts.get("kappa", 1.0) > 1.0:
         raise EmmDataError(f"fit option kappa must be in (0.5, 1], got {opts['kappa']!r}")
     if method in ("stepwise", "svi"):   # the defaults, explicit (a checkpoint records them)
-        opts.setdefault("kappa", 0.7 if method == "svi" else 0.6)
+        opts.setdefault("kappa", online.KAPPA[method])
     if method == "svi":
-        opts.setdefault("delay", 10.0)
+        opts.setdefault("delay", online.DELAY)
     number("local_iter", int, 0)
     number("n_init", int, 1)
     number("tol", float, 0.0)
@@ -285,7 +286,6 @@ class Model:
     def _fit_online(self, method, source, opts):
         """Stepwise / incremental EM, or batch EM over a stream (runtime/online.py)."""
         import warnings
-        from .runtime import online
         result = online.run(self.module, source, method=method, **opts)
         for w in result.warnings:
             warnings.warn(w[1], w[0], stacklevel=3)

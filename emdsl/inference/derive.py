@@ -218,12 +218,12 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
     names = [n for n in cm.vars if any(r.param == n for fm in vforms for r in fm.emission.refs)]
     qs = [scalar_q(cm, n, report.priors[n], symbols) for n in names]
     latent = {symbols[n] for n in variational if n in symbols}
-    pair_up(cm, report, qs, structured or {}, symbols)
-    hierarchical(cm, report, qs, latent, symbols)
+    pair_up(cm, report.priors, qs, structured or {}, symbols)
+    hierarchical(cm, report.priors, qs, latent, symbols)
     children = [q for q in qs if q.given is not None]
     attach_messages(cm, qs, vforms, only=children)   # functions of their partners
     for q in children:
-        finish_pair(cm, report, q)
+        finish_pair(cm, report.priors, q)
     attach_messages(cm, qs, vforms, only=[q for q in qs if q.given is None])
     for fm in vforms:
         fm.q_eta = tuple(expected(e, qs, fm.shift) for e in fm.eta)

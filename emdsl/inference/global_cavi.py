@@ -29,7 +29,6 @@ parents hearing the children's expectations summed over the groups).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import sympy as sp
 
@@ -151,7 +150,7 @@ def derive_global(plan, view, names) -> GlobalCAVI:
     scalars = [scalar_q(cm, n, priors[n], symbols) for n in scalars_names]
     latent_syms = {symbols[n] for n in names if n in symbols}
     # priors whose arguments are latents: mean-field parents (variational_links)
-    hierarchical(cm, SimpleNamespace(priors=priors), scalars, latent_syms, symbols)
+    hierarchical(cm, priors, scalars, latent_syms, symbols)
     stmts = [_statement(cm, f, vector, symbols, grouped) for f in data_factors]
     # B symbols and the scalar latents' messages: sum_ij g_ij B_ij, plus w's prior
     Q = sum(t.g * t.B for st_ in stmts for t in st_.terms)

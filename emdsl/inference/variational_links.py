@@ -51,14 +51,14 @@ class ScalarPair:
 
 
 # ----------------------------------------------------------------------------- hierarchical
-def hierarchical(cm, report, qs: list, latent: set, symbols) -> None:
+def hierarchical(cm, priors: dict, qs: list, latent: set, symbols) -> None:
     """Priors whose arguments are latents other than a structured partner: the parent gets
     a q factor of its own (appended to ``qs``) and the children's prior messages."""
     by_var = {q.var: q for q in qs}
     todo = list(qs)
     while todo:
         q = todo.pop(0)
-        pf = report.priors[q.var]
+        pf = priors[q.var]
         partner = q.given.var if q.given is not None else None
         for u in sorted({str(u) for a in q.prior for u in a.free_symbols & latent} - {partner}):
             if partner is not None:
@@ -69,7 +69,7 @@ def hierarchical(cm, report, qs: list, latent: set, symbols) -> None:
                 raise _error(cm, pf, f"a hierarchical prior: '{pf.text.strip()}' has latent "
                              f"'{u}' with a plate or a vector value in its arguments",
                              f"give '{u}' a single scalar value per model")
-            parent = _q_of(cm, report, u, qs, by_var, symbols, todo)
+            parent = _q_of(cm, priors, u, qs, by_var, symbols, todo)
             q.parents.append(parent)
             logp = sp.expand(sp.expand_log(pf.family.log_density(q.symbol, *q.prior), force=True))
             c = _coefficients(cm, pf, logp, parent, f"give '{u}' the conjugate prior of "
@@ -79,10 +79,10 @@ def hierarchical(cm, report, qs: list, latent: set, symbols) -> None:
                 (q, tuple(sp.factor_terms(sp.expand(expected(cj, others))) for cj in c)))
 
 
-def _q_of(cm, report, u: str, qs: list, by_var: dict, symbols, todo=None) -> ScalarQ:
+def _q_of(cm, priors: dict, u: str, qs: list, by_var: dict, symbols, todo=None) -> ScalarQ:
     """u's ScalarQ, made (and appended to ``qs``) on first use."""
     if u not in by_var:
-        by_var[u] = scalar_q(cm, u, report.priors[u], symbols)
+        by_var[u] = scalar_q(cm, u, priors[u], symbols)
         qs.append(by_var[u])
         if todo is not None:
             todo.append(by_var[u])
@@ -100,14 +100,14 @@ def _coefficients(cm, pf, expr, q: ScalarQ, hint: str) -> tuple:
 
 
 # ----------------------------------------------------------------------------- structured
-def pair_up(cm, report, qs: list, children: dict, symbols) -> None:
+def pair_up(cm, priors: dict, qs: list, children: dict, symbols) -> None:
     """Join each structured child v (``children``: v -> u) of ``qs`` with its partner's
     ScalarQ (made if u is in no statement's arguments), and put v before u."""
     by_var = {q.var: q for q in qs}
     for v, u in children.items():
         if v not in by_var:
             continue
-        q, pf = by_var[v], report.priors[v]
+        q, pf = by_var[v], priors[v]
         uv = cm.vars[u]
         if uv.elem_rank:
             raise _error(cm, pf, f"the structured factor q({v}, {u}) with a vector-valued "
@@ -121,18 +121,18 @@ def pair_up(cm, report, qs: list, children: dict, symbols) -> None:
             raise _error(cm, pf, f"the structured factor q({v}, {u}): '{u}' must be one value "
                          f"per element of '{v}' (indexed as '{v}' is) or a single value",
                          f"write '{u}' with the indices of '{v}'")
-        q.given = _q_of(cm, report, u, qs, by_var, symbols)
+        q.given = _q_of(cm, priors, u, qs, by_var, symbols)
     for q in [q for q in qs if q.given is not None]:
         if qs.index(q) > qs.index(q.given):
             qs.remove(q)
             qs.insert(qs.index(q.given), q)
 
 
-def finish_pair(cm, report, q: ScalarQ) -> None:
+def finish_pair(cm, priors: dict, q: ScalarQ) -> None:
     """q(v | u) of a structured ``q`` whose messages (functions of u) are attached: the
     coefficients a_ji, the stored parameters f(a) and the scalings w(u); then u's message
     from v's prior, the coefficients of T(u) in -KL(q(v | u) || p(v | u))."""
-    u, pf = q.given, report.priors[q.var]
+    u, pf = q.given, priors[q.var]
     basis = (sp.Integer(1),) + tuple(u.T)
     hint = (f"q({q.var} | {u.var}) is in {q.family} only when each statement's and the prior's "
             f"coefficients of {q.var}'s statistics are combinations of 1 and "

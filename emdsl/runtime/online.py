@@ -45,6 +45,10 @@ from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _re
 from .sources import count_items
 
 
+KAPPA = {"stepwise": 0.6, "svi": 0.7}   # default step size exponents
+DELAY = 10.0                             # SVI's default delay (scikit-learn's learning_offset)
+
+
 class DriverError(ValueError):
     """A fit option or a combination the online drivers do not take (a user error)."""
 
@@ -65,8 +69,8 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
         raise DriverError("method 'svi' takes the data in memory (minibatches of groups)")
     h, n = source.h, source.n
     B = int(batch_size or {"stepwise": min(n, 1000), "svi": 128}.get(method, -(-n // 10)))
-    kappa = kappa if kappa is not None else (0.7 if method == "svi" else 0.6)
-    delay = delay if delay is not None else 10.0
+    kappa = kappa if kappa is not None else KAPPA.get(method, KAPPA["stepwise"])
+    delay = delay if delay is not None else DELAY
     rng = np.random.default_rng(seed)
     if n_init != 1:
         raise DriverError(f"n_init > 1 takes method='batch' with the data in memory ({method} "

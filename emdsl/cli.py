@@ -433,7 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="step size exponent in (0.5, 1] of stepwise EM (default 0.6) and SVI "
                    "(0.7)")
     p.add_argument("--chunk-rows", type=int, dest="chunk_rows", metavar="R",
-                   help="stream the data file (.csv, .npy, .npz) R items at a time")
+                   help="stream the data file (.csv, .npy, .npz) R items at a time (an "
+                   ".ldac file: R documents at a time)")
     p.add_argument("--checkpoint", metavar="PATH.npz",
                    help="save the fit's state here (atomically) every --checkpoint-every passes")
     p.add_argument("--checkpoint-every", type=int, dest="checkpoint_every", metavar="N")

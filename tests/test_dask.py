@@ -1,7 +1,7 @@
 """Batch EM on Dask (runtime/distributed.py): a LocalCluster with two worker processes
-gives the in-memory batch result (same start) to 1e-10, for EM, variational EM and CAVI
-without a discrete latent; the responsibilities come back as a dask array; what Dask does
-not take is a clear error."""
+gives the in-memory batch result (same start) to 1e-10, for EM, variational EM, CAVI
+without a discrete latent and LDA (local factors per document, kept on the workers); the
+responsibilities come back as a dask array; what Dask does not take is a clear error."""
 from __future__ import annotations
 
 import warnings
@@ -77,7 +77,32 @@ def test_what_dask_does_not_take_is_a_clear_error(client):
     with pytest.raises(emdsl.errors.EmmDataError, match="dask arrays are fitted by batch EM"):
         m.fit(x=x, K=3, method="stepwise")
     lda = emdsl.load(MODELS / "lda.emm", use_cache=False)
-    doc = da.from_array(np.repeat(np.arange(4), 5), chunks=10)
-    w = da.from_array(np.arange(20) % 7, chunks=10)
-    with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
-        lda.fit(doc=doc, w=w, D=4, V=7, K=2)
+    doc = np.repeat(np.arange(4), 5)
+    w = np.arange(20) % 7
+    shuffled = np.random.default_rng(0).permutation(20)   # documents split and unsorted
+    with pytest.raises(emdsl.errors.EmmDataError, match="not sorted by group"):
+        lda.fit(doc=da.from_array(doc[shuffled], chunks=10),
+                w=da.from_array(w[shuffled], chunks=10), D=4, V=7, K=2)
+
+
+def test_lda_on_a_cluster_is_batch_cavi(client):
+    """Documents cut by the partitions (items sorted by document) are moved whole into one
+    partition; every partition's local factors stay on its worker; a document without
+    tokens is the client's; the fit is batch CAVI in memory to 1e-10."""
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    from emdsl.io.datafiles import read_data_file
+    data, dims = read_data_file(MODELS / "data" / "reuters.ldac", m.checked)
+    keep = data["doc"] != 17   # document 17 without tokens
+    doc, w = data["doc"][keep], data["w"][keep]
+    dims = {k: dims[k] for k in ("D", "V")}
+    start = _quiet(m.fit, doc=doc, w=w, **dims, K=5, seed=0, max_iter=1).params
+    whole = _quiet(m.fit, doc=doc, w=w, **dims, K=5, init=start, max_iter=5, tol=0.0)
+    n = len(doc) // 5 + 1   # partitions that cut documents
+    spread = _quiet(m.fit, doc=da.from_array(doc, chunks=n), w=da.from_array(w, chunks=n),
+                    **dims, K=5, init=start, max_iter=5, tol=0.0)
+    np.testing.assert_allclose(spread.elbo, whole.elbo, rtol=1e-10)
+    for k, v in whole.params.items():
+        np.testing.assert_allclose(spread.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
+    c = spread.posterior["c"]
+    assert isinstance(c, da.Array)
+    np.testing.assert_allclose(c.compute(), whole.posterior["c"], atol=1e-10)

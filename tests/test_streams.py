@@ -122,11 +122,16 @@ def test_malformed_streams_are_clear_errors(gmm, stream, words):
         gmm.fit(stream, K=3)
 
 
-def test_streams_of_grouped_data_are_refused():
+def test_minibatches_of_grouped_data_are_refused():
+    """Stepwise and incremental EM update LDA's topics from part of the items; a stream
+    of whole documents takes batch CAVI (tests/test_grouped.py), in memory SVI."""
     m = emdsl.load(MODELS / "lda.emm", use_cache=False)
     doc, w = np.repeat(np.arange(4), 5), np.arange(20) % 7
-    with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
-        m.fit([{"doc": doc, "w": w}], D=4, V=7, K=2)
+    for method in ("stepwise", "incremental"):
+        with pytest.raises(emdsl.errors.EmmDataError, match="factor per group of items"):
+            m.fit([{"doc": doc, "w": w}], D=4, V=7, K=2, method=method)
+    with pytest.raises(emdsl.errors.EmmDataError, match="'svi' takes the data in memory"):
+        m.fit([{"doc": doc, "w": w}], D=4, V=7, K=2, method="svi")
 
 
 def test_the_cli_streams_a_file(tmp_path, capsys):

@@ -11,13 +11,19 @@ schedule of Hoffman, Blei, Wang & Paisley (2013, Alg. 1's inner loop) and scikit
   products and sums only, r[n, k] proportional to F[k, n] exp(E[log theta[g_n, k]]);
 * restarts every group from the update with uniform responsibilities (prior + n_g / K)
   and iterates each group until the mean change of its concentrations falls below
-  ``tol`` relative to their mean, dropping converged groups from the sweeps;
+  ``tol`` relative to their mean, where it stops (dropped from the sweeps once half of
+  them have stopped): a group's result does not depend on the groups fitted with it, so
+  partitions of the groups (streams, Dask) give the whole data's result;
 * keeps, group by group, the better of the restart and the previous value by that
   group's part of the ELBO, so the ELBO never decreases.
 
 The sweeps run in single precision when ``tol`` >= 1e-4 (half the memory traffic: ~30 % of
 an iteration on Reuters); the group ELBOs that choose between restart and previous value are evaluated in
 double precision, so the guarantee does not depend on it.
+
+The tolerance, 5e-3: on Reuters (K = 10, 30 iterations, 3 seeds) the median held-out
+perplexity was 1878 at 1e-2, 1844 at 5e-3, 1837 at 2e-3 and 1830 at 1e-3 (scikit-learn:
+1832), at 2.6, 2.9, 3.3 and 3.2 s per fit.
 
 Restarting matters: on Reuters (K = 10, 80/20 document split, document completion) warm
 starts reached a held-out perplexity 5-20 % worse than scikit-learn's; restarts match it.
@@ -36,13 +42,13 @@ def write_local_fit(w, s):
     w.runtime.update({"_dirichlet_expected_log", "_dirichlet_kl"})
     s("")
     s("")
-    s("def local_fit(st, params, hyp, max_iter=100, tol=1e-2):")
+    s("def local_fit(st, params, hyp, max_iter=100, tol=5e-3):")
     s(f'    """q({ref.param}[g]) and the items\' q({w.r.latent.name}) to convergence at fixed global '
       "factors,")
     s("    group by group: restarted from prior + n_g / K, iterated until the mean change of")
     s("    a group's concentrations is below ``tol`` times their mean (at most ``max_iter``")
-    s("    sweeps), kept where they raise that group's part of the ELBO (Hoffman et al.")
-    s("    2013, Alg. 1's inner loop).")
+    s("    sweeps; each group stops at its own convergence), kept where they raise that")
+    s("    group's part of the ELBO (Hoffman et al. 2013, Alg. 1's inner loop).")
     s("")
     s(f'    Returns params with "{conc}" (groups, K) replaced."""')
     s.indent()
@@ -106,7 +112,8 @@ def write_local_fit(w, s):
     s("lengths = np.bincount(groups, minlength=len(old))  # rows per group")
     s("old_elbo = group_elbo(old, *sweep(old, fixed, fixed_w, lengths)[1:])")
     s("conc = prior + size[:, None] / n_comp  # the update from uniform responsibilities")
-    s("active = np.arange(len(size))")
+    s("active = np.arange(len(size))  # the groups swept")
+    s("live = np.ones(len(size), dtype=bool)  # which of them still iterate")
     s("# the sweeps in single precision when the tolerance is far above its rounding (half")
     s("# the memory traffic), the choice of restart or previous value in double")
     s("sweep_type = np.float32 if tol >= 1e-4 else np.float64")
@@ -117,11 +124,12 @@ def write_local_fit(w, s):
     s("for _ in range(max_iter):")
     s("    new = prior[active] + sweep(conc[active], rows_fixed, rows_fixed_w, lengths[active])[0]")
     s("    moving = np.abs(new - conc[active]).mean(axis=1) > tol * new.mean(axis=1)")
-    s("    conc[active] = new")
-    s("    if not moving.any():")
+    s("    conc[active[live]] = new[live]  # a group stops at its own convergence: its value")
+    s("    live &= moving  # does not depend on which other groups are fitted with it")
+    s("    if not live.any():")
     s("        break")
-    s("    if 2 * moving.sum() <= len(active):  # sweep only the groups still moving")
-    s("        active = active[moving]")
+    s("    if 2 * live.sum() <= len(active):  # sweep only the groups still iterating")
+    s("        active, live = active[live], live[live]")
     s("        rows = np.isin(groups, active)")
     s("        rows_fixed, rows_fixed_w = fixed32[:, rows], fixed32_w[:, rows]")
     s("better = group_elbo(conc, *sweep(conc, fixed, fixed_w, lengths)[1:]) >= old_elbo")

@@ -339,11 +339,16 @@ class MStepWriter:
     def log_prior(self, s):
         s("")
         s("")
-        s("def log_prior(params, hyp):")
+        local = bool(self.us.variational and self.us.local_factors())
+        s(f"def log_prior(params, hyp{', only=None' if local else ''}):")
         if self.us.variational:
             s('    """The globals\' part of the objective: log p(params) for the params with a')
             s("    prior, minus KL(q || prior) for the variational factors (then loglik + this is")
-            s('    the ELBO right after an E-step)."""')
+            if local:
+                s("    the ELBO right after an E-step). ``only``: the latents whose terms alone")
+                s('    are summed (a partition\'s local factors, or the global ones)."""')
+            else:
+                s('    the ELBO right after an E-step)."""')
         else:
             s('    """log p(params) for the params with a prior (0 for maximum likelihood)."""')
         s.indent()
@@ -352,6 +357,9 @@ class MStepWriter:
         for name, pf in self.r.priors.items():
             if name in self.us.variational:
                 continue
+            if local:
+                s(f'if only is None or "{name}" in only:')
+                s.indent()
             s(self.w.cite(pf))
             fam = pf.family
             if fam.numerics is not None:   # a vector family: its runtime log density
@@ -370,6 +378,8 @@ class MStepWriter:
                 s(f'{name} = params["{name}"]')
                 self.w._hyper_locals(s, lp.free_symbols)
                 s(f"log_p += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
+            if local:
+                s.dedent()
         s("return log_p")
         s.dedent()
         s("")

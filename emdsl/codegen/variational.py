@@ -72,6 +72,9 @@ class VariationalWriter:
             cov = self.us.report.assign_ref.axes[0].name
             group = (cov, ast.show(self.us.checked.vars[cov].elem_dims[0]))
         s(f"LOCAL_GROUP = {group!r}  # (covariate, its dim): the groups of the local factors")
+        if group is not None:
+            s(f"LOCAL_STATS = {('C_' + self.r.latent.name,)!r}  # the statistics per group "
+              "(their rows are the groups')")
 
     # ------------------------------------------------------------------ E-step
     def expected_log_simplex(self, var: str) -> str:
@@ -318,39 +321,51 @@ class VariationalWriter:
 
     # ------------------------------------------------------------------ objective
     def kl_terms(self, s):
-        """log_p -= KL(q || prior) for every variational factor (all constants)."""
+        """log_p -= KL(q || prior) for every variational factor (all constants); with
+        local factors, each under ``if only is None or var in only``."""
+        guard = bool(self.us.local_factors())
         for q in self.us.qfactors:
             pf = self.r.priors[q.var]
-            if q.update in self.us.scalar_qs:
-                sq = q.update
-                s(self.w.cite(pf) + (f"  (- KL(q({q.var}) || prior))" if sq.given is None else
-                                     f"  (- E_q({sq.given.var})[KL(q({q.var} | {sq.given.var})"
-                                     f" || p({q.var} | {sq.given.var}))])"))
-                for name, P in zip(sq.names, sq.P):
-                    s(f'{P} = np.asarray(params["{key(q.var, name)}"], dtype=float)')
-                self.expectation_locals(s, sq.conditioning, lambda k: f'params["{k}"]')
-                kl = sq.kl()
-                self.w._hyper_locals(s, kl.free_symbols)
-                s(f"log_p -= float(np.sum(np.broadcast_to({py(kl)}, np.shape({sq.P[0]}))))")
-            elif q.family == "Dirichlet":
-                self.w.runtime.add("_dirichlet_kl")
-                s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
-                s(f'log_p -= float(np.sum(_dirichlet_kl(params["{key(q.var, "concentration")}"], '
-                  f"{self.arg(pf.arg['alpha'], pf, False)})))")
-            elif q.family == "Wishart":   # the pair's KL, once: with its mean's factor
-                continue
-            else:
-                gu = q.update
-                m, L = gu.mean.param, gu.spread.param
-                mp, sp_ = gu.mean_prior, gu.spread_prior
-                self.w.runtime.add("_nw_kl")
-                s(self.w.cite(mp) + f"  (- KL(q({m}, {L}) || prior), with line "
-                  f"{sp_.span.line})")
-                s(f'log_p -= float(np.sum(_nw_kl(params["{key(m, "mean")}"], '
-                  f'params["{key(m, "beta")}"], params["{key(L, "scale")}"], '
-                  f'params["{key(L, "df")}"], np.asarray({known(mp.arg["mean"])}, dtype=float), '
-                  f"{_beta0(gu)}, np.asarray({known(sp_.arg['scale'])}, dtype=float), "
-                  f"{known(sp_.arg['df'])})))")
+            if guard and q.family != "Wishart":
+                s(f'if only is None or "{q.var}" in only:')
+                s.indent()
+            self.kl_term(s, q, pf)
+            if guard and q.family != "Wishart":
+                s.dedent()
+
+    def kl_term(self, s, q, pf):
+        """log_p -= KL(q || prior) of one variational factor (nothing for a Wishart: its
+        pair's KL comes with its mean's factor)."""
+        if q.update in self.us.scalar_qs:
+            sq = q.update
+            s(self.w.cite(pf) + (f"  (- KL(q({q.var}) || prior))" if sq.given is None else
+                                 f"  (- E_q({sq.given.var})[KL(q({q.var} | {sq.given.var})"
+                                 f" || p({q.var} | {sq.given.var}))])"))
+            for name, P in zip(sq.names, sq.P):
+                s(f'{P} = np.asarray(params["{key(q.var, name)}"], dtype=float)')
+            self.expectation_locals(s, sq.conditioning, lambda k: f'params["{k}"]')
+            kl = sq.kl()
+            self.w._hyper_locals(s, kl.free_symbols)
+            s(f"log_p -= float(np.sum(np.broadcast_to({py(kl)}, np.shape({sq.P[0]}))))")
+        elif q.family == "Dirichlet":
+            self.w.runtime.add("_dirichlet_kl")
+            s(self.w.cite(pf) + f"  (- KL(q({q.var}) || prior))")
+            s(f'log_p -= float(np.sum(_dirichlet_kl(params["{key(q.var, "concentration")}"], '
+              f"{self.arg(pf.arg['alpha'], pf, False)})))")
+        elif q.family == "Wishart":   # the pair's KL, once: with its mean's factor
+            return
+        else:
+            gu = q.update
+            m, L = gu.mean.param, gu.spread.param
+            mp, sp_ = gu.mean_prior, gu.spread_prior
+            self.w.runtime.add("_nw_kl")
+            s(self.w.cite(mp) + f"  (- KL(q({m}, {L}) || prior), with line "
+              f"{sp_.span.line})")
+            s(f'log_p -= float(np.sum(_nw_kl(params["{key(m, "mean")}"], '
+              f'params["{key(m, "beta")}"], params["{key(L, "scale")}"], '
+              f'params["{key(L, "df")}"], np.asarray({known(mp.arg["mean"])}, dtype=float), '
+              f"{_beta0(gu)}, np.asarray({known(sp_.arg['scale'])}, dtype=float), "
+              f"{known(sp_.arg['df'])})))")
 
 
 def _beta0(gu) -> str:

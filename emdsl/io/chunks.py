@@ -9,7 +9,10 @@ Sources:
 - a dict of arrays or memmaps (data name -> array): slices of ``rows`` items;
 - a ``.npy`` file (opened as a memmap: only the rows of a chunk are read; the model's
   one datum, or ``name=``), a ``.csv`` file read ``rows`` lines at a time (columns named
-  as for ``emdsl fit --data``), a ``.npz`` file (read whole, then sliced);
+  as for ``emdsl fit --data``), a ``.npz`` file (read whole, then sliced), an ``.ldac``
+  file read ``rows`` documents at a time (every chunk holds whole documents, which a
+  model with local factors per document needs; the file fixes the document and
+  vocabulary sizes);
 - a list of chunk dicts, or a function returning a fresh iterator of them.
 
 :func:`bind_stream` checks every chunk on the first pass (as ``fit`` checks arrays: the
@@ -29,8 +32,13 @@ class Chunks:
     """A re-iterable stream of data chunks; iterate with the model's data to get dicts
     (data name -> array, the items along the first axis)."""
 
-    def __init__(self, make, what: str):
+    def __init__(self, make, what: str, dims=None):
         self._make, self.what = make, what
+        self._dims = dims
+
+    def dims(self, cm) -> dict:
+        """The dims the source fixes (an LDA-C file's document and vocabulary sizes)."""
+        return self._dims(cm) if self._dims is not None else {}
 
     def iterate(self, cm, items: tuple):
         """Chunk dicts of model ``cm`` (``items``: the data indexed by its item plate)."""
@@ -63,8 +71,14 @@ def chunks(source, rows: int = 100_000, name: str | None = None) -> Chunks:
         if suffix == ".csv":
             return Chunks(lambda cm, items: _csv(path, cm, rows),
                           f"of {rows} lines from {path.name}")
+        if suffix == ".ldac":
+            from . import ldac
+            return Chunks(lambda cm, items: ldac.stream(path, cm, rows),
+                          f"of {rows} documents from {path.name}",
+                          lambda cm: ldac.stream_dims(path, cm))
         raise EmmDataError(f"chunks: cannot stream '{path.name}' (a {suffix} file)",
-                           hint="stream a .npy, .npz or .csv file, arrays, or chunk dicts")
+                           hint="stream a .npy, .npz, .csv or .ldac file, arrays, or chunk "
+                           "dicts")
     if callable(source):
         return Chunks(lambda cm, items: iter(source()), "from a function")
     if isinstance(source, (list, tuple)):
@@ -133,6 +147,13 @@ def bind_stream(cm, stream: Chunks, values: dict, items: tuple, size: str):
     and ``size`` is their total."""
     from .data import bind
     fixed = {k: v for k, v in values.items() if k != size}
+    for k, v in stream.dims(cm).items():   # those the source fixes (an LDA-C file's)
+        if k in fixed and np.asarray(fixed[k]).tolist() != v and k != size:
+            raise EmmDataError(f"dim '{k}' is given as {fixed[k]} but the stream "
+                               f"({stream.what}) holds {v}",
+                               hint=f"leave out {k}=... (the data determine it)")
+        if k != size:
+            fixed[k] = v
     first, total = None, 0
     for i, chunk in enumerate(stream.iterate(cm, items)):
         if not isinstance(chunk, dict):

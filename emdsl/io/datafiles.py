@@ -12,11 +12,7 @@ File rules
   error naming the datum, the column and the first bad row.  Categories are 0-based.
 * ``.npz``: keys are data (or hyper) names; integer scalars under dim names are returned as
   dims; params and latents (e.g. from ``emdsl sample``) are ignored.  ``.npy``: the only datum.
-* ``.ldac`` (a line ``n id:count ...`` per document, 0-based ids): the model needs two ``cat``
-  data in one plate, the document (only used as an index) and the word (modelled by ``~``).
-  Counts are expanded to long format in document order; the file gives the plate dim (total
-  tokens), the document count and the vocabulary size (the lines of a sibling ``.tokens``
-  file if present, else the largest id + 1).
+* ``.ldac`` (a line ``n id:count ...`` per document, 0-based ids): see ``ldac.py``.
 """
 from __future__ import annotations
 
@@ -26,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frontend import ast
 from ..frontend.check import CheckedModel, Var
+from . import ldac
 from .data import FILE_TYPES, MISSING, _decl, _full_exprs
 from ..errors import EmmDataError
 
@@ -67,7 +63,7 @@ def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[
         if suffix == ".csv":
             return _read_csv(path, data_vars), {}
         if suffix == ".ldac":
-            return _read_ldac(path, cm, data_vars)
+            return ldac.read(path, cm, data_vars)
         if suffix == ".npy":
             if len(data_vars) != 1:
                 raise EmmDataError(f"a .npy file holds one array but model {cm.name} has data "
@@ -196,45 +192,3 @@ def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
                                    if v.kind in ("cat", "count", "bin") else
                                    f"'{v.name}' is {v.kind}: every value must be a number") from None
     return out
-
-
-def _read_ldac(path: Path, cm: CheckedModel, data_vars):
-    cats = [v for v in data_vars if v.kind == "cat" and len(v.shape) == 1]
-    modelled = {f.target for f in cm.factors}
-    words = [v for v in cats if v.name in modelled]
-    docs = [v for v in cats if v.name not in modelled
-            and ast.show(v.shape[0]) in {ast.show(w.shape[0]) for w in words}]
-    if len(data_vars) != 2 or len(words) != 1 or len(docs) != 1:
-        raise EmmDataError(f"an .ldac file needs a model with exactly two cat data in one "
-                           f"plate (document index and modelled word); model {cm.name} has "
-                           f"data {', '.join(_decl(v) for v in data_vars)}",
-                           hint="e.g. `data doc[T] : cat[D]` and `data w[T] : cat[V]`")
-    ids, counts, sizes = [], [], []
-    with open(path, encoding="utf-8") as fh:
-        lines = [ln.split() for ln in fh.read().rstrip().splitlines()]
-    for d, parts in enumerate(lines):
-        try:
-            pairs = [[int(x) for x in p.split(":")] for p in parts[1:]]
-            if not parts or int(parts[0]) != len(pairs) or any(len(p) != 2 or min(p) < 0
-                                                               for p in pairs):
-                raise ValueError
-        except ValueError:
-            raise EmmDataError(f"line {d + 1} of '{path.name}' is not in LDA-C format "
-                               "(`n id:count id:count ...` with n pairs)") from None
-        ids += [i for i, _ in pairs]
-        counts += [c for _, c in pairs]
-        sizes.append(sum(counts[len(counts) - len(pairs):]))
-    w = np.repeat(np.array(ids, dtype=np.int64), np.array(counts, dtype=np.int64))
-    vocab = int(w.max()) + 1 if w.size else 0
-    tokens = path.with_suffix(".tokens")
-    if tokens.is_file():
-        n_words = len(tokens.read_text(encoding="utf-8").rstrip("\n").splitlines())
-        if vocab > n_words:
-            raise EmmDataError(f"'{path.name}' uses word id {vocab - 1} but '{tokens.name}' "
-                               f"lists only {n_words} words")
-        vocab = n_words
-    doc_v, w_v = docs[0], words[0]
-    dims = {e.id: val for e, val in ((doc_v.shape[0], w.size), (doc_v.elem_dims[0], len(lines)),
-                                     (w_v.elem_dims[0], vocab)) if isinstance(e, ast.Name)}
-    doc = np.repeat(np.arange(len(lines), dtype=np.int64), sizes)
-    return {doc_v.name: doc, w_v.name: w}, dims

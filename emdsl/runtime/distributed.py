@@ -20,6 +20,8 @@ import types
 
 import numpy as np
 
+from .grouped import GroupError, Groups, _assemble, empty_partition, localise, partition_resp, \
+    partition_step
 from .sources import _Source
 
 _MODULES: dict = {}   # per process: hash of generated source -> module
@@ -57,6 +59,54 @@ def _resp(code, key, chunk, hc, centre, params):
     return np.ascontiguousarray(getattr(mod, "item_resp", lambda st, r: r)(st, resp))
 
 
+def _grouped_step(code, key, chunk, h, size, centre, params, local, local_iter, reg):
+    """``partition_step`` of one partition of whole groups, on its worker."""
+    mod = _module(code, key)
+    chunk, hc, _ = localise(mod, chunk, h, size)
+    return partition_step(mod, chunk, hc, centre, params, local, local_iter, reg)
+
+
+def _grouped_resp(code, key, chunk, h, size, centre, params, local):
+    mod = _module(code, key)
+    chunk, hc, _ = localise(mod, chunk, h, size)
+    return np.ascontiguousarray(partition_resp(mod, chunk, hc, centre, params, local))
+
+
+def _runs(doc):
+    """(the distinct groups of a partition's items, whether they are sorted, the
+    positions where the group changes, the first and last group)."""
+    doc = np.asarray(doc, dtype=np.int64).reshape(-1)
+    return (np.unique(doc), bool(np.all(doc[1:] >= doc[:-1])),
+            np.flatnonzero(doc[1:] != doc[:-1]) + 1, doc[:1], doc[-1:])
+
+
+def _group_rows(doc, rows) -> tuple:
+    """Partition sizes along the items that cut only between groups: ``rows`` when no
+    group has items in two partitions, else (items sorted by group) each cut moved to
+    the next change of group; unsorted items with a group split are an error."""
+    import dask
+    runs = dask.compute(*[dask.delayed(_runs)(b) for b in doc.to_delayed().ravel()])
+    seen = np.concatenate([r[0] for r in runs])
+    if len(np.unique(seen)) == len(seen):
+        return rows
+    offsets = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+    changes = [o + r[2] for o, r in zip(offsets, runs)]
+    ends = [(o, int(r[3][0]), int(r[4][0])) for o, r in zip(offsets, runs) if len(r[3])]
+    ordered = all(r[1] for r in runs)
+    for (_, _, last), (o, first, _) in zip(ends, ends[1:]):
+        ordered = ordered and first >= last
+        if first != last:
+            changes.append(np.array([o]))
+    if not ordered:
+        raise GroupError("the items of a group (a document) lie in two partitions of the "
+                         "dask arrays and are not sorted by group: sort them by group, or "
+                         "cut the partitions between groups")
+    changes = np.unique(np.concatenate(changes + [offsets[-1:]]))
+    cuts = changes[np.searchsorted(changes, offsets[1:-1])]   # the next change of group
+    return tuple(int(x) for x in np.diff(np.unique(np.concatenate([[0], cuts, offsets[-1:]])))
+                 if x > 0)
+
+
 def _merge(code, key, a, b):
     mod = _module(code, key)
     return mod.merge_stats(a[0], b[0]), a[1] + b[1]
@@ -76,6 +126,8 @@ class DaskSource(_Source):
         self.items = items
         arrays = {k: v for k, v in data.items() if k in items}
         rows = next(iter(arrays.values())).chunks[0]
+        if getattr(mod, "LOCAL_GROUP", None) is not None:   # partitions of whole groups
+            rows = _group_rows(arrays[mod.LOCAL_GROUP[0]], rows)
         # every item array cut at the same rows, whole along its other axes, kept on the
         # cluster (the data are read once)
         arrays = {k: v.rechunk((rows,) + tuple(-1 for _ in v.shape[1:])) for k, v in arrays.items()}
@@ -100,11 +152,7 @@ class DaskSource(_Source):
         tasks = [dask.delayed(_local, pure=True)(self.code, self.key, {**p, **self.rest},
                                                  self.dims(m), self.centre, params)
                  for p, m in zip(self.parts, self.sizes)]
-        while len(tasks) > 1:   # a binary tree of merges
-            tasks = [dask.delayed(_merge, pure=True)(self.code, self.key, *tasks[i:i + 2])
-                     if i + 1 < len(tasks) else tasks[i] for i in range(0, len(tasks), 2)]
-        stats, loglik = dask.compute(tasks[0])[0]
-        return stats, float(loglik)
+        return _tree(self.code, self.key, tasks)
 
     def responsibilities(self, params):
         """A dask array (N, K) of the items' responsibilities, partition by partition."""
@@ -119,6 +167,10 @@ class DaskSource(_Source):
     def evaluation(self):
         return (self.partition(i) for i in range(len(self.parts)))
 
+    def grouped(self, grouped):
+        """The backend of batch CAVI over partitions of whole groups (``grouped.py``)."""
+        return DaskGroups(grouped)
+
     def start(self, rng, size):
         return self.partition(0)
 
@@ -126,3 +178,83 @@ class DaskSource(_Source):
         raise NotImplementedError
 
     blocks = minibatches
+
+
+class DaskGroups:
+    """The partitions of dask arrays of whole groups: each partition's local params stay
+    on the cluster (persisted results of its last step); only the global params go out
+    and the global factors' statistics come back."""
+
+    def __init__(self, grouped):
+        import dask
+        self.g, self.src = grouped, grouped.source
+        mod, src = grouped.mod, grouped.source
+        cov, dim = mod.LOCAL_GROUP
+        ids = dask.compute(*[dask.delayed(_runs)(p[cov]) for p in src.parts])
+        self.groups = Groups(int(src.h[dim]))
+        for r in ids:
+            self.groups.add(r[0])
+        missing = self.groups.missing()
+        self.empty = None
+        if len(missing):   # groups without items: a partition of the client's
+            self.groups.add(missing)
+            first = src.partition(0)
+            self.empty = empty_partition(first, missing, src.h, src.size, dim)
+        self.results, self.empty_result = None, None
+        self.started = False
+
+    def iterate(self, params, reg):
+        import dask
+        g, src = self.g, self.src
+        tasks = [dask.delayed(_grouped_step, pure=True)(
+            src.code, src.key, {**p, **src.rest}, src.h, src.size, src.centre, params,
+            dask.delayed(_take)(r, 3) if self.started else g.start_local(ids),
+            g.local_iter, reg)
+            for p, ids, r in zip(src.parts, self.groups.ids, self.results or src.parts)]
+        self.results = list(dask.persist(*tasks))   # the local params stay on the cluster
+        pairs = [dask.delayed(_take)(r, slice(0, 2)) for r in self.results]
+        stats, value = _tree(src.code, src.key, pairs)
+        if self.empty is not None:
+            local = (self.empty_result[3] if self.started
+                     else g.start_local(self.groups.ids[-1]))
+            self.empty_result = partition_step(g.mod, *self.empty, src.centre, params, local,
+                                               g.local_iter, reg)
+            stats = g.mod.merge_stats(stats, self.empty_result[0])
+            value += self.empty_result[1]
+        self.started = True
+        return stats, value
+
+    def assemble(self, which):
+        import dask
+        at = {"fitted": 2, "updated": 3}[which]
+        parts = list(dask.compute(*[dask.delayed(_take)(r, at) for r in self.results]))
+        if self.empty is not None:
+            parts.append(self.empty_result[at])
+        return _assemble(self.g, self.groups.ids, parts)
+
+    def responsibilities(self, params):
+        """A dask array (N, K) of the items' responsibilities, partition by partition."""
+        import dask
+        import dask.array as da
+        g, src = self.g, self.src
+        K = int(g.mod.n_components(src.h))
+        pieces = [da.from_delayed(dask.delayed(_grouped_resp, pure=True)(
+            src.code, src.key, {**p, **src.rest}, src.h, src.size, src.centre, params,
+            {k: np.asarray(params[k])[ids] for k in g.names}), shape=(m, K), dtype=float)
+            for p, ids, m in zip(src.parts, self.groups.ids, src.sizes)]
+        return da.concatenate(pieces)
+
+
+def _take(result, at):
+    return result[at]
+
+
+def _tree(code, key, pairs):
+    """(statistics, objective) of delayed (statistics, objective) pairs, summed in a
+    binary tree of merges on the cluster."""
+    import dask
+    while len(pairs) > 1:
+        pairs = [dask.delayed(_merge, pure=True)(code, key, *pairs[i:i + 2])
+                 if i + 1 < len(pairs) else pairs[i] for i in range(0, len(pairs), 2)]
+    stats, value = dask.compute(pairs[0])[0]
+    return stats, float(value)

@@ -59,12 +59,15 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
     """Fit ``mod`` by ``method`` over the items of ``source`` (an ArraySource or a
     StreamSource); the options as :func:`batch.run`; the checkpoints hold the driver's
     state and the random generator's at the end of a pass."""
-    grouped = method == "svi" and getattr(mod, "LOCAL_GROUP", None) is not None
-    if getattr(mod, "LOCAL_FACTORS", ()) and not grouped:
+    has_groups = getattr(mod, "LOCAL_GROUP", None) is not None
+    grouped = method == "svi" and has_groups
+    partitioned = method == "batch" and has_groups and hasattr(source, "grouped")
+    if getattr(mod, "LOCAL_FACTORS", ()) and not (grouped or partitioned):
         raise DriverError(f"method '{method}' over minibatches or chunks of items updates the "
                          f"global factors from part of the data, but "
                          f"{mod.LOCAL_FACTORS[0]!r} is a factor per group of items (fit it "
-                         "in memory with method='batch' or 'svi')")
+                         "in memory with method='batch' or 'svi', or by batch CAVI over "
+                         "chunks or partitions of whole groups)")
     if grouped and not hasattr(source, "data"):
         raise DriverError("method 'svi' takes the data in memory (minibatches of groups)")
     h, n = source.h, source.n
@@ -80,11 +83,17 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
     if grouped:
         from .svi import SVIPass
         sweep = SVIPass(source, kappa, delay, B, rng, local_iter)
+    elif partitioned:   # batch CAVI over partitions of whole groups, their local factors kept
+        from .grouped import GroupedBatchPass, local_names
+        sweep = GroupedBatchPass(source, local_iter, reg, params if resume is None else {})
+        if resume is None:
+            params = {k: v for k, v in params.items() if k not in local_names(mod)}
     else:   # SVI without local factors: stepwise with rho_t = (delay + t)^-kappa
         sweep = {"stepwise": _StepwisePass(source, kappa, B, rng),
                  "svi": _StepwisePass(source, kappa, B, rng, delay),
                  "incremental": _IncrementalPass(source, B),
                  "batch": _BatchPass(source)}[method]
+    name = getattr(mod, "ALGORITHM", "EM") if method == "batch" else f"{method} EM"
     trace, notes = [], []
     if resume is not None:
         rng.bit_generator.state = resume["rng"]
@@ -102,7 +111,7 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
             value = source.loglik(params) + mod.log_prior(params, h)
         if not np.isfinite(value):
             raise FloatingPointError(f"the objective became {value} in pass {it + 1} of "
-                                     f"{method} EM; try a larger batch_size or reg")
+                                     f"{name}; try a larger batch_size or reg")
         trace.append(value)
         if verbose:
             print(f"[{method}] pass {it + 1:4d}  objective {value:.10g}")
@@ -113,19 +122,22 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
             if method in ("batch", "incremental") and value < prev - 1e-9 * abs(prev):
                 notes.append((ObjectiveDecreaseWarning,
                               f"the objective decreased from {prev:.10g} to {value:.10g} in "
-                              f"pass {it + 1} of {method} EM; please report this model"))
+                              f"pass {it + 1} of {name}; please report this model"))
             if abs(value - prev) < tol * abs(value):
                 converged = True
                 break
         if method == "batch":
-            params = mod.m_step(stats, params, h, reg)
+            params = sweep.m_step(stats, params, reg)
         if checkpoint is not None and checkpoint.due(it + 1):
             checkpoint.save(it + 1, params, trace, rng, **sweep.state())
     if not converged:
         notes.append((ConvergenceWarning,
-                      f"{method} EM did not converge in {max_iter} passes (last relative "
+                      f"{name} did not converge in {max_iter} passes (last relative "
                       f"change {_rel_change(trace):.3g} > tol={tol:g}); increase max_iter"
                       + (" or batch_size" if method != "batch" else "") + ", or loosen tol"))
+    if partitioned:   # every group's local params, gathered once
+        params = sweep.params(params, converged)
+        source = _GroupedPosteriorSource(source, sweep)
     return FitResult(params, _LazyPosterior(source, params), np.array(trace), len(trace),
                      converged, notes)
 
@@ -185,6 +197,16 @@ class _LazyPosterior(Mapping):
 
     def __repr__(self):
         return f"posterior({', '.join(map(repr, self))})"
+
+
+class _GroupedPosteriorSource:
+    """A source whose responsibilities come from a grouped pass (each partition's items
+    at its groups' local params)."""
+
+    def __init__(self, source, sweep):
+        self.mod, self.h = source.mod, source.h
+        self.eager_posterior = getattr(source, "eager_posterior", False)
+        self.responsibilities = sweep.responsibilities
 
 
 class RunningStatistics:
@@ -270,6 +292,9 @@ class _BatchPass:
 
     def __init__(self, source):
         self.source = source
+
+    def m_step(self, stats, params, reg):
+        return self.source.mod.m_step(stats, params, self.source.h, reg)
 
     def state(self) -> dict:
         return {}

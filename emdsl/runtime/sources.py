@@ -126,6 +126,11 @@ class StreamSource(_Source):
     def start(self, rng, size):
         return next(iter(self.fresh()))
 
+    def grouped(self, grouped):
+        """The backend of batch CAVI over chunks of whole groups (``grouped.py``)."""
+        from .grouped import StreamGroups
+        return StreamGroups(grouped)
+
 
 def count_items(chunk: dict, items: tuple) -> int:
     """The number of items in ``chunk`` (the length of its item-indexed data)."""

@@ -154,11 +154,13 @@ def cmd_fit(args) -> int:
         for name, val in res.params.items():
             val = np.asarray(val)
             print(f"{name}  shape {val.shape}\n  {np.array2string(val, prefix='  ')}")
-    print(f"n_iter {res.n_iter}, converged {res.converged}, final ELBO {res.elbo[-1]:.10g}")
+    print(f"n_iter {res.n_iter}, converged {res.converged}, final {res.objective_name} "
+          f"{res.objective:.10g}")
     if args.output:
         doc = {"model": model.name, "algorithm": model.module.ALGORITHM,
                "params": {k: np.asarray(v).tolist() for k, v in res.params.items()},
                "elbo": np.asarray(res.elbo, dtype=float).tolist(),
+               "objective": res.objective, "objective_name": res.objective_name,
                "n_iter": int(res.n_iter), "converged": bool(res.converged)}
         _write(args.output, json.dumps(doc, indent=1) + "\n")
     return 0

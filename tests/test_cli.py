@@ -40,7 +40,8 @@ def test_fit_writes_json(tmp_path, capsys):
     assert np.isclose(sum(doc["params"]["weights"]), 1.0)
     assert len(doc["elbo"]) == doc["n_iter"] and isinstance(doc["converged"], bool)
     assert all(np.diff(doc["elbo"]) > -1e-6 * abs(doc["elbo"][-1]))
-    assert "mu  shape (3, 2)" in out and "final ELBO" in out
+    assert doc["objective"] == doc["elbo"][-1] and doc["objective_name"] == "log likelihood"
+    assert "mu  shape (3, 2)" in out and f"final log likelihood {doc['objective']:.10g}" in out
     for line in err.splitlines():  # warnings are one line each, without source locations
         assert line.startswith("warning: ")
 

@@ -120,7 +120,7 @@ def test_the_cli_streams_an_ldac_file(tmp_path, capsys):
                "--chunk-rows", "150", "--max-iter", "2", "--set", "K=4"])
     out = capsys.readouterr().out
     assert rc == 0 and "theta.concentration  shape (395, 4)" in out
-    assert "final ELBO" in out
+    assert "final ELBO" in out   # CAVI's objective, named
 
 
 def test_a_document_split_between_chunks_is_an_error(lda):

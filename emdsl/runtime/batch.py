@@ -30,19 +30,38 @@ class DegenerateVarianceWarning(UserWarning):
     """A scalar variance collapsed onto a point and is held at its floor by ``reg``."""
 
 
+OBJECTIVES = {"EM": "log likelihood", "MAP-EM": "log posterior",
+              "CAVI": "ELBO", "variational EM": "ELBO"}   # what each algorithm's trace is
+
+
 @dataclass
 class FitResult:
+    """A fit: ``params``, ``posterior`` (the latent's responsibilities, each q factor's
+    parameters and expectations), ``elbo`` (the objective after each iteration or pass),
+    ``n_iter``, ``converged``, ``warnings`` and the ``algorithm`` that produced it."""
     params: dict
     posterior: dict
     elbo: np.ndarray
     n_iter: int
     converged: bool
     warnings: list = field(default_factory=list)
+    algorithm: str = "EM"
+
+    @property
+    def objective(self) -> float:
+        """The final value of the objective (the last entry of ``elbo``)."""
+        return float(self.elbo[-1]) if len(self.elbo) else float("nan")
+
+    @property
+    def objective_name(self) -> str:
+        """What the objective is: "log likelihood" (EM), "log posterior" (MAP-EM: log
+        p(data, params), the log posterior up to a constant) or "ELBO"."""
+        return OBJECTIVES.get(self.algorithm, "objective")
 
     def __repr__(self):
-        last = f"{self.elbo[-1]:.6g}" if len(self.elbo) else "n/a"
-        return (f"FitResult(n_iter={self.n_iter}, converged={self.converged}, "
-                f"elbo={last}, params={sorted(self.params)})")
+        last = f"{self.objective:.6g}" if len(self.elbo) else "n/a"
+        return (f"FitResult({self.algorithm}, n_iter={self.n_iter}, converged="
+                f"{self.converged}, {self.objective_name}={last}, params={sorted(self.params)})")
 
 
 def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, init=None,
@@ -166,7 +185,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                       f"tol={tol:g}); increase max_iter, loosen "
                       "tol, or check the model and the data scaling"))
     return FitResult(params, posterior_of(mod, st, params, h, resp), np.array(trace),
-                     len(trace), converged, notes)
+                     len(trace), converged, notes, getattr(mod, "ALGORITHM", "EM"))
 
 
 def posterior_of(mod, st, params, h, resp) -> dict:

@@ -139,7 +139,7 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
         params = sweep.params(params, converged)
         source = _GroupedPosteriorSource(source, sweep)
     return FitResult(params, _LazyPosterior(source, params), np.array(trace), len(trace),
-                     converged, notes)
+                     converged, notes, getattr(mod, "ALGORITHM", "EM"))
 
 
 def _start(source, init, reg, rng, B) -> dict:

@@ -4,13 +4,14 @@
 Run by hand (not in CI):
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/dask_fit.py     # ~2 min
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/dask_fit.py --lda-docs 20000
 
 Two fits, each from the same start in memory and on a ``LocalCluster`` of 2 worker
 processes (1 thread each) with the data as dask arrays of ``--partitions`` partitions:
 
 - a full-covariance GMM, D = 10, K = 8, N = ``--n`` rows (batch EM);
-- LDA, K = 10, on Reuters (``models/data/reuters.ldac``; batch CAVI, local factors per
-  document kept on the workers).
+- LDA, K = 10, on Reuters (``models/data/reuters.ldac``), or K = 20 on a synthetic corpus
+  (``--lda-docs``); batch CAVI, local factors per document kept on the workers.
 
 Reported: seconds per iteration (median over the iterations after the first, which
 includes persisting the data), the ratio Dask / in memory, the largest relative
@@ -62,6 +63,9 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--iters", type=int, default=6)
+    ap.add_argument("--lda-docs", type=int, default=0, dest="lda_docs",
+                    help="LDA on a synthetic corpus of this many documents (bench/lda.py's, "
+                    "5,000 words, K = 20) instead of Reuters")
     a = ap.parse_args(argv)
     import dask.array as da
     from dask.distributed import Client, LocalCluster
@@ -83,16 +87,26 @@ def main(argv=None):
     row(f"GMM full N={a.n:.0e} D=10 K=8", mem, dsk, len(pickle.dumps(stats)))
 
     lda = emdsl.load(ROOT / "models" / "lda.emm")
-    from emdsl.io.datafiles import read_data_file
-    data, dims = read_data_file(ROOT / "models" / "data" / "reuters.ldac", lda.checked)
-    fixed = {"D": dims["D"], "V": dims["V"], "K": 10}
+    if a.lda_docs:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from lda import synthetic, tokens
+        X = synthetic(docs=a.lda_docs)
+        doc, w = tokens(X)
+        data, dims, name = {"doc": doc, "w": w}, {"D": X.shape[0], "V": X.shape[1]}, \
+            f"LDA synthetic K=20 ({a.lda_docs} docs)"
+        fixed = {**dims, "K": 20}
+    else:
+        from emdsl.io.datafiles import read_data_file
+        data, dims = read_data_file(ROOT / "models" / "data" / "reuters.ldac", lda.checked)
+        name = f"LDA Reuters K=10 ({dims['D']} docs)"
+        fixed = {"D": dims["D"], "V": dims["V"], "K": 10}
     start = lda.fit(**data, **fixed, max_iter=1, seed=0).params
     mem = timed_fit(lda, a.iters, **data, **fixed, init=start)
     n = -(-len(data["doc"]) // a.partitions)
     dsk = timed_fit(lda, a.iters, doc=da.from_array(data["doc"], chunks=n),
                     w=da.from_array(data["w"], chunks=n), **fixed, init=start)
-    stats_bytes = 8 * (10 * dims["V"] + 10)   # C_w (K, V) and the summed C_c (K,)
-    row(f"LDA Reuters K=10 ({dims['D']} docs)", mem, dsk, stats_bytes)
+    stats_bytes = 8 * fixed["K"] * (dims["V"] + 1)   # C_w (K, V) and the summed C_c (K,)
+    row(name, mem, dsk, stats_bytes)
     client.close()
 
 

@@ -155,6 +155,12 @@ def test_local_fit_of_some_groups_is_their_rows_of_the_whole(lda):
     st = mod.prepare({"doc": doc, "w": w}, h)
     p = mod.init(st, {"doc": doc, "w": w}, h, rng)
     p = mod.m_step(mod.e_step(st, mod.local_fit(st, p, h), h)[1], p, h)
+    fitted, (resp, stats, loglik) = mod.local_fit(st, p, h, with_e_step=True)
+    resp0, stats0, loglik0 = mod.e_step(st, fitted, h)   # (rows: distinct (doc, w) keys)
+    assert loglik == pytest.approx(loglik0, rel=1e-13)
+    np.testing.assert_allclose(resp, resp0, atol=1e-13)
+    for k, v in stats0.items():
+        np.testing.assert_allclose(stats[k], v, rtol=1e-12, atol=1e-12, err_msg=k)
     for tol in (1e-2, 1e-6):   # single- and double-precision sweeps
         whole = mod.local_fit(st, p, h, tol=tol)["theta.concentration"]
         for groups in (np.arange(0, 80, 3), np.arange(40, 47)):

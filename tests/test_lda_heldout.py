@@ -180,6 +180,15 @@ def test_local_fit_with_real_data_unsorted_groups_and_an_empty_group():
     params = mod.m_step(mod.e_step(st, params, h)[1], params, h, 0.0)
     new = mod.local_fit(st, params, h, max_iter=5000, tol=1e-13)
     assert mod.elbo(st, new, h) >= mod.elbo(st, params, h)
+    # with_e_step: the same params, and e_step's results at them from local_fit's arrays
+    same, (resp, stats, loglik) = mod.local_fit(st, params, h, max_iter=5000, tol=1e-13,
+                                                with_e_step=True)
+    np.testing.assert_array_equal(same["theta.concentration"], new["theta.concentration"])
+    resp0, stats0, loglik0 = mod.e_step(st, new, h)
+    assert loglik == pytest.approx(loglik0, rel=1e-13)
+    np.testing.assert_allclose(resp, resp0, atol=1e-13)
+    for k, v in stats0.items():
+        np.testing.assert_allclose(stats[k], v, rtol=1e-12, atol=1e-12, err_msg=k)
     theta, old = new["theta.concentration"], params["theta.concentration"]
     np.testing.assert_allclose(theta[4], 0.5)          # the empty group: its prior
     update = mod.m_step(mod.e_step(st, new, h)[1], new, h, 0.0, only=("theta",))

@@ -395,6 +395,9 @@ class _Writer:
         s("def finish_stats(ess, st, resp):")
         s('    """The statistics that need all rows at once (grouped and one-hot counts)."""')
         s.indent()
+        if ref.axes != () or not all(em.dense for em in self.emitters):
+            s("resp = np.ascontiguousarray(resp)  # (N, K) row-major once (a sparse product "
+              "would copy it each time)")
         if ref.axes != ():
             s(self.cite(r.assign))
             s(f'ess["C_{z}"] = np.asarray(st["G_{ref.axes[0].name}"] @ resp)'

@@ -119,8 +119,10 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
     local_fit = getattr(mod, "local_fit", None) if local else None
     for it in range(resume["iteration"] if resume else 0, max_iter):
         if local_fit is not None:  # the local factors to convergence, then q(z) from them
-            params = local_fit(st, params, h, max_iter=local_iter)
-        resp, ess, loglik = mod.e_step(st, params, h)
+            params, (resp, ess, loglik) = local_fit(st, params, h, max_iter=local_iter,
+                                                    with_e_step=True)
+        else:
+            resp, ess, loglik = mod.e_step(st, params, h)
         value = loglik + mod.log_prior(params, h)
         if not np.isfinite(value):
             raise FloatingPointError(

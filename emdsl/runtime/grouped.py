@@ -63,8 +63,9 @@ def partition_step(mod, chunk, hc, centre, params, local, local_iter, reg):
                            only=mod.LOCAL_FACTORS)
     p = {**params, **{k: local[k] for k in local_names(mod)}}
     if local_iter:
-        p = mod.local_fit(st, p, hc, max_iter=local_iter)
-    _, stats, loglik = mod.e_step(st, p, hc)
+        p, (_, stats, loglik) = mod.local_fit(st, p, hc, max_iter=local_iter, with_e_step=True)
+    else:
+        _, stats, loglik = mod.e_step(st, p, hc)
     value = loglik + mod.log_prior(p, hc, only=mod.LOCAL_FACTORS)
     updated = mod.m_step(stats, p, hc, reg, only=mod.LOCAL_FACTORS)
     names = local_names(mod)

@@ -86,11 +86,12 @@ class SVIPass(RunningStatistics):
         chunk, hc, p_b = self.minibatch(groups, params)
         st = mod.prepare(chunk, hc, src.centre)
         if self.local_iter and hasattr(mod, "local_fit"):
-            p_b = mod.local_fit(st, p_b, hc, max_iter=self.local_iter)
+            p_b, (_, stats, _) = mod.local_fit(st, p_b, hc, max_iter=self.local_iter,
+                                               with_e_step=True)
         else:   # local_iter=0: one update of the local factors from the items' q
             ess = mod.e_step(st, p_b, hc)[1]
             p_b = mod.m_step(ess, p_b, hc, reg, only=mod.LOCAL_FACTORS)
-        _, stats, _ = mod.e_step(st, p_b, hc)
+            _, stats, _ = mod.e_step(st, p_b, hc)
         params = dict(params)
         for k in self.local:   # the groups' local factors, kept
             params[k] = np.array(params[k], dtype=float)

@@ -83,6 +83,20 @@ class InternalError(Exception):
                 "This is a bug in emdsl, please report it with the model that triggered it.")
 
 
+def did_you_mean(word: str, candidates, otherwise: str | None = None) -> str | None:
+    """A hint naming the candidate closest to a misspelt ``word`` ("did you mean 'mu'?"),
+    ``otherwise`` appended; just ``otherwise`` when no candidate is close (a different
+    case, or difflib's ratio >= 0.6)."""
+    import difflib
+    names = sorted({c for c in candidates if c != word})
+    by_case = {c.lower(): c for c in names}
+    close = ([by_case[word.lower()]] if word.lower() in by_case
+             else difflib.get_close_matches(word, names, n=1, cutoff=0.6))
+    if not close:
+        return otherwise
+    return f"did you mean '{close[0]}'?" + (f" ({otherwise})" if otherwise else "")
+
+
 def caret_excerpt(source: str | None, span: Span | None) -> str:
     """The source line of ``span`` with a ``^`` under its first column (and ``~`` after)."""
     if not source or not span or span.line < 1:

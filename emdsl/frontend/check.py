@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ast
-from ..errors import EmmError, EmmSemanticError, Span
+from ..errors import EmmError, EmmSemanticError, Span, did_you_mean
 from .check_names import (BUILTIN_FUNCS, FIT_OPTIONS, GENERATED_NAMES, PYTHON_BUILTINS,
                           TYPE_RANK, family_var_span, generated_clash, identifier_problem,
                           index_hint)
@@ -258,7 +258,10 @@ class _Checker:
                 raise later
             if sub.id != "pi":
                 raise self.err(f"undeclared name '{sub.id}' in the default of '{d.name}'",
-                               sub.span, "a default may use dims, numbers and earlier hypers")
+                               sub.span, did_you_mean(
+                                   sub.id, [*self.dims, *(k for k, v in self.vars.items()
+                                                          if v.role == "hyper")],
+                                   "a default may use dims, numbers and earlier hypers"))
         val = literal_value(e)
         if val is not None and d.type.kind in ("pos", "spd", "simplex") and val <= 0:
             raise self.err(f"hyper '{d.name}' is declared {d.type.kind} but its default is "
@@ -313,7 +316,8 @@ class _Checker:
                 raise later
         if v is None:
             raise self.err(f"'{name}' is sampled but not declared", span,
-                           f"declare it first, e.g. `latent {name}[N] : real`")
+                           did_you_mean(name, self.vars,
+                                        f"declare it first, e.g. `latent {name}[N] : real`"))
         if v.role == "hyper":
             raise self.err(f"hyper '{name}' cannot be sampled", span,
                            "declare it as a param (MAP) or a latent to give it a distribution")
@@ -321,11 +325,15 @@ class _Checker:
         prev = self.sampled.get(name)
         if prev is not None and overlap(prev.index, prev.loops, index, loops):
             raise self.err(f"'{name}' is sampled twice (first at line {prev.span.line})", span,
+                           f"a {v.role} takes one prior: keep one `{name} ~ ...`; whatever "
+                           f"is drawn from {name} has it on the right of its own `~`"
+                           if v.role == "param" else
                            "every data/latent element is the left side of exactly one `~`")
         fam = self.families.get(s.dist.func)
         if fam is None:
             raise self.err(f"unknown family '{s.dist.func}'", s.dist.func_span,
-                           "declare it with a `family` block or use a built-in family")
+                           did_you_mean(s.dist.func, self.families, "declare it with a "
+                                        "`family` block or use a built-in family"))
         args, kws = self._bind_args(fam, s.dist, loops)
         self._support(v, fam, tgt.span)
         line = _source_line(self.src, s.span.line).strip()
@@ -450,14 +458,16 @@ class _Checker:
                     raise later
                 if n == "pi":  # the constant, unless the model declares its own pi
                     continue
-                raise self.err(f"undeclared name '{n}'", sub.span,
-                               "declare it before this statement or fix the spelling")
+                raise self.err(f"undeclared name '{n}'", sub.span, did_you_mean(
+                    n, [*loop_vars, *self.dims, *self.lets, *self.vars],
+                    "declare it before this statement or fix the spelling"))
             elif isinstance(sub, ast.Call):
                 if sub.func not in BUILTIN_FUNCS:
                     what = "a family" if sub.func in self.families else "an unknown function"
                     raise self.err(f"'{sub.func}' is {what} and cannot be called here",
                                    sub.func_span or sub.span,
-                                   f"functions: {', '.join(sorted(BUILTIN_FUNCS))}")
+                                   did_you_mean(sub.func, BUILTIN_FUNCS, "functions: "
+                                                + ", ".join(sorted(BUILTIN_FUNCS))))
             elif isinstance(sub, ast.Index):
                 if not isinstance(sub.base, ast.Name) or sub.base.id not in self.vars:
                     if isinstance(sub.base, ast.Name) and sub.base.id not in loop_vars \
@@ -465,6 +475,10 @@ class _Checker:
                         later = self._declared_later(sub.base.id, sub.base.span)
                         if later is not None:
                             raise later
+                        raise self.err(f"undeclared name '{sub.base.id}'", sub.base.span,
+                                       did_you_mean(sub.base.id, self.vars, "declare it "
+                                                    "before this statement or fix the "
+                                                    "spelling"))
                     raise self.err(f"'{ast.show(sub.base)}' cannot be indexed", sub.span,
                                    "only declared variables can be indexed")
                 v = self.vars[sub.base.id]

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import io
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from lark.exceptions import (UnexpectedCharacters, UnexpectedEOF, UnexpectedInpu
 
 from . import ast
 from ..cachefiles import cache_dir, read_sealed, write_sealed
-from ..errors import EmmSyntaxError, Span
+from ..errors import EmmSyntaxError, Span, did_you_mean
 
 
 def grammar_text() -> str:
@@ -44,9 +45,10 @@ class _Separators:
 
     def __init__(self):
         self.open: list = []   # unclosed ( and [ tokens of the current parse, innermost last
+        self.braces: list = []   # unclosed { tokens, innermost last
 
     def process(self, stream):
-        self.open = []
+        self.open, self.braces = [], []
         pending = None
         seen_token = False
         for tok in stream:
@@ -58,6 +60,10 @@ class _Separators:
                 self.open.append(tok)
             elif tok.type in ("RPAR", "RSQB") and self.open:
                 self.open.pop()
+            elif tok.type == "LBRACE":
+                self.braces.append(tok)
+            elif tok.type == "RBRACE" and self.braces:
+                self.braces.pop()
             if pending is not None:
                 yield pending
                 pending = None
@@ -312,6 +318,7 @@ def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxErro
     # copy the unclosed brackets of this parse first: matching the examples below parses
     # them (on first use), which resets the post-lexer's state
     open_brackets = list(_parser().options.postlex.open)
+    open_braces = list(_parser().options.postlex.braces)
     label = _match_example(exc)
     tok = getattr(exc, "token", None)
     if open_brackets and not isinstance(exc, UnexpectedCharacters) and (
@@ -323,6 +330,21 @@ def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxErro
                                                              b.column + 1),
                               f"add the matching '{closer}'; a newline inside ( ) or [ ] "
                               "continues the statement", source)
+    at_end = isinstance(exc, UnexpectedEOF) or tok is None or tok.type == "$END" or (
+        tok.type == "_NL" and not source[getattr(tok, "end_pos", len(source)):].strip())
+    if open_braces and not isinstance(exc, UnexpectedCharacters) and at_end:
+        b = open_braces[-1]
+        return EmmSyntaxError(f"the '{{' of line {b.line} is never closed",
+                              Span(file, b.line, b.column, b.line, b.column + 1),
+                              "add the matching '}' after the plate's last statement", source)
+    word = re.match(r"\s*([A-Za-z_]\w*)", _line_text(source, line))
+    suggestion = word and word.group(1) not in KEYWORDS and did_you_mean(word.group(1),
+                                                                            KEYWORDS)
+    if suggestion and not isinstance(exc, UnexpectedCharacters) and col > word.end(1):
+        return EmmSyntaxError(f"unknown keyword '{word.group(1)}'",
+                              Span(file, line, word.start(1) + 1, line, word.end(1) + 1),
+                              f"{suggestion} (a statement starts with one of: "
+                              f"{', '.join(KEYWORDS)}, or is `target ~ Family(...)`)", source)
     if isinstance(exc, UnexpectedCharacters):
         ch = source[exc.pos_in_stream] if exc.pos_in_stream < len(source) else "?"
         msg, hint = f"unexpected character {ch!r}", "remove it or check the operator"
@@ -336,7 +358,18 @@ def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxErro
         hint = "expected one of: " + ", ".join(expected[:12])
     else:
         msg, hint = "unexpected end of input", "the model ends in the middle of a statement"
+    if open_braces and isinstance(exc, UnexpectedToken) and not label:
+        hint += (f"; the '{{' of line {open_braces[-1].line} is still open (declarations go "
+                 "outside plates: close it with '}')")
     return EmmSyntaxError(msg, Span(file, line, col, line, col + 1), hint, source)
+
+
+KEYWORDS = ("model", "dim", "data", "hyper", "param", "latent", "family", "for", "let")
+
+
+def _line_text(source: str, line: int) -> str:
+    lines = source.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
 _TERMINAL_NAMES = {

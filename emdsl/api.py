@@ -20,19 +20,76 @@ from .runtime.online import DriverError
 def load(path, use_cache: bool = True) -> "Model":
     p = Path(path)
     try:
-        source = p.read_text(encoding="utf-8")
+        raw = p.read_bytes()
     except OSError as exc:
         raise EmmError(f"cannot read model file '{path}': {exc.strerror}") from None
+    try:
+        source = raw.decode("utf-8-sig")   # a byte-order mark (some editors write one) is dropped
+    except UnicodeDecodeError as exc:
+        from .errors import EmmSyntaxError, Span
+        line = raw[:exc.start].count(b"\n") + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        text = raw.decode("utf-8", errors="replace")
+        raise EmmSyntaxError(f"the model file is not UTF-8: byte 0x{raw[exc.start]:02x} at "
+                             f"line {line}, column {col} is not part of a UTF-8 character",
+                             Span(str(path), line, col, line, col + 1),
+                             "save the file as UTF-8 (the encoding every editor offers)",
+                             text) from None
     return loads(source, name=str(path), use_cache=use_cache)
 
 
 def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
+    source = source[1:] if source.startswith("\ufeff") else source   # a byte-order mark
     try:
         compiled = compile_source(source, name, use_cache)
     except EmmError as exc:
         exc.source = exc.source or source
         raise
     return Model(compiled)
+
+
+def _check_sizes(mod, h: dict) -> None:
+    """Dims checked before anything is allocated: no more components than items, and
+    params and responsibilities that fit in this machine's memory."""
+    latent = getattr(mod, "LATENT", None)
+    n, k = (int(mod.n_items(h)), int(mod.n_components(h))) if latent else (0, 0)
+    if latent and k > n:
+        raise EmmDataError(f"more components than items: {latent} takes {k} values but "
+                           f"there are {n} items", hint="use fewer components or more data")
+    sizes = {name: float(np.prod(shape, dtype=float))
+             for name, shape in dict(mod.param_shapes(h)).items()}
+    sizes["responsibilities"] = float(n) * k if latent else 0.0
+    need = 8.0 * sum(sizes.values())
+    from .io.data import physical_memory
+    have = physical_memory()
+    if need > have:
+        big = max(sizes, key=sizes.get)
+        raise EmmDataError(f"these dims need {need / 2**30:,.1f} GiB for the params and "
+                           f"responsibilities alone ({big}: {sizes[big]:,.0f} numbers), more "
+                           f"than this machine's {have / 2**30:,.1f} GiB",
+                           hint="check the dims (and the ids of categorical data, which set "
+                           "their sizes)")
+
+
+def _check_init_value(name: str, kind: str, value) -> None:
+    """init values in the support of their param's type (finite; pos > 0; a simplex's
+    rows non-negative summing to 1; spd symmetric positive definite)."""
+    x = np.asarray(value, dtype=float)
+    why = None
+    if not np.all(np.isfinite(x)):
+        why = "has NaN or infinite entries"
+    elif kind == "pos" and np.any(x <= 0):
+        why = f"must be > 0 (a pos value), its smallest entry is {x.min():.6g}"
+    elif kind == "unit" and np.any((x <= 0) | (x >= 1)):
+        why = "must lie in (0, 1)"
+    elif kind == "simplex" and (np.any(x < 0) or not np.allclose(x.sum(axis=-1), 1.0)):
+        why = "must be a simplex: non-negative entries that sum to 1 along its last axis"
+    elif kind == "spd" and (not np.allclose(x, np.swapaxes(x, -1, -2))
+                            or np.any(np.linalg.eigvalsh(x).min(axis=-1) <= 0)):
+        why = "must hold symmetric positive definite matrices"
+    if why:
+        raise EmmDataError(f"init: '{name}' {why}", hint="give starting values in the "
+                           "param's support, or leave it out to start from the data")
 
 
 def _fit_options(opts: dict) -> dict:
@@ -165,6 +222,7 @@ class Model:
         problems = self.module.hyper_problems(h)
         if problems:
             raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
+        _check_sizes(self.module, h)
         init = opts.get("init")
         if init:
             shapes = dict(self.module.param_shapes(h))
@@ -184,6 +242,8 @@ class Model:
                 if np.shape(v) != shapes[k]:
                     raise EmmDataError(f"init: '{k}' must have shape {shapes[k]}, "
                                        f"got {np.shape(v)}")
+                if k != latent:
+                    _check_init_value(k, self.module.PARAM_KINDS.get(k, "real"), v)
         method = opts.pop("method")
         bar = self._progress(kwargs, opts)
         self._checkpointing(method, h, opts, "dask arrays" if dask_data else

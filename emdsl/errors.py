@@ -111,5 +111,15 @@ def caret_excerpt(source: str | None, span: Span | None) -> str:
     if span.end_line == span.line and span.end_col > span.col:
         width = span.end_col - span.col
     width = max(1, min(width, max(1, len(text) - span.col + 1)))
+    col = span.col
+    if len(text) > EXCERPT:   # a long line: the part around the caret, cut with "..."
+        start = max(0, col - 1 - EXCERPT // 4)
+        cut = text[start:start + EXCERPT]
+        text = ("..." if start else "") + cut + ("..." if start + EXCERPT < len(text) else "")
+        col = col - start + (3 if start else 0)
+        width = max(1, min(width, len(text) - col + 1))
     gutter = f"{span.line:>4} | "
-    return f"{gutter}{text}\n{' ' * len(gutter)}{' ' * (span.col - 1)}^{'~' * (width - 1)}"
+    return f"{gutter}{text}\n{' ' * len(gutter)}{' ' * (col - 1)}^{'~' * (width - 1)}"
+
+
+EXCERPT = 120   # characters of a long source line shown in a message

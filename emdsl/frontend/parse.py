@@ -273,6 +273,7 @@ def parse(source: str, file: str = "<string>") -> ast.Model:
         tree = _parser().parse(source)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, source, file) from None
+    _check_depth(tree, source, file)
     try:
         (name, span), items = _ToAst(file, source).transform(tree)
     except VisitError as exc:  # Lark wraps what a transformer method raises
@@ -280,6 +281,32 @@ def parse(source: str, file: str = "<string>") -> ast.Model:
             raise exc.orig_exc from None
         raise
     return ast.Model(name, items, file, source, span)
+
+
+MAX_DEPTH = 300   # nesting of an expression's operations that every stage handles
+
+
+def _check_depth(tree, source: str, file: str) -> None:
+    """A located error for an expression nested deeper than MAX_DEPTH (a sum of thousands
+    of terms written out), found without recursion: the later stages walk expressions
+    recursively."""
+    from lark import Tree
+    stack = [(tree, 0, None)]
+    while stack:
+        node, depth, top = stack.pop()
+        if depth > MAX_DEPTH:
+            meta = top.meta
+            raise EmmSyntaxError(
+                f"this statement's expression is nested more than {MAX_DEPTH} operations "
+                "deep (e.g. a sum of hundreds of terms written out)",
+                Span(file, meta.line, meta.column, meta.end_line, meta.end_column),
+                "write it with fewer nested operations: a vector hyper and dot() or sum() "
+                "instead of a long chain of + or *", source)
+        for child in node.children:
+            if isinstance(child, Tree):
+                # a statement (a child of the file or of a plate's block) starts the count
+                inner = node.data in ("start", "block")
+                stack.append((child, 0 if inner else depth + 1, child if inner else top))
 
 
 def _top_state(exc):

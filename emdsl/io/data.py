@@ -223,6 +223,11 @@ def bind(cm: CheckedModel, values: dict) -> Bound:
             pending.remove(d)
     for name, arr in arrays.items():
         _check_shape(cm, cm.vars[name], arr, dims)
+    for v in data_vars:
+        arr = arrays[v.name]
+        if v.shape and arr.ndim and 0 in arr.shape[:len(v.shape)]:
+            raise _err(cm, v, f"data '{v.name}' is empty (shape {_tup(arr.shape)}): there is "
+                       "nothing to fit", "pass at least one item")
     for name, d in cm.dims.items():
         if name not in dims:
             raise EmmDataError(f"dim '{name}' cannot be determined from the data and has no "
@@ -334,7 +339,13 @@ def _check_block(cm, v: Var, arr, x, dims, offset: int, bad_total=None) -> None:
                    f"first at {at(bad)[0]}", "remove or impute them")
     k = v.kind
     if k in INT_KINDS:
+        fail(np.abs(x) > 2.0 ** 53, "is beyond 2^53 = 9.0e15 (counts that large are not "
+             "exact in float64 and overflow their sums)", "rescale or cap the counts")
         fail(x != np.round(x), "is not an integer", "pass integer values")
+    else:
+        fail(np.abs(x) > 1e100, "is beyond 1e100 in magnitude (its square, which the "
+             "statistics hold, would overflow float64)", "rescale the data, e.g. divide it "
+             "by a power of 10")
     if k in _SUPPORT:
         fail(_SUPPORT[k][0](x), *_SUPPORT[k][1:])
     if k == "cat":
@@ -355,6 +366,15 @@ def _check_block(cm, v: Var, arr, x, dims, offset: int, bad_total=None) -> None:
 
 
 # ----------------------------------------------------------------------------- files
+
+
+def physical_memory() -> float:
+    """Bytes of memory this machine has (2^40 where the platform does not say)."""
+    import os
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE")) * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return float(2 ** 40)
 
 
 def read_data_file(path, cm: CheckedModel):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import EmmDataError
 from ..frontend import ast
-from .data import _decl
+from .data import _decl, physical_memory
 
 
 def roles(cm, data_vars) -> tuple:
@@ -66,6 +66,13 @@ def _tokens(docs: list) -> tuple:
     if not docs:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     sizes = [int(c.sum()) for _, _, c in docs]
+    if 16.0 * sum(sizes) > physical_memory():   # two int64 per token
+        d = max(range(len(docs)), key=lambda i: sizes[i])
+        raise EmmDataError(f"the counts of the documents up to line {docs[-1][0] + 1} add up "
+                           f"to {sum(sizes):,} tokens ({16.0 * sum(sizes) / 2**30:,.0f} GiB in "
+                           f"memory; line {docs[d][0] + 1} alone holds {sizes[d]:,})",
+                           hint="check the counts, or stream the file: chunks(path, rows=...) "
+                           "or --chunk-rows")
     doc = np.repeat(np.array([d for d, _, _ in docs], dtype=np.int64), sizes)
     w = np.repeat(np.concatenate([i for _, i, _ in docs]),
                   np.concatenate([c for _, _, c in docs]))

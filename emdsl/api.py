@@ -251,7 +251,7 @@ class Model:
         try:
             with np.errstate(divide="ignore", under="ignore"):
                 if method == "batch" and bound is not None:
-                    return batch.run(self.module, bound.data, h, **opts)
+                    return self._own(batch.run(self.module, bound.data, h, **opts), h, size)
                 from .runtime.sources import ArraySource, StreamSource
                 if dask_data:
                     from .runtime.distributed import DaskSource
@@ -261,7 +261,7 @@ class Model:
                     source = StreamSource(self.module, fresh, h, items, size)
                 else:
                     source = ArraySource(self.module, bound.data, h, items, size)
-                return self._fit_online(method, source, opts)
+                return self._own(self._fit_online(method, source, opts), h, size)
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
             raise EmmFitError(str(exc), hint="try another seed, n_init > 1, fewer "
                               "components or a larger `reg`") from None
@@ -342,6 +342,58 @@ class Model:
         size = ast.show(first.shape[0])
         return tuple(v.name for v in cm.vars.values() if v.role == "data" and v.shape
                      and ast.show(v.shape[0]) == size), size
+
+    def _own(self, result, h: dict, size: str):
+        """The result, told its model and the fit's dims and hypers (not the items')."""
+        result.model = self
+        result.fixed = {k: v for k, v in h.items() if k != size}
+        return result
+
+    def evaluate(self, result, data: dict) -> tuple:
+        """(responsibilities (N, K) of the items of ``data``, log p(data | params) (for a
+        variational fit the data's part of the ELBO), N) at ``result``'s params; the dims
+        and hypers of the fit apply unless ``data`` gives them."""
+        mod = self.module
+        if getattr(mod, "LOCAL_FACTORS", ()):
+            raise EmmDataError(f"{self.name} has factors per group ({', '.join(mod.LOCAL_FACTORS)}"
+                               "): new groups need their own fit", hint="fit the new data "
+                               "with init= the fitted global params")
+        items, size = self._items()
+        from .io.data import _full_exprs
+        for name, value in data.items():   # the fit's dims hold for new data
+            v = self.checked.vars.get(name)
+            if v is None or v.role != "data":
+                continue
+            for ax, e in enumerate(_full_exprs(v)):
+                given = np.shape(value)[ax] if ax < np.ndim(value) else None
+                if isinstance(e, ast.Name) and e.id in result.fixed and e.id != size \
+                        and given is not None and given != result.fixed[e.id]:
+                    raise EmmDataError(f"data '{name}' has {given} along axis {ax} but the "
+                                       f"fit's {e.id} is {result.fixed[e.id]}",
+                                       hint=f"new data have the fitted model's {e.id}")
+        bound = self._bind({**{k: v for k, v in result.fixed.items()
+                               if not (self.checked.role(k) == "dim" and k in data)}, **data})
+        h = {**bound.dims, **bound.hypers}
+        with np.errstate(divide="ignore", under="ignore"):
+            st = mod.prepare(bound.data, h)
+            resp, _, loglik = mod.e_step(st, result.params, h)
+        n = int(mod.n_items(h)) if mod.LATENT else int(h.get(size, 1))
+        resp = getattr(mod, "item_resp", lambda st, r: r)(st, resp) if mod.LATENT else None
+        return resp, float(loglik), n
+
+    def n_parameters(self, fixed: dict) -> int:
+        """Free parameters of the model's params at dims ``fixed``."""
+        from .io.data import eval_const
+        total = 0
+        for v in self.checked.vars.values():
+            if v.role != "param":
+                continue
+            cells = int(np.prod([int(eval_const(e, fixed)) for e in v.shape]))
+            d = [int(eval_const(e, fixed)) for e in v.elem_dims]
+            each = {"simplex": lambda: d[0] - 1, "spd": lambda: d[0] * (d[0] + 1) // 2,
+                    "cat": lambda: 1}.get(v.kind, lambda: int(np.prod(d)) if d else 1)()
+            total += cells * each
+        return total
 
     def _fit_online(self, method, source, opts):
         """Stepwise / incremental EM, or batch EM over a stream (runtime/online.py)."""

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 from .errors import (EmmDataError, EmmError, EmmFitError, EmmSemanticError,  # noqa: E402
                      EmmSyntaxError, InternalError, NonConjugateError)
 
-__all__ = ["load", "loads", "chunks", "EmmError", "EmmSyntaxError", "EmmSemanticError",
+__all__ = ["load", "loads", "chunks", "select", "EmmError", "EmmSyntaxError", "EmmSemanticError",
            "NonConjugateError", "EmmDataError", "EmmFitError", "InternalError", "__version__"]
 
 
@@ -26,3 +26,10 @@ def chunks(source, rows=100_000, name=None):
     function returning an iterator of them (see :mod:`emdsl.io.chunks`)."""
     from .io.chunks import chunks as _chunks
     return _chunks(source, rows=rows, name=name)
+
+
+def select(model, dim, values, criterion="bic", **kwargs):
+    """Fit ``model`` at each of ``values`` of ``dim`` and choose by BIC or AIC
+    (:mod:`emdsl.selection`)."""
+    from .selection import select as _select
+    return _select(model, dim, values, criterion, **kwargs)

@@ -31,6 +31,12 @@ def _set_value(text: str):
     name, eq, val = text.partition("=")
     if not eq or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if ".." in val:   # a range of values (emdsl select)
+        from .selection import parse_range
+        try:
+            return name.strip(), parse_range(val)
+        except EmmError as exc:
+            raise argparse.ArgumentTypeError(f"{name}: {exc.msg}") from None
     try:
         num = float(val)
     except ValueError:
@@ -156,6 +162,8 @@ def cmd_fit(args) -> int:
             print(f"{name}  shape {val.shape}\n  {np.array2string(val, prefix='  ')}")
     print(f"n_iter {res.n_iter}, converged {res.converged}, final {res.objective_name} "
           f"{res.objective:.10g}")
+    if args.plot:   # the trace, and the items by component when they are 1-D or 2-D
+        _plot_fit(res, arrays if args.chunk_rows is None else {}, args.plot)
     if args.output:
         doc = {"model": model.name, "algorithm": model.module.ALGORITHM,
                "params": {k: np.asarray(v).tolist() for k, v in res.params.items()},
@@ -163,6 +171,48 @@ def cmd_fit(args) -> int:
                "objective": res.objective, "objective_name": res.objective_name,
                "n_iter": int(res.n_iter), "converged": bool(res.converged)}
         _write(args.output, json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def _plot_fit(res, arrays: dict, path) -> None:
+    from . import plots
+    plt = plots._pyplot()
+    x = next((np.asarray(a) for a in arrays.values()
+              if np.ndim(a) == 1 and np.issubdtype(np.asarray(a).dtype, np.floating)
+              or np.ndim(a) == 2 and np.shape(a)[1] <= 2), None)
+    drawable = x is not None and any(np.ndim(v) == 2 and len(v) == len(x)
+                                     for v in res.posterior.values()
+                                     if isinstance(v, np.ndarray))
+    fig, axes = plt.subplots(1, 2 if drawable else 1, figsize=(11 if drawable else 6, 4))
+    axes = np.atleast_1d(axes)
+    plots.trace(res, axes[0])
+    if drawable:
+        plots.clusters(res, x, axes[1])
+    plots.save(fig, path)
+    print(f"wrote {path}")
+
+
+def cmd_select(args) -> int:
+    from .io.data import read_data_file
+    from .selection import select
+    model, sets = _load(args.model), dict(args.set or [])
+    ranges = [k for k, v in sets.items() if isinstance(v, list)]
+    if len(ranges) != 1:
+        raise EmmError("select needs one dim given as a range, e.g. --set K=1..10")
+    dim = ranges[0]
+    values = sets.pop(dim)
+    arrays, dims = read_data_file(args.data, model.checked)
+    _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
+    opts = {k: getattr(args, k) for k in ("seed", "max_iter", "tol", "n_init", "reg")
+            if getattr(args, k, None) is not None}
+    sel = select(model, dim, values, args.criterion, **dims, **arrays, **sets, **opts)
+    print(sel.table())
+    if args.plot:
+        sel.plot(args.plot)
+        print(f"wrote {args.plot}")
+    if args.output:
+        _write(args.output, json.dumps({"dim": dim, "criterion": sel.criterion,
+                                        "best": sel.best, "rows": sel.rows}, indent=1) + "\n")
     return 0
 
 
@@ -447,6 +497,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-init", type=int, dest="n_init", metavar="N", help="restarts")
     p.add_argument("--reg", type=float, metavar="R", help="added to covariance diagonals")
     p.add_argument("-o", "--output", metavar="RESULT.json")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the objective's trace (and 1-D "
+                   "or 2-D data by component) to this file (needs emdsl[plot])")
+    p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,
+            sets=True)
+    p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
+    p.add_argument("--criterion", choices=("bic", "aic"), default="bic")
+    p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")
+    p.add_argument("--tol", type=float, metavar="T")
+    p.add_argument("--n-init", type=int, dest="n_init", default=3, metavar="N",
+                   help="restarts per value (default 3)")
+    p.add_argument("--reg", type=float, metavar="R")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the criterion against the values")
+    p.add_argument("-o", "--output", metavar="TABLE.json")
     p = cmd("sample", "simulate data from the model", cmd_sample, sets=True)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help=".npz or .csv")
     p = cmd("graph", "print or draw the factor graph", cmd_graph)

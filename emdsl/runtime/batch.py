@@ -98,6 +98,16 @@ class FitResult:
         _, loglik, n = self._ml(data)
         return -2.0 * loglik + 2.0 * self.n_parameters
 
+    def plot(self, path=None, x=None, ax=None):
+        """The objective's trace, or with ``x`` (1-D or 2-D data) the items by their most
+        probable component (matplotlib: ``pip install 'emdsl[plot]'``); saved to ``path``
+        when given. Returns the figure."""
+        from .. import plots
+        fig = plots.trace(self, ax) if x is None else plots.clusters(self, x, ax)
+        if path is not None:
+            plots.save(fig, path)
+        return fig
+
     def _ml(self, data):
         if self.algorithm not in ("EM", "MAP-EM"):
             raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "

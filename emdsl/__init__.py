@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 from .errors import (EmmDataError, EmmError, EmmFitError, EmmSemanticError,  # noqa: E402
                      EmmSyntaxError, InternalError, NonConjugateError)
 
-__all__ = ["load", "loads", "chunks", "select", "EmmError", "EmmSyntaxError", "EmmSemanticError",
+__all__ = ["load", "loads", "chunks", "select", "load_result", "EmmError", "EmmSyntaxError", "EmmSemanticError",
            "NonConjugateError", "EmmDataError", "EmmFitError", "InternalError", "__version__"]
 
 
@@ -33,3 +33,10 @@ def select(model, dim, values, criterion="bic", **kwargs):
     (:mod:`emdsl.selection`)."""
     from .selection import select as _select
     return _select(model, dim, values, criterion, **kwargs)
+
+
+def load_result(path):
+    """A result saved with ``result.save(path)`` (its model recompiled; see
+    :mod:`emdsl.results`)."""
+    from .results import load_result as _load_result
+    return _load_result(path)

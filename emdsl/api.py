@@ -184,6 +184,11 @@ class Model:
     def __repr__(self):
         return f"<emdsl.Model {self.name} ({self.module.ALGORITHM})>"
 
+    def _repr_markdown_(self) -> str:
+        """In a notebook: the model's source and its derivation (Markdown with maths)."""
+        return (f"**{self.name}** ({self.module.ALGORITHM})\n\n```\n"
+                f"{self.checked.model.source.strip()}\n```\n\n{self.derivation()}")
+
     def _bind(self, values: dict):
         from .io.data import bind
         return bind(self.checked, values)

@@ -164,14 +164,21 @@ def cmd_fit(args) -> int:
           f"{res.objective:.10g}")
     if args.plot:   # the trace, and the items by component when they are 1-D or 2-D
         _plot_fit(res, arrays if args.chunk_rows is None else {}, args.plot)
-    if args.output:
+    if args.output and Path(args.output).suffix.lower() == ".npz":
+        res.save(args.output)   # everything, read back by emdsl.load_result
+    elif args.output:
+        beside = Path(args.output).with_suffix(".posterior.npz")
         doc = {"model": model.name, "algorithm": model.module.ALGORITHM,
                "params": {k: np.asarray(v).tolist() for k, v in res.params.items()},
                "elbo": np.asarray(res.elbo, dtype=float).tolist(),
                "objective": res.objective, "objective_name": res.objective_name,
-               "n_iter": int(res.n_iter), "converged": bool(res.converged)}
+               "n_iter": int(res.n_iter), "converged": bool(res.converged),
+               "posterior": beside.name}
+        from .results import flat_posterior
+        _write(beside, lambda fh: np.savez(fh, **flat_posterior(res.posterior)))
         _write(args.output, json.dumps(doc, indent=1) + "\n")
     return 0
+
 
 
 def _plot_fit(res, arrays: dict, path) -> None:
@@ -496,7 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, metavar="T", help="relative ELBO change to stop at")
     p.add_argument("--n-init", type=int, dest="n_init", metavar="N", help="restarts")
     p.add_argument("--reg", type=float, metavar="R", help="added to covariance diagonals")
-    p.add_argument("-o", "--output", metavar="RESULT.json")
+    p.add_argument("-o", "--output", metavar="RESULT.json|RESULT.npz",
+                   help="the result: JSON (params, trace; the posterior written beside as "
+                   "RESULT.posterior.npz) or .npz (everything: emdsl.load_result)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the objective's trace (and 1-D "
                    "or 2-D data by component) to this file (needs emdsl[plot])")
     p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,

@@ -78,3 +78,16 @@ def test_result_plot_draws_the_trace_and_the_clusters(tmp_path):
     r.plot(tmp_path / "h.png", x=y.astype(float))
     with pytest.raises(emdsl.errors.EmmError, match="1-D or 2-D"):
         r.plot(x=np.ones((200, 3)))
+
+
+def test_notebooks_show_the_model_and_the_fit():
+    m = emdsl.load(GMM)
+    md = m._repr_markdown_()
+    assert md.startswith("**GaussianMixture** (EM)") and "x[n] ~ MvNormal" in md
+    assert "M-step" in md or "M step" in md or "update" in md.lower()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(x=_blobs(2), K=3, seed=0)
+    page = r._repr_html_()
+    assert "<table>" in page and "<code>mu</code>" in page and "<svg" in page
+    assert f"{r.objective:.10g}" in page

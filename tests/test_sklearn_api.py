@@ -79,3 +79,50 @@ def test_what_does_not_apply_is_a_clear_error():
         r.bic(x=X)
     with pytest.raises(emdsl.errors.EmmDataError, match="has 3 along axis 1 but the fit's D"):
         r.predict(x=np.ones((5, 3)))   # the fit's D = 2
+
+
+def test_a_saved_result_loads_and_predicts_the_same(tmp_path):
+    X = _data(4)
+    m = emdsl.load(ROOT / "models" / "gaussian_mixture.emm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(x=X, K=3, seed=0, max_iter=30)
+    r.save(tmp_path / "fit.npz")
+    back = emdsl.load_result(tmp_path / "fit.npz")
+    for k, v in r.params.items():
+        np.testing.assert_array_equal(back.params[k], v)
+    np.testing.assert_array_equal(back.elbo, r.elbo)
+    np.testing.assert_array_equal(back.posterior["z"], r.posterior["z"])
+    assert (back.n_iter, back.converged, back.algorithm) == (r.n_iter, r.converged, r.algorithm)
+    new = _data(5, n=50)
+    assert back.bic(x=new) == r.bic(x=new)
+    np.testing.assert_array_equal(back.predict(x=new), r.predict(x=new))
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(emdsl.errors.EmmDataError, match="not a saved emdsl result"):
+        emdsl.load_result(tmp_path / "bad.npz")
+
+
+def test_a_variational_result_round_trips_its_factors(tmp_path):
+    m = emdsl.load(ROOT / "models" / "bayes_gmm.emm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(x=_data(6), K=3, max_iter=5)
+    r.save(tmp_path / "vb.npz")
+    back = emdsl.load_result(tmp_path / "vb.npz")
+    for var, q in r.posterior.items():
+        if isinstance(q, dict):
+            for f, v in q.items():
+                np.testing.assert_array_equal(back.posterior[var][f], v)
+
+
+def test_the_cli_writes_the_posterior_beside_its_json(tmp_path, capsys):
+    from emdsl.cli import main
+    faithful = ROOT / "models" / "data" / "faithful.csv"
+    gmm = ROOT / "models" / "gaussian_mixture.emm"
+    assert main(["fit", str(gmm), "--data", str(faithful), "-o", str(tmp_path / "r.json")]) == 0
+    import json
+    doc = json.loads((tmp_path / "r.json").read_text())
+    with np.load(tmp_path / doc["posterior"]) as z:
+        assert z["z"].shape == (272, 3)
+    assert main(["fit", str(gmm), "--data", str(faithful), "-o", str(tmp_path / "r.npz")]) == 0
+    assert emdsl.load_result(tmp_path / "r.npz").posterior["z"].shape == (272, 3)

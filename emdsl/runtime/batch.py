@@ -108,6 +108,18 @@ class FitResult:
             plots.save(fig, path)
         return fig
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the fit's summary, a table of its params and the objective's
+        trace (an inline SVG when matplotlib is installed)."""
+        from ..results import html_summary
+        return html_summary(self)
+
+    def save(self, path) -> None:
+        """Write the result (params, trace, posterior, the model's source, the fit's dims
+        and hypers) to a .npz file; ``emdsl.load_result`` reads it back."""
+        from ..results import save_result
+        save_result(self, path)
+
     def _ml(self, data):
         if self.algorithm not in ("EM", "MAP-EM"):
             raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "

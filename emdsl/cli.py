@@ -172,8 +172,7 @@ def cmd_fit(args) -> int:
                "params": {k: np.asarray(v).tolist() for k, v in res.params.items()},
                "elbo": np.asarray(res.elbo, dtype=float).tolist(),
                "objective": res.objective, "objective_name": res.objective_name,
-               "n_iter": int(res.n_iter), "converged": bool(res.converged),
-               "posterior": beside.name}
+               "n_iter": int(res.n_iter), "converged": bool(res.converged)}
         from .results import flat_posterior
         _write(beside, lambda fh: np.savez(fh, **flat_posterior(res.posterior)))
         _write(args.output, json.dumps(doc, indent=1) + "\n")

@@ -116,3 +116,16 @@ def test_init_of_a_variational_factor_is_validated():
     x = np.random.default_rng(1).normal(size=(30, 2))
     with pytest.raises(EmmDataError, match=r"init: 'mu.beta' must be > 0"):
         m.fit(x=x, K=3, init={"mu.beta": -np.ones(3)})
+
+
+@pytest.mark.parametrize("wrong, right, words", [
+    ("param  Sigma[K] : spd[D]", "param  Sigma[K] : spd[K]",
+     "MvNormal's 'cov' \\(Sigma\\[z\\[n\\]\\]\\) has size K but 'x' has size D"),
+    ("param  weights  : simplex[K]", "param  weights  : simplex[D]",
+     "Categorical's 'p' \\(weights\\) has size D but 'z' has size K"),
+])
+def test_family_arguments_of_different_sizes_are_located_compile_errors(wrong, right, words):
+    src = GMM.read_text().replace(wrong, right)
+    with pytest.raises(emdsl.errors.EmmSemanticError, match=words) as info:
+        emdsl.loads(src, name="m.emm", use_cache=False)
+    assert info.value.span.line in (16, 17)

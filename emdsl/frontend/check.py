@@ -14,7 +14,7 @@ from ..errors import EmmError, EmmSemanticError, Span, did_you_mean
 from .check_names import (BUILTIN_FUNCS, FIT_OPTIONS, GENERATED_NAMES, PYTHON_BUILTINS,
                           TYPE_RANK, family_var_span, generated_clash, identifier_problem,
                           index_hint)
-from .check_types import (expr_kind, fmt, inline_lets, kind_fits, literal_value, overlap,
+from .check_types import (expr_kind, expr_size, fmt, inline_lets, kind_fits, literal_value, overlap,
                           type_hint)
 from ..families import Family, family_table, is_subtype
 
@@ -336,6 +336,7 @@ class _Checker:
                                         "`family` block or use a built-in family"))
         args, kws = self._bind_args(fam, s.dist, loops)
         self._support(v, fam, tgt.span)
+        self._sizes_agree(v, fam, s.dist, dict(args), tgt.span)
         line = _source_line(self.src, s.span.line).strip()
         f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line)
         if prev is None or literal_value(index[0]) is None:
@@ -425,6 +426,28 @@ class _Checker:
                                "check the indices of this argument")
         args = tuple((n, inline_lets(self.lets, bound[n])) for n in names)
         return args, tuple(sorted(keywords.items()))
+
+    def _sizes_agree(self, v: Var, fam: Family, call: ast.Call, args: dict, span):
+        """The vector and matrix arguments of a family and its variable have one size (an
+        MvNormal's mean real[D] and cov spd[D]; a Categorical's p simplex[K] and cat[K]),
+        compared as declared: symbolically, before any data."""
+        sized = [(p.name, args[p.name]) for p in fam.params if p.rank >= 1]
+        if not sized:
+            return
+        own = v.elem_dims[0] if v.elem_dims else None
+        seen = [(f"'{v.name}'", own, span)] if own is not None else []
+        spans = {n: getattr(e, "span", call.span) for n, e in sized}
+        for name, e in sized:
+            size = expr_size(e, self.vars, self.lets)
+            if size is not None:
+                seen.append((f"{fam.name}'s '{name}' ({ast.show(e)})", size, spans[name]))
+        for what, size, where in seen[1:]:
+            first, want = seen[0][0], seen[0][1]
+            if ast.show(size) != ast.show(want):
+                raise self.err(f"{what} has size {ast.show(size)} but {first} has size "
+                               f"{ast.show(want)}", where,
+                               "the vector and matrix arguments of a family share one size: "
+                               "check the declared dims (e.g. `spd[D]` for a `real[D]` mean)")
 
     def _support(self, v: Var, fam: Family, span):
         if v.role == "latent" and v.kind == "cat" and fam.support == "cat":

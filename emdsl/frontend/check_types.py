@@ -218,3 +218,31 @@ def inline_lets(lets: dict, e: ast.Expr) -> ast.Expr:
                         tuple(ast.KwArg(k.name, inline_lets(lets, k.value), k.span)
                               for k in e.kwargs), e.span, e.func_span)
     return e
+
+
+def expr_size(e: ast.Expr, vars: dict, lets: dict):
+    """The size expression of a vector or square matrix expression (``D`` for ``mu[k]``
+    with ``mu[K] : real[D]``, for ``eye(D)``, for ``diag(s2[k])``), or None when it is
+    not one or cannot be told."""
+    if isinstance(e, ast.Name):
+        if e.id in lets:
+            return expr_size(lets[e.id], vars, lets)
+        v = vars.get(e.id)
+        return v.elem_dims[0] if v is not None and not v.shape and v.elem_dims else None
+    if isinstance(e, ast.Index) and isinstance(e.base, ast.Name):
+        v = vars.get(e.base.id)
+        if v is not None and len(e.indices) == len(v.shape) and v.elem_dims \
+                and v.kind != "cat":
+            return v.elem_dims[0]
+        return None
+    if isinstance(e, ast.Call):
+        if e.func in ("eye", "zeros", "ones") and len(e.args) == 1:
+            return e.args[0]
+        if e.func in ("diag", "transpose") and len(e.args) == 1:
+            return expr_size(e.args[0], vars, lets)
+        return None
+    if isinstance(e, ast.Neg):
+        return expr_size(e.operand, vars, lets)
+    if isinstance(e, ast.BinOp) and e.op != "@":
+        return expr_size(e.left, vars, lets) or expr_size(e.right, vars, lets)
+    return None

@@ -48,9 +48,10 @@ def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
     return Model(compiled)
 
 
-def _check_sizes(mod, h: dict) -> None:
+def _check_sizes(mod, h: dict, in_memory: bool = True) -> None:
     """Dims checked before anything is allocated: no more components than items, and
-    params and responsibilities that fit in this machine's memory."""
+    params (and, for a batch fit in memory, the responsibilities) that fit in this
+    machine's memory."""
     latent = getattr(mod, "LATENT", None)
     n, k = (int(mod.n_items(h)), int(mod.n_components(h))) if latent else (0, 0)
     if latent and k > n:
@@ -58,7 +59,7 @@ def _check_sizes(mod, h: dict) -> None:
                            f"there are {n} items", hint="use fewer components or more data")
     sizes = {name: float(np.prod(shape, dtype=float))
              for name, shape in dict(mod.param_shapes(h)).items()}
-    sizes["responsibilities"] = float(n) * k if latent else 0.0
+    sizes["responsibilities"] = float(n) * k if latent and in_memory else 0.0
     need = 8.0 * sum(sizes.values())
     from .io.data import physical_memory
     have = physical_memory()
@@ -227,7 +228,8 @@ class Model:
         problems = self.module.hyper_problems(h)
         if problems:
             raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
-        _check_sizes(self.module, h)
+        _check_sizes(self.module, h, in_memory=not dask_data and stream is None
+                     and opts["method"] == "batch")
         init = opts.get("init")
         if init:
             shapes = dict(self.module.param_shapes(h))
@@ -349,21 +351,31 @@ class Model:
                      and ast.show(v.shape[0]) == size), size
 
     def _own(self, result, h: dict, size: str):
-        """The result, told its model and the fit's dims and hypers (not the items')."""
-        result.model = self
-        result.fixed = {k: v for k, v in h.items() if k != size}
-        return result
+        """The result as users see it: knowing its model and the fit's dims and hypers
+        (not the items')."""
+        from .results import Fitted
+        return Fitted(result, self, {k: v for k, v in h.items() if k != size})
 
     def evaluate(self, result, data: dict) -> tuple:
         """(responsibilities (N, K) of the items of ``data``, log p(data | params) (for a
         variational fit the data's part of the ELBO), N) at ``result``'s params; the dims
         and hypers of the fit apply unless ``data`` gives them."""
         mod = self.module
+        if not getattr(mod, "LATENT", None):
+            raise EmmDataError(f"{self.name} has no discrete latent per item: there is "
+                               "nothing to predict or score item by item",
+                               hint="compare fits by result.objective")
+        items, size = self._items()
+        for k, v in data.items():   # a dim or hyper of the fit is the fit's
+            if k in result.fixed and self.checked.role(k) in ("dim", "hyper") and \
+                    not np.array_equal(np.asarray(v), np.asarray(result.fixed[k])):
+                raise EmmDataError(f"'{k}' is {np.asarray(result.fixed[k]).tolist()} in the "
+                                   f"fit; new data cannot change it (given {v!r})",
+                                   hint=f"leave out {k}=...")
         if getattr(mod, "LOCAL_FACTORS", ()):
             raise EmmDataError(f"{self.name} has factors per group ({', '.join(mod.LOCAL_FACTORS)}"
                                "): new groups need their own fit", hint="fit the new data "
                                "with init= the fitted global params")
-        items, size = self._items()
         from .io.data import _full_exprs
         for name, value in data.items():   # the fit's dims hold for new data
             v = self.checked.vars.get(name)
@@ -382,9 +394,8 @@ class Model:
         with np.errstate(divide="ignore", under="ignore"):
             st = mod.prepare(bound.data, h)
             resp, _, loglik = mod.e_step(st, result.params, h)
-        n = int(mod.n_items(h)) if mod.LATENT else int(h.get(size, 1))
-        resp = getattr(mod, "item_resp", lambda st, r: r)(st, resp) if mod.LATENT else None
-        return resp, float(loglik), n
+        resp = getattr(mod, "item_resp", lambda st, r: r)(st, resp)
+        return resp, float(loglik), int(mod.n_items(h))
 
     def n_parameters(self, fixed: dict) -> int:
         """Free parameters of the model's params at dims ``fixed``."""

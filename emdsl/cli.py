@@ -31,7 +31,7 @@ def _set_value(text: str):
     name, eq, val = text.partition("=")
     if not eq or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    if ".." in val:   # a range of values (emdsl select)
+    if ".." in val or "," in val:   # a range or list of values (emdsl select)
         from .selection import parse_range
         try:
             return name.strip(), parse_range(val)
@@ -174,7 +174,10 @@ def cmd_fit(args) -> int:
                "objective": res.objective, "objective_name": res.objective_name,
                "n_iter": int(res.n_iter), "converged": bool(res.converged)}
         from .results import flat_posterior
-        _write(beside, lambda fh: np.savez(fh, **flat_posterior(res.posterior)))
+        latent = model.module.LATENT if args.chunk_rows is not None else None
+        # a streamed fit's responsibilities are not held in memory: left out
+        posterior = {k: res.posterior[k] for k in res.posterior if k != latent}
+        _write(beside, lambda fh: np.savez(fh, **flat_posterior(posterior)))
         _write(args.output, json.dumps(doc, indent=1) + "\n")
     return 0
 

@@ -84,9 +84,9 @@ class InternalError(Exception):
 
 
 def did_you_mean(word: str, candidates, otherwise: str | None = None) -> str | None:
-    """A hint naming the candidate closest to a misspelt ``word`` ("did you mean 'mu'?"),
-    ``otherwise`` appended; just ``otherwise`` when no candidate is close (a different
-    case, or difflib's ratio >= 0.6)."""
+    """A hint naming the candidate closest to a misspelt ``word`` ("did you mean 'mu'?";
+    close: the same name in another case, or difflib's ratio >= 0.6), ``otherwise``
+    appended; just ``otherwise`` when no candidate is close."""
     import difflib
     names = sorted({c for c in candidates if c != word})
     by_case = {c.lower(): c for c in names}

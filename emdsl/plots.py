@@ -87,14 +87,17 @@ def clusters(result, x, ax=None, means: str | None = None):
 
 
 def _means(result, K, x, name):
-    """The component means to draw: param ``name``, else the first float param of shape
-    (K,) / (K, 2), else a variational factor's mean of that shape; None if none."""
+    """The component means to draw: param ``name``, else the first real-valued param of
+    shape (K,) / (K, 2) (not weights, rates or variances), else a variational factor's
+    mean of that shape; None if none."""
     want = (K,) if x.ndim == 1 else (K, 2)
     if name is not None:
         return np.asarray(result.params[name])
-    for v in result.params.values():
+    kinds = getattr(getattr(result, "model", None), "module", None)
+    kinds = getattr(kinds, "PARAM_KINDS", {})
+    for k, v in result.params.items():
         v = np.asarray(v)
-        if v.shape == want and np.issubdtype(v.dtype, np.floating):
+        if kinds.get(k) == "real" and v.shape == want:
             return v
     for q in result.posterior.values():   # a variational mean ("mu": {"mean": ...})
         if isinstance(q, dict) and np.shape(q.get("mean")) == want:

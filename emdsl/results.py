@@ -1,5 +1,6 @@
-"""Saving and loading fitted results: ``result.save("fit.npz")`` and
-``emdsl.load_result("fit.npz")``.
+"""The result of ``Model.fit`` as users see it (:class:`Fitted`: a FitResult that knows
+its model: predict, score, BIC / AIC, plots, notebooks, pickling), and saving and loading
+it: ``result.save("fit.npz")`` and ``emdsl.load_result("fit.npz")``.
 
 One ``.npz`` file (numpy arrays only, read back with ``allow_pickle=False``): the params,
 the trace, the posterior (the latent's responsibilities and each q factor's fields), and a
@@ -19,14 +20,99 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EmmDataError, EmmError
+from .runtime.batch import FitResult
 
 FORMAT = "emdsl-result-1"
 
 
+def criteria(loglik: float, p: int, n: int) -> dict:
+    """{"bic": -2 log L + p log N, "aic": -2 log L + 2 p} (lower is better)."""
+    return {"bic": -2.0 * loglik + p * np.log(n), "aic": -2.0 * loglik + 2.0 * p}
+
+
+class Fitted(FitResult):
+    """A FitResult with its ``model`` and the fit's dims and hypers (``fixed``): it
+    predicts and scores new data given by the same keywords as ``fit``."""
+
+    def __init__(self, result: FitResult, model, fixed: dict):
+        super().__init__(**{f: getattr(result, f) for f in result.__dataclass_fields__})
+        self.model, self.fixed = model, dict(fixed)
+
+    def __reduce__(self):   # pickled with the model's source; recompiled when unpickled
+        plain = FitResult(**{f: getattr(self, f) for f in self.__dataclass_fields__})
+        plain.posterior = dict(plain.posterior)
+        return (_rebuild, (plain, self.model.name, self.model.checked.model.source,
+                           self.fixed))
+
+    def _evaluate(self, data: dict):
+        return self.model.evaluate(self, data)
+    def predict_proba(self, **data) -> np.ndarray:
+        """The latent's responsibilities (N, K) of new items (keyword data, as for fit)
+        at the fitted params."""
+        return self._evaluate(data)[0]
+
+    def predict(self, **data) -> np.ndarray:
+        """The most probable value of the latent for each new item (N,)."""
+        return np.argmax(self.predict_proba(**data), axis=1)
+
+    def score(self, **data) -> float:
+        """The mean log likelihood per item of new data (scikit-learn's ``score``; for a
+        variational fit, the data's part of the ELBO per item)."""
+        _, loglik, n = self._evaluate(data)
+        return loglik / n
+
+    @property
+    def n_parameters(self) -> int:
+        """Free parameters of the fit, counted from the model's declarations (a simplex[K]
+        has K - 1, an spd[D] D (D + 1) / 2, a real[D] D, per element of its plate)."""
+        return self.model.n_parameters(self.fixed)
+
+    def bic(self, **data) -> float:
+        """Bayesian information criterion of the data: -2 log L + p log N (lower is
+        better; p = ``n_parameters``), as scikit-learn's ``bic``."""
+        _, loglik, n = self._ml(data)
+        return criteria(loglik, self.n_parameters, n)["bic"]
+
+    def aic(self, **data) -> float:
+        """Akaike information criterion: -2 log L + 2 p."""
+        _, loglik, n = self._ml(data)
+        return criteria(loglik, self.n_parameters, n)["aic"]
+
+    def plot(self, path=None, x=None, ax=None):
+        """The objective's trace, or with ``x`` (1-D or 2-D data) the items by their most
+        probable component (matplotlib: ``pip install 'emdsl[plot]'``); saved to ``path``
+        when given. Returns the figure."""
+        from . import plots
+        fig = plots.trace(self, ax) if x is None else plots.clusters(self, x, ax)
+        if path is not None:
+            plots.save(fig, path)
+        return fig
+
+    def _repr_html_(self) -> str:
+        """In a notebook: the fit's summary, a table of its params and the objective's
+        trace (an inline SVG when matplotlib is installed)."""
+        return html_summary(self)
+
+    def save(self, path) -> None:
+        """Write the result (params, trace, posterior, the model's source, the fit's dims
+        and hypers) to a .npz file; ``emdsl.load_result`` reads it back."""
+        save_result(self, path)
+
+    def _ml(self, data):
+        if self.algorithm not in ("EM", "MAP-EM"):
+            raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "
+                             f"{self.algorithm} (compare variational fits by their ELBO)")
+        return self._evaluate(data)
+
+
+
+def _rebuild(plain, name, source, fixed):
+    from .api import loads
+    return Fitted(plain, loads(source, name=name), fixed)
+
+
 def save_result(result, path) -> None:
-    """Write ``result`` (a FitResult made by ``Model.fit``) to ``path`` atomically."""
-    if result.model is None:
-        raise EmmError("this result does not know its model (made outside Model.fit)")
+    """Write ``result`` (a :class:`Fitted`) to ``path`` atomically."""
     arrays = {f"params/{k}": np.asarray(v) for k, v in result.params.items()}
     arrays["elbo"] = np.asarray(result.elbo, dtype=float)
     arrays.update(flat_posterior(result.posterior, "posterior/"))
@@ -63,7 +149,6 @@ def flat_posterior(posterior, prefix: str = "") -> dict:
 def load_result(path):
     """The FitResult saved in ``path``, with its model recompiled from the saved source."""
     from .api import loads
-    from .runtime.batch import FitResult
     try:
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
@@ -85,9 +170,9 @@ def load_result(path):
         else:
             posterior.setdefault(parts[1], {})[parts[2]] = v
     fixed = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in meta["fixed"].items()}
-    return FitResult(params, posterior, stored["elbo"], meta["n_iter"], meta["converged"],
-                     [(UserWarning, w) for w in meta["warnings"]], meta["algorithm"],
-                     model, fixed)
+    return Fitted(FitResult(params, posterior, stored["elbo"], meta["n_iter"],
+                            meta["converged"], [(UserWarning, w) for w in meta["warnings"]],
+                            meta["algorithm"]), model, fixed)
 
 
 def html_summary(result) -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .errors import EmmDataError
+from .results import criteria
 
 CRITERIA = ("bic", "aic")
 
@@ -70,8 +70,7 @@ def select(model, dim: str, values, criterion: str = "bic", **kwargs) -> Selecti
         _, loglik, n = r._evaluate(data)
         p = r.n_parameters
         rows.append({"value": value, "objective": loglik, "n_parameters": p,
-                     "bic": -2.0 * loglik + p * np.log(n), "aic": -2.0 * loglik + 2.0 * p,
-                     "converged": r.converged, "n_iter": r.n_iter})
+                     **criteria(loglik, p, n), "converged": r.converged, "n_iter": r.n_iter})
         results[value] = r
     best = min(rows, key=lambda row: row[criterion])["value"]
     return Selection(dim, criterion, rows, best, results)

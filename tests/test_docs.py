@@ -4,7 +4,6 @@ every `emdsl ...` line of a `sh` block exits 0 (in a scratch directory that sees
 models/)."""
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import warnings

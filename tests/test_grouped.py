@@ -184,3 +184,35 @@ def test_log_prior_splits_into_local_and_global_terms(lda):
     parts = mod.log_prior(p, h, only=("theta",)) + mod.log_prior(p, h, only=("phi",))
     assert total == pytest.approx(parts, rel=1e-14)
     assert mod.log_prior(p, h, only=("theta",)) < 0
+
+
+def test_point_params_with_local_factors_over_a_stream_and_svi():
+    """Variational EM with a param beside the per-document factors (LDA with phi a point
+    estimate): a stream of documents moves the param as the in-memory fit does, a start
+    from the first chunk keeps every word's probability positive, and SVI updates it."""
+    src = (MODELS / "lda.emm").read_text().replace(
+        "latent phi[K]      : simplex[V]", "param  phi[K]      : simplex[V]").replace(
+        "for k in 1:K { phi[k] ~ Dirichlet(eta) }", "")
+    m = emdsl.loads(src, name="lda_point_phi.emm", use_cache=False)
+    assert m.module.ALGORITHM == "variational EM"
+    doc, w, dims = _corpus(seed=7)
+    start = _quiet(m.fit, doc=doc, w=w, **dims, max_iter=1, seed=0).params
+    whole = _quiet(m.fit, doc=doc, w=w, **dims, init=start, max_iter=4, tol=0.0)
+    chunks = emdsl.chunks([{"doc": doc[s], "w": w[s]} for s in _cut(doc, [6])])
+    streamed = _quiet(m.fit, chunks, **dims, init=start, max_iter=4, tol=0.0)
+    _same(whole, streamed)
+    assert not np.allclose(streamed.params["phi"], start["phi"])
+    own = _quiet(m.fit, chunks, **dims, max_iter=3, tol=0.0)   # its own start
+    assert np.all(np.isfinite(own.elbo)) and np.all(np.diff(own.elbo) > -1e-9 * abs(own.elbo[-1]))
+    svi = _quiet(m.fit, doc=doc, w=w, **dims, method="svi", batch_size=10, max_iter=2)
+    assert np.all(np.isfinite(svi.elbo)) and not np.allclose(svi.params["phi"], 1.0 / dims["V"])
+
+
+def test_resuming_a_finished_stream_returns_its_result(lda, tmp_path):
+    doc, w, dims = _corpus(seed=8)
+    chunks = emdsl.chunks([{"doc": doc[s], "w": w[s]} for s in _cut(doc, [9])])
+    ck = tmp_path / "done.npz"
+    done = _quiet(lda.fit, chunks, **dims, max_iter=3, tol=0.0, seed=1, checkpoint=ck)
+    again = _quiet(lda.fit, chunks, **dims, max_iter=3, tol=0.0, seed=1, resume=ck)
+    for k, v in done.params.items():
+        np.testing.assert_array_equal(again.params[k], v)

@@ -364,10 +364,11 @@ def _syntax_error(exc: UnexpectedInput, source: str, file: str) -> EmmSyntaxErro
         return EmmSyntaxError(f"the '{{' of line {b.line} is never closed",
                               Span(file, b.line, b.column, b.line, b.column + 1),
                               "add the matching '}' after the plate's last statement", source)
-    word = re.match(r"\s*([A-Za-z_]\w*)", _line_text(source, line))
+    # a misspelt keyword: the line's first word, then a name where the error is found
+    word = re.match(r"\s*([A-Za-z_]\w*)\s+([A-Za-z_]\w*)", _line_text(source, line))
     suggestion = word and word.group(1) not in KEYWORDS and did_you_mean(word.group(1),
                                                                             KEYWORDS)
-    if suggestion and not isinstance(exc, UnexpectedCharacters) and col > word.end(1):
+    if suggestion and not isinstance(exc, UnexpectedCharacters) and col == word.start(2) + 1:
         return EmmSyntaxError(f"unknown keyword '{word.group(1)}'",
                               Span(file, line, word.start(1) + 1, line, word.end(1) + 1),
                               f"{suggestion} (a statement starts with one of: "

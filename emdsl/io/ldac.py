@@ -52,6 +52,9 @@ def documents(path: Path):
                     raise ValueError
             except ValueError:
                 _bad(path, d)
+            if any(max(p) >= 2 ** 53 for p in pairs):
+                raise EmmDataError(f"line {d + 1} of '{path.name}' has a word id or count "
+                                   "beyond 2^53", hint="check the file")
             pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
             yield pairs[:, 0], pairs[:, 1]
 
@@ -98,7 +101,8 @@ def read(path: Path, cm, data_vars) -> tuple[dict, dict]:
     doc_v, w_v = roles(cm, data_vars)
     docs = [(d, ids, counts) for d, (ids, counts) in enumerate(documents(path))]
     doc, w = _tokens(docs)
-    dims = _dims(path, cm, w.size, len(docs), int(w.max()) if w.size else -1)
+    largest = max((int(ids.max()) for _, ids, _ in docs if ids.size), default=-1)
+    dims = _dims(path, cm, w.size, len(docs), largest)   # V from the ids, as stream_dims
     return {doc_v.name: doc, w_v.name: w}, dims
 
 

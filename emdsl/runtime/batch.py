@@ -46,8 +46,6 @@ class FitResult:
     converged: bool
     warnings: list = field(default_factory=list)
     algorithm: str = "EM"
-    model: object = field(default=None, repr=False, compare=False)   # set by Model.fit
-    fixed: dict = field(default_factory=dict, repr=False)   # the fit's dims and hypers
 
     @property
     def objective(self) -> float:
@@ -59,72 +57,6 @@ class FitResult:
         """What the objective is: "log likelihood" (EM), "log posterior" (MAP-EM: log
         p(data, params), the log posterior up to a constant) or "ELBO"."""
         return OBJECTIVES.get(self.algorithm, "objective")
-
-    # ------------------------------------------------------------ scikit-learn's names
-    def _evaluate(self, data: dict):
-        if self.model is None:
-            raise ValueError("this result does not know its model (made outside Model.fit)")
-        return self.model.evaluate(self, data)
-
-    def predict_proba(self, **data) -> np.ndarray:
-        """The latent's responsibilities (N, K) of new items (keyword data, as for fit)
-        at the fitted params."""
-        return self._evaluate(data)[0]
-
-    def predict(self, **data) -> np.ndarray:
-        """The most probable value of the latent for each new item (N,)."""
-        return np.argmax(self.predict_proba(**data), axis=1)
-
-    def score(self, **data) -> float:
-        """The mean log likelihood per item of new data (scikit-learn's ``score``; for a
-        variational fit, the data's part of the ELBO per item)."""
-        _, loglik, n = self._evaluate(data)
-        return loglik / n
-
-    @property
-    def n_parameters(self) -> int:
-        """Free parameters of the fit, counted from the model's declarations (a simplex[K]
-        has K - 1, an spd[D] D (D + 1) / 2, a real[D] D, per element of its plate)."""
-        return self.model.n_parameters(self.fixed)
-
-    def bic(self, **data) -> float:
-        """Bayesian information criterion of the data: -2 log L + p log N (lower is
-        better; p = ``n_parameters``), as scikit-learn's ``bic``."""
-        _, loglik, n = self._ml(data)
-        return -2.0 * loglik + self.n_parameters * np.log(n)
-
-    def aic(self, **data) -> float:
-        """Akaike information criterion: -2 log L + 2 p."""
-        _, loglik, n = self._ml(data)
-        return -2.0 * loglik + 2.0 * self.n_parameters
-
-    def plot(self, path=None, x=None, ax=None):
-        """The objective's trace, or with ``x`` (1-D or 2-D data) the items by their most
-        probable component (matplotlib: ``pip install 'emdsl[plot]'``); saved to ``path``
-        when given. Returns the figure."""
-        from .. import plots
-        fig = plots.trace(self, ax) if x is None else plots.clusters(self, x, ax)
-        if path is not None:
-            plots.save(fig, path)
-        return fig
-
-    def _repr_html_(self) -> str:
-        """In a notebook: the fit's summary, a table of its params and the objective's
-        trace (an inline SVG when matplotlib is installed)."""
-        from ..results import html_summary
-        return html_summary(self)
-
-    def save(self, path) -> None:
-        """Write the result (params, trace, posterior, the model's source, the fit's dims
-        and hypers) to a .npz file; ``emdsl.load_result`` reads it back."""
-        from ..results import save_result
-        save_result(self, path)
-
-    def _ml(self, data):
-        if self.algorithm not in ("EM", "MAP-EM"):
-            raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "
-                             f"{self.algorithm} (compare variational fits by their ELBO)")
-        return self._evaluate(data)
 
     def __repr__(self):
         last = f"{self.objective:.6g}" if len(self.elbo) else "n/a"

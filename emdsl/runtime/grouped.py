@@ -145,7 +145,9 @@ class GroupedBatchPass:
         return value + self.mod.log_prior(params, self.source.h, only=self.globals), stats
 
     def m_step(self, stats, params, reg):
-        new = self.mod.m_step(stats, params, self.source.h, reg, only=self.globals)
+        """Every factor's and param's update but the local factors' (theirs, from the
+        summed per-group statistics, is meaningless and dropped: the partitions keep them)."""
+        new = self.mod.m_step(stats, params, self.source.h, reg)
         return {k: v for k, v in new.items() if k not in self.names}
 
     def assemble(self, which: str) -> dict:
@@ -162,7 +164,10 @@ class GroupedBatchPass:
 
     def params(self, params, converged) -> dict:
         """The fit's params: the global ones and every group's local ones (after
-        local_fit when converged: EM's stop before the M-step; else after the update)."""
+        local_fit when converged: EM's stop before the M-step; else after the update;
+        a fit resumed at its end: those of its checkpoint)."""
+        if not self.backend.started:
+            return {**params, **self.given}
         return {**params, **self.assemble("fitted" if converged else "updated")}
 
     def responsibilities(self, params):

@@ -32,7 +32,8 @@ objective at those params in the same pass) and takes one M-step, batch EM exact
 Memory is set by the minibatch and evaluation chunks, not by N: the start is the module's
 ``init`` on a random subset of the items, and ``result.posterior[latent]`` (N, K) is
 computed when first asked for. Models whose local factors need a group's items together
-(LDA's documents) take ``method="svi"`` (``svi.py``) or batch in memory.
+(LDA's documents) take ``method="svi"`` (``svi.py``), or batch CAVI in memory or over
+chunks or partitions of whole groups (``grouped.py``).
 """
 from __future__ import annotations
 
@@ -160,7 +161,12 @@ def _start(source, init, reg, rng, B) -> dict:
     chunk = source.start(rng, max(10 * B, 20000))
     hc = source.dims(count_items(chunk, source.items))
     st = mod.prepare(chunk, hc, source.centre)
-    return {**mod.init(st, chunk, hc, rng, reg), **given}
+    start = mod.init(st, chunk, hc, rng, reg)
+    for k, kind in getattr(mod, "PARAM_KINDS", {}).items():
+        if kind == "simplex" and k in start:   # a category absent from the subset keeps
+            p = np.asarray(start[k], dtype=float)   # some mass (else log 0 on the rest)
+            start[k] = (p + 1e-3 / p.shape[-1]) / (1.0 + 1e-3)
+    return {**start, **given}
 
 
 class _LazyPosterior(Mapping):

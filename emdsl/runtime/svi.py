@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .grouped import local_names
 from .online import RunningStatistics
 
 START_GROUPS = 2000   # groups whose statistics start the running ones (module doc)
@@ -45,8 +46,7 @@ class SVIPass(RunningStatistics):
         self.G = int(source.h[self.dim])
         self.order = np.argsort(groups, kind="stable")   # the items, group by group
         self.starts = np.concatenate([[0], np.cumsum(np.bincount(groups, minlength=self.G))])
-        self.local = [f"{v}.{f}" for v in mod.LOCAL_FACTORS for f in mod.Q_FACTORS[v]["fields"]]
-        self.globals = tuple(v for v in mod.Q_FACTORS if v not in mod.LOCAL_FACTORS)
+        self.local = local_names(mod)
 
     def minibatch(self, groups, params):
         """(data, dims, params) of the items of ``groups`` (sorted), renumbered 0..b-1."""
@@ -75,7 +75,7 @@ class SVIPass(RunningStatistics):
             groups = np.sort(perm[lo:lo + self.B])
             stats, params = self.local_step(groups, params, reg)
             s = self.step(stats, self.G / len(groups))
-            new = mod.m_step(s, params, src.h, reg, only=self.globals)
+            new = mod.m_step(s, params, src.h, reg)   # (the local factors' part: dropped)
             params = {**params, **{k: v for k, v in new.items() if k not in self.local}}
         return params
 
@@ -99,7 +99,7 @@ class SVIPass(RunningStatistics):
         return stats, params
 
     def prepared(self):
-        """All the data, prepared once (the start and the objective after each pass)."""
+        """All the data, prepared once (for the objective after each pass)."""
         if getattr(self, "_st", None) is None:
             src = self.source
             self._st = src.mod.prepare(src.data, src.h, src.centre)

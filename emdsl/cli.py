@@ -125,6 +125,8 @@ def _fit(model, values: dict, args, stream=None):
     bar = Progress(model, values, opts.get("max_iter")) if sys.stderr.isatty() else None
     if bar is not None:
         opts["callback"] = bar.update
+    elif getattr(args, "verbose", False):   # not a terminal: a line per iteration
+        opts["verbose"] = True
     try:
         return model.fit(stream, **values, **opts)
     finally:
@@ -162,8 +164,16 @@ def cmd_fit(args) -> int:
             print(f"{name}  shape {val.shape}\n  {np.array2string(val, prefix='  ')}")
     print(f"n_iter {res.n_iter}, converged {res.converged}, final {res.objective_name} "
           f"{res.objective:.10g}")
+    vocab = args.vocab or (Path(args.data).with_suffix(".tokens")
+                           if Path(args.data).suffix.lower() == ".ldac" else None)
+    if vocab is not None and Path(vocab).is_file():
+        from .cli_extras import top_words
+        top_words(model, res, Path(vocab))
+    elif args.vocab:
+        raise EmmError(f"vocabulary file '{args.vocab}' does not exist")
     if args.plot:   # the trace, and the items by component when they are 1-D or 2-D
-        _plot_fit(res, arrays if args.chunk_rows is None else {}, args.plot)
+        from .cli_extras import plot_fit
+        plot_fit(res, arrays if args.chunk_rows is None else {}, args.plot)
     if args.output and Path(args.output).suffix.lower() == ".npz":
         res.save(args.output)   # everything, read back by emdsl.load_result
     elif args.output:
@@ -183,46 +193,9 @@ def cmd_fit(args) -> int:
 
 
 
-def _plot_fit(res, arrays: dict, path) -> None:
-    from . import plots
-    plt = plots._pyplot()
-    x = next((np.asarray(a) for a in arrays.values()
-              if np.ndim(a) == 1 and np.issubdtype(np.asarray(a).dtype, np.floating)
-              or np.ndim(a) == 2 and np.shape(a)[1] <= 2), None)
-    drawable = x is not None and any(np.ndim(v) == 2 and len(v) == len(x)
-                                     for v in res.posterior.values()
-                                     if isinstance(v, np.ndarray))
-    fig, axes = plt.subplots(1, 2 if drawable else 1, figsize=(11 if drawable else 6, 4))
-    axes = np.atleast_1d(axes)
-    plots.trace(res, axes[0])
-    if drawable:
-        plots.clusters(res, x, axes[1])
-    plots.save(fig, path)
-    print(f"wrote {path}")
-
-
 def cmd_select(args) -> int:
-    from .io.data import read_data_file
-    from .selection import select
-    model, sets = _load(args.model), dict(args.set or [])
-    ranges = [k for k, v in sets.items() if isinstance(v, list)]
-    if len(ranges) != 1:
-        raise EmmError("select needs one dim given as a range, e.g. --set K=1..10")
-    dim = ranges[0]
-    values = sets.pop(dim)
-    arrays, dims = read_data_file(args.data, model.checked)
-    _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
-    opts = {k: getattr(args, k) for k in ("seed", "max_iter", "tol", "n_init", "reg")
-            if getattr(args, k, None) is not None}
-    sel = select(model, dim, values, args.criterion, **dims, **arrays, **sets, **opts)
-    print(sel.table())
-    if args.plot:
-        sel.plot(args.plot)
-        print(f"wrote {args.plot}")
-    if args.output:
-        _write(args.output, json.dumps({"dim": dim, "criterion": sel.criterion,
-                                        "best": sel.best, "rows": sel.rows}, indent=1) + "\n")
-    return 0
+    from .cli_extras import select_command
+    return select_command(args, _load, _agree, _write)
 
 
 # ----------------------------------------------------------------------------- sample, check
@@ -508,10 +481,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="RESULT.json|RESULT.npz",
                    help="the result: JSON (params, trace; the posterior written beside as "
                    "RESULT.posterior.npz) or .npz (everything: emdsl.load_result)")
+    p.add_argument("--verbose", action="store_true",
+                   help="a line per iteration (on a terminal: the progress bar)")
+    p.add_argument("--vocab", metavar="FILE", help="words, one per line, to print each "
+                   "topic's top words (default for an .ldac file: its sibling .tokens)")
     p.add_argument("--plot", metavar="FILE.png", help="draw the objective's trace (and 1-D "
                    "or 2-D data by component) to this file (needs emdsl[plot])")
     p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,
-            sets=True)
+            sets=True)   # (cli_extras.select_command)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")

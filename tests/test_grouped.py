@@ -121,6 +121,13 @@ def test_the_cli_streams_an_ldac_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "theta.concentration  shape (395, 4)" in out
     assert "final ELBO" in out   # CAVI's objective, named
+    # reuters.tokens beside the file: each topic's ten most probable words
+    top = out.split("top words of phi.concentration (reuters.tokens):\n")[1].splitlines()
+    assert len(top) == 4 and all(len(line.split()) == 11 for line in top)
+    rc = main(["fit", str(MODELS / "gaussian_mixture.emm"), "--data",
+               str(MODELS / "data" / "faithful.csv"), "--max-iter", "3", "--verbose"])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.count(" iter ") == 3   # a line per iteration off a terminal
 
 
 def test_a_document_split_between_chunks_is_an_error(lda):

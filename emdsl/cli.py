@@ -193,6 +193,15 @@ def cmd_fit(args) -> int:
 
 
 
+def cmd_examples(args) -> int:
+    from .examples import copy_to
+    models = copy_to(args.directory)
+    print(f"copied {len(models)} example models and their data to {args.directory}:")
+    for m in models:
+        print(f"  {m}")
+    return 0
+
+
 def cmd_select(args) -> int:
     from .cli_extras import select_command
     return select_command(args, _load, _agree, _write)
@@ -507,6 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-init", type=int, dest="n_init", default=3, metavar="N")
     p.add_argument("--tolerance", type=float, default=0.2, metavar="T",
                    help="largest accepted relative error (default 0.2)")
+    p = sub.add_parser("examples", help="copy the example models and their data into a "
+                       "directory", description="copy the example models and their data "
+                       "into a directory")
+    p.add_argument("directory", metavar="DIR")
+    p.set_defaults(func=cmd_examples)
     return ap
 
 

@@ -57,3 +57,17 @@ def test_command_examples_run(page, tmp_path, monkeypatch, capsys):
                 code = main(argv[1:])
             err = capsys.readouterr().err
             assert code == 0, (line, err)
+
+
+def test_the_examples_reach_pip_users(tmp_path, capsys):
+    """`emdsl examples DIR` copies every example model and its data (the wheel ships
+    them as emdsl/_examples, pyproject's force-include); nothing is overwritten."""
+    assert main(["examples", str(tmp_path / "ex")]) == 0
+    copied = sorted(p.name for p in (tmp_path / "ex").glob("*.emm"))
+    assert copied == sorted(p.name for p in (ROOT / "models").glob("*.emm"))
+    assert (tmp_path / "ex" / "data" / "faithful.csv").is_file()
+    m = emdsl.load(tmp_path / "ex" / "gaussian_mixture.emm")
+    assert m.name == "GaussianMixture"
+    capsys.readouterr()
+    assert main(["examples", str(tmp_path / "ex")]) == 1
+    assert "exists" in capsys.readouterr().err

@@ -281,7 +281,9 @@ def _default_sizes(model, sets: dict) -> None:
     any other size) and uniformly drawn covariates, so that it runs with no options."""
     from .frontend import ast
     cm = model.checked
-    latent = next((v for v in cm.vars.values() if v.role == "latent"), None)
+    latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
+                   and v.shape), None) or next((v for v in cm.vars.values()
+                                                if v.role == "data" and v.shape), None)
     plate = {e.id for e in (latent.shape if latent else ()) if isinstance(e, ast.Name)}
     for name, d in cm.dims.items():
         if name not in sets and d.default is None:
@@ -297,6 +299,10 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
     for v in cm.vars.values():
         if v.role == "data" and v.name not in sampled and v.name not in given:
             shape = tuple(int(eval_const(e, sets)) for e in v.shape)
+            if v.kind == "real":   # standard normal covariates (a design matrix)
+                elem = tuple(int(eval_const(e, sets)) for e in v.elem_dims)
+                out[v.name] = rng.normal(size=shape + elem)
+                continue
             if v.kind != "cat":
                 raise EmmDataError(f"check cannot invent the covariate '{v.name}' ({v.kind})",
                                    hint="give it in a data file with --data FILE, or use "
@@ -415,15 +421,23 @@ def cmd_check(args) -> int:
     res = model.fit(**data, **sets, seed=args.seed + 1, n_init=args.n_init)
     print(f"{model.name}: fitted {', '.join(f'{k} {v.shape}' for k, v in data.items())} "
           f"simulated with seed {args.seed}; n_iter {res.n_iter}, converged {res.converged}")
-    truth = {k: sim[k] for k in res.params if k in sim and sim[k].shape == res.params[k].shape}
+    estimates = {k: np.asarray(v) for k, v in res.params.items()}
+    for var, q in getattr(model.module, "Q_FACTORS", {}).items():   # a latent's posterior
+        post = res.posterior[var]                                   # mean against its draw
+        mean = post.get("mean", post.get(f"E[{var}]"))
+        if mean is not None and var in sim:
+            estimates[var] = np.asarray(mean)
+    truth = {k: sim[k] for k in estimates if k in sim and sim[k].shape == estimates[k].shape}
     if not truth:
         print("the simulation holds no true params to compare with")
         return 0
-    K = _n_components(model, bind(model.checked, {**data, **sets}))
-    est = {k: np.asarray(res.params[k], dtype=float) for k in truth}
+    K = _n_components(model, bind(model.checked, {**data, **sets})) \
+        if getattr(model.module, "LATENT", None) else 0
+    est = {k: np.asarray(estimates[k], dtype=float) for k in truth}
     lead = [k for k in truth if truth[k].ndim and truth[k].shape[0] == K]
     cost = sum(np.abs(truth[k][:, None] - est[k][None]).reshape(K, K, -1).sum(-1) for k in lead)
     perm = linear_sum_assignment(cost)[1] if lead else np.arange(K)  # undo label switching
+    perm = perm if K else slice(None)
     worst = 0.0
     for k, true in truth.items():
         e = est[k][perm] if k in lead else est[k][..., perm] if true.ndim and \

@@ -183,7 +183,8 @@ class _LazyPosterior(Mapping):
 
     def __getitem__(self, key):
         if key == self._latent and key not in self._items:
-            self._items[key] = self._source.responsibilities(self._params)
+            with np.errstate(divide="ignore", under="ignore"):   # as during the fit: log 0
+                self._items[key] = self._source.responsibilities(self._params)
         return self._items[key]
 
     def __iter__(self):

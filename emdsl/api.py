@@ -358,8 +358,8 @@ class Model:
 
     def evaluate(self, result, data: dict) -> tuple:
         """(responsibilities (N, K) of the items of ``data``, log p(data | params) (for a
-        variational fit the data's part of the ELBO), N) at ``result``'s params; the dims
-        and hypers of the fit apply unless ``data`` gives them."""
+        variational fit the data's part of the ELBO), N, each item's log p(x_n) (N,)) at
+        ``result``'s params, with the fit's dims and hypers."""
         mod = self.module
         if not getattr(mod, "LATENT", None):
             raise EmmDataError(f"{self.name} has no discrete latent per item: there is "
@@ -393,9 +393,10 @@ class Model:
         h = {**bound.dims, **bound.hypers}
         with np.errstate(divide="ignore", under="ignore"):
             st = mod.prepare(bound.data, h)
-            resp, _, loglik = mod.e_step(st, result.params, h)
-        resp = getattr(mod, "item_resp", lambda st, r: r)(st, resp)
-        return resp, float(loglik), int(mod.n_items(h))
+            rows = np.zeros(st["n_rows"])
+            resp, _, loglik = mod.e_step(st, result.params, h, rows=rows)
+        item = getattr(mod, "item_resp", lambda st, r: r)
+        return item(st, resp), float(loglik), int(mod.n_items(h)), item(st, rows[:, None])[:, 0]
 
     def n_parameters(self, fixed: dict) -> int:
         """Free parameters of the model's params at dims ``fixed``."""

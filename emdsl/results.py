@@ -58,8 +58,13 @@ class Fitted(FitResult):
     def score(self, **data) -> float:
         """The mean log likelihood per item of new data (scikit-learn's ``score``; for a
         variational fit, the data's part of the ELBO per item)."""
-        _, loglik, n = self._evaluate(data)
+        _, loglik, n, _ = self._evaluate(data)
         return loglik / n
+
+    def score_samples(self, **data) -> np.ndarray:
+        """Each new item's log likelihood log p(x_n | params) (N,) (scikit-learn's
+        ``score_samples``; for a variational fit, its part of the ELBO)."""
+        return self._evaluate(data)[3]
 
     @property
     def n_parameters(self) -> int:
@@ -70,12 +75,12 @@ class Fitted(FitResult):
     def bic(self, **data) -> float:
         """Bayesian information criterion of the data: -2 log L + p log N (lower is
         better; p = ``n_parameters``), as scikit-learn's ``bic``."""
-        _, loglik, n = self._ml(data)
+        _, loglik, n, _ = self._ml(data)
         return criteria(loglik, self.n_parameters, n)["bic"]
 
     def aic(self, **data) -> float:
         """Akaike information criterion: -2 log L + 2 p."""
-        _, loglik, n = self._ml(data)
+        _, loglik, n, _ = self._ml(data)
         return criteria(loglik, self.n_parameters, n)["aic"]
 
     def plot(self, path=None, x=None, ax=None):

@@ -67,7 +67,7 @@ def select(model, dim: str, values, criterion: str = "bic", **kwargs) -> Selecti
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # (non-convergence is in the table)
             r = model.fit(**kwargs, **{dim: value})
-        _, loglik, n = r._evaluate(data)
+        _, loglik, n, _ = r._evaluate(data)
         p = r.n_parameters
         rows.append({"value": value, "objective": loglik, "n_parameters": p,
                      **criteria(loglik, p, n), "converged": r.converged, "n_iter": r.n_iter})

@@ -52,6 +52,8 @@ def test_scores_and_predictions_equal_scikit_learns(kind):
         assert r.bic(x=data) == pytest.approx(gm.bic(data), rel=1e-9)
         assert r.aic(x=data) == pytest.approx(gm.aic(data), rel=1e-9)
         assert r.score(x=data) == pytest.approx(gm.score(data), rel=1e-9)
+        np.testing.assert_allclose(r.score_samples(x=data), gm.score_samples(data),
+                                   rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(r.predict_proba(x=data), gm.predict_proba(data), atol=1e-9)
         np.testing.assert_array_equal(r.predict(x=data), gm.predict(data))
 
@@ -126,3 +128,26 @@ def test_the_cli_writes_the_posterior_beside_its_json(tmp_path, capsys):
         assert z["z"].shape == (272, 3)
     assert main(["fit", str(gmm), "--data", str(faithful), "-o", str(tmp_path / "r.npz")]) == 0
     assert emdsl.load_result(tmp_path / "r.npz").posterior["z"].shape == (272, 3)
+
+
+@pytest.mark.parametrize("name, data", [
+    ("poisson_mixture", lambda rng: {"y": rng.poisson(np.repeat([2.0, 9.0], 60))}),
+    ("bernoulli_mixture", None),
+])
+def test_score_samples_of_scalar_families_add_up_and_match_scipy(name, data):
+    """Per-item log likelihoods (log h(x) included) sum to the total, and for a Poisson
+    mixture equal log sum_k w_k Poisson(y | rate_k) computed with scipy."""
+    from scipy import stats
+    m = emdsl.load(ROOT / "models" / f"{name}.emm")
+    rng = np.random.default_rng(0)
+    kw = data(rng) if data is not None else {"x": rng.integers(0, 2, size=(80, 5))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(**kw, K=2, seed=0, max_iter=20)
+    per_item = r.score_samples(**kw)
+    assert per_item.shape == (len(next(iter(kw.values()))),)
+    assert per_item.sum() == pytest.approx(r.score(**kw) * len(per_item), rel=1e-12)
+    if name == "poisson_mixture":
+        w, rate = r.params["weights"], r.params["rate"]
+        want = np.log(sum(w[k] * stats.poisson.pmf(kw["y"], rate[k]) for k in range(2)))
+        np.testing.assert_allclose(per_item, want, rtol=1e-10)

@@ -107,14 +107,16 @@ class ScalarEmitter:
             s(f'st["centre_rows_{self.x}"] = np.ascontiguousarray(np.broadcast_to({centre}, '
               f'(st["block"],) + st["shape_{self.x}"][1:]))  # the shift repeated for a '
               "block's rows: a plain elementwise subtraction, not a broadcast over short rows")
-        s(f'st["logh_{self.x}"] = sum(_logh_{self.x}(st, lo, min(n_rows, lo + st["block"]))'
-          f' for lo in range(0, n_rows, st["block"]))  # sum of log h(x)')
+        s(f'st["logh_rows_{self.x}"] = np.concatenate([_logh_{self.x}(st, lo, min(n_rows, lo + '
+          f'st["block"])) for lo in range(0, n_rows, st["block"])] or [np.zeros(0)])'
+          "  # log h(x) per row")
+        s(f'st["logh_{self.x}"] = float(st["logh_rows_{self.x}"].sum())  # sum of log h(x)')
 
     def functions(self, s):
         """``_t_x(st, lo, hi)`` (t(x) of rows lo:hi of the centred data) and ``_logh_x``."""
         x, fm = self.x, self.fm
         for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
-                           (f"_logh_{x}", "the sum of log h(x)")):
+                           (f"_logh_{x}", "log h(x) of each row (B,)")):
             s("")
             s("")
             s(f"def {name}(st, lo, hi):")
@@ -137,7 +139,8 @@ class ScalarEmitter:
                                   else f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
                 s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
             else:
-                s(f"return float(np.sum(np.broadcast_to({py(fm.logh)}, {x}.shape)))")
+                s(f"return np.broadcast_to({py(fm.logh)}, {x}.shape).reshape(hi - lo, -1)"
+                  ".sum(axis=1)")
             s.dedent()
 
     # ------------------------------------------------------------------ E-step

@@ -268,7 +268,7 @@ class _Writer:
         r = self.r
         s("")
         s("")
-        s("def e_step(st, params, hyp):")
+        s("def e_step(st, params, hyp, rows=None):")
         if self.us.variational:
             s('    """q(z): responsibilities from the expected natural parameters of the global')
             s("    factors (CAVI, Bishop eq. 10.46-10.49), the expected sufficient statistics")
@@ -281,7 +281,8 @@ class _Writer:
             s('    """Responsibilities and log likelihood (Linderman eq. 14, 39 and 44).')
             s("")
             s("    Returns resp (N, K), the expected sufficient statistics, and")
-            s("    log p(data | params) in nats (with all constants).")
+            s("    log p(data | params) in nats (with all constants); ``rows``, an (N,)")
+            s("    array, receives each prepared row's log p(x_n) when given.")
             s('    """')
         s.indent()
         s("n_comp = n_components(hyp)")
@@ -313,14 +314,20 @@ class _Writer:
         else:
             self.log_joint_term(s, f'log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T',
                                 "log p(z_n = k | group)")
+        s("row_loglik = _log_normalise(log_joint)  # r[n, k] and log p(x_n) (eq. 39, 44)")
         if self.key:
-            s('loglik += float(_log_normalise(log_joint) @ t_block["weight"])  # r and log p(x), '
-              "once per distinct key (eq. 39, 44)")
+            s('loglik += float(row_loglik @ t_block["weight"])  # once per distinct key')
         else:
-            s("loglik += float(_log_normalise(log_joint).sum())  # r[n, k] and log p(x_n) (eq. 39, 44)")
+            s("loglik += float(row_loglik.sum())")
+        s("if rows is not None:")
+        s("    rows[lo:hi] = row_loglik")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
+        if const:   # the same terms row by row
+            per_row = [c.replace('st["logh_', 'st["logh_rows_') for c in const]
+            s("if rows is not None:")
+            s(f"    rows += {' + '.join(per_row)}")
         s("resp = resp_t.T  # (N, K)")
         s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()

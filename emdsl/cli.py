@@ -511,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", help="draw the objective's trace (and 1-D "
                    "or 2-D data by component) to this file (needs emdsl[plot])")
     p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,
-            sets=True)   # (cli_extras.select_command)
+            sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")

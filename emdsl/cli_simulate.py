@@ -1,0 +1,256 @@
+"""``emdsl sample`` and ``emdsl check`` (from ``cli.py``): true params, covariates and
+sizes for a simulation, the simulation, and the comparison of a fit with its truth."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EmmDataError
+
+
+def _csv_bytes(model, arrays: dict) -> str:
+    """Data (then latents of the same length) as CSV columns ``y`` or ``x_1 .. x_D``."""
+    cols = [(k, a) for k, a in arrays.items() if model.checked.role(k) == "data"]
+    rows = {a.shape[0] for _, a in cols if a.ndim}
+    if len(rows) != 1 or any(a.ndim not in (1, 2) for _, a in cols):
+        raise EmmDataError("these data do not fit in one CSV table",
+                           hint="write a .npz file instead")
+    n = rows.pop()
+    cols += [(k, a) for k, a in arrays.items() if model.checked.role(k) == "latent"
+             and a.ndim in (1, 2) and a.shape[0] == n]
+    header = [k if a.ndim == 1 else f"{k}_{j + 1}" for k, a in cols
+              for j in range(a.shape[1] if a.ndim == 2 else 1)]
+    table = zip(*[c for _, a in cols for c in a.reshape(n, -1).T.tolist()])
+    return "\n".join([",".join(header)] + [",".join(map(repr, r)) for r in table]) + "\n"
+
+
+def _read_covariates(model, path, sets: dict) -> dict:
+    """The covariates (data the model conditions on but does not draw) in the data file
+    ``path``, read as ``fit`` reads data.  Dims that the file or the covariates' shapes
+    determine, and hypers stored in it, are added to ``sets`` (a disagreement with ``--set``
+    is an error); the data that the model draws are ignored."""
+    import dataclasses
+
+    from .frontend import ast
+    from .io.data import read_data_file
+    cm, name = model.checked, Path(path).name
+    sampled = {f.target for f in cm.factors}
+    covs = [v for v in cm.vars.values() if v.role == "data" and v.name not in sampled]
+    if not covs:
+        raise EmmDataError(f"model {cm.name} has no covariates (data that it conditions on "
+                           "but does not draw), so there is nothing to read from --data",
+                           hint="leave out --data and give the sizes with --set")
+    view = cm  # an .ldac file holds both the document index and the drawn word
+    if Path(path).suffix.lower() != ".ldac":  # else the drawn data need not be in the file
+        view = dataclasses.replace(cm, vars={
+            k: dataclasses.replace(v, role="latent") if v.role == "data" and k in sampled
+            else v for k, v in cm.vars.items()})
+    arrays, dims = read_data_file(path, view)
+    found: dict = {}
+
+    def put(dim, val, where):
+        if found.setdefault(dim, (val, where))[0] != val:
+            raise EmmDataError(f"dim '{dim}' is given twice with different values: {dim} = "
+                               f"{found[dim][0]} ({found[dim][1]}) and {dim} = {val} ({where})",
+                               hint="make the data agree")
+
+    for dim, val in dims.items():
+        put(dim, val, f"from {name}")
+    for v in covs:  # plate axes, and element axes when the array has them (as bind does)
+        arr = np.asarray(arrays[v.name])
+        elem = () if v.kind == "cat" else (v.elem_dims[0],) * 2 if v.kind == "spd" \
+            else tuple(v.elem_dims)
+        exprs = tuple(v.shape) + elem
+        exprs = exprs if arr.ndim == len(exprs) else v.shape if arr.ndim >= len(v.shape) else ()
+        for ax, e in enumerate(exprs):
+            if isinstance(e, ast.Name) and e.id in cm.dims:
+                put(e.id, arr.shape[ax], f"from {v.name}.shape[{ax}] in {name}")
+    from .cli import _agree
+    _agree(sets, found)
+    sets.update({k: val for k, (val, _) in found.items()})
+    for k, arr in arrays.items():
+        if cm.role(k) == "hyper":
+            if k in sets and not np.array_equal(np.asarray(sets[k]), arr):
+                raise EmmDataError(f"hyper '{k}' is given twice with different values: in "
+                                   f"{name} and as --set {k}={sets[k]}")
+            sets[k] = arr
+    return {v.name: arrays[v.name] for v in covs}
+
+
+def _default_sizes(model, sets: dict) -> None:
+    """For ``check``: sizes the user did not give (2000 items in the latent's plate, 3 for
+    any other size) and uniformly drawn covariates, so that it runs with no options."""
+    from .frontend import ast
+    cm = model.checked
+    latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
+                   and v.shape), None) or next((v for v in cm.vars.values()
+                                                if v.role == "data" and v.shape), None)
+    plate = {e.id for e in (latent.shape if latent else ()) if isinstance(e, ast.Name)}
+    for name, d in cm.dims.items():
+        if name not in sets and d.default is None:
+            sets[name] = 2000 if name in plate else 3
+
+
+def _covariates(model, sets: dict, seed: int, given=()) -> dict:
+    """Uniformly drawn values for the data the model conditions on (e.g. ``doc[t]``) that
+    are not in ``given``."""
+    from .io.data import eval_const
+    cm, rng, out = model.checked, np.random.default_rng(seed), {}
+    sampled = {f.target for f in cm.factors}
+    for v in cm.vars.values():
+        if v.role == "data" and v.name not in sampled and v.name not in given:
+            shape = tuple(int(eval_const(e, sets)) for e in v.shape)
+            if v.kind == "real":   # standard normal covariates (a design matrix)
+                elem = tuple(int(eval_const(e, sets)) for e in v.elem_dims)
+                out[v.name] = rng.normal(size=shape + elem)
+                continue
+            if v.kind != "cat":
+                raise EmmDataError(f"check cannot invent the covariate '{v.name}' ({v.kind})",
+                                   hint="give it in a data file with --data FILE, or use "
+                                        "`emdsl fit` with your own data")
+            size = int(eval_const(v.elem_dims[0], sets))
+            out[v.name] = rng.integers(0, size, shape)
+    return out
+
+
+def _true_params(model, args, sets: dict) -> dict:
+    """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
+    ``sets`` are read off their shapes), else drawn at random from ``--seed``."""
+    from .frontend import ast
+    from .io.data import eval_const
+    from .runtime.sample import dim_value
+    cm, given = model.checked, {}
+    if args.params:
+        path = Path(args.params)
+        try:
+            if path.suffix.lower() == ".json":
+                doc = json.loads(path.read_text(encoding="utf-8"))["params"]
+                given = {k: np.asarray(v, dtype=float) for k, v in doc.items()}
+            else:
+                with np.load(path, allow_pickle=False) as z:
+                    given = {k: z[k] for k in z.files if cm.role(k) == "param"}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EmmDataError(f"cannot read params from '{path}': {exc}",
+                               hint="use the JSON written by `emdsl fit -o` or a .npz") from None
+        for name, arr in given.items():
+            v = cm.vars.get(name)
+            for e, n in zip(v.shape + v.elem_dims if v else (), arr.shape):
+                if isinstance(e, ast.Name) and e.id in cm.dims:
+                    sets.setdefault(e.id, n)
+    env = {}
+    for name, d in cm.dims.items():
+        if name in sets:
+            env[name] = dim_value(name, sets[name])
+        elif d.default is None:
+            raise EmmDataError(f"dim '{name}' has no default; give it with --set {name}=...")
+        else:
+            env[name] = dim_value(name, eval_const(d.default, env),
+                                  f" (its default {ast.show(d.default)})")
+    rng, out = np.random.default_rng(args.seed), {}
+    for v in (v for v in cm.vars.values() if v.role == "param" and v.name not in given):
+        plate = tuple(int(eval_const(e, env)) for e in v.shape)
+        elem = tuple(int(eval_const(e, env)) for e in v.elem_dims)
+        out[v.name] = (  # means spread out, so that mixture components are distinct
+            rng.dirichlet(np.full(elem[0], 5.0), size=plate) if v.kind == "simplex"
+            else np.broadcast_to(np.eye(elem[0]), plate + elem * 2).copy() if v.kind == "spd"
+            else rng.uniform(0.2, 0.8, plate + elem) if v.kind == "unit"
+            else rng.gamma(5.0, 1.0, plate + elem) if v.kind == "pos"
+            else rng.normal(0.0, 5.0, plate + elem))
+    return {**out, **given}
+
+
+def _simulate(model, args, auto=False) -> tuple[dict, dict, dict]:
+    """(true params, the simulation, the dims and hypers used); ``auto`` fills in sizes
+    and covariates that were not given (for ``check``)."""
+    from .io.data import INT_KINDS
+    sets = dict(args.set or [])
+    given = _read_covariates(model, args.data, sets) if args.data else {}
+    sampled = {f.target for f in model.checked.factors}
+    missing = [v.name for v in model.checked.vars.values()
+               if v.role == "data" and v.name not in sampled and v.name not in given]
+    if missing and not auto:
+        raise EmmDataError(f"model {model.name} conditions on the covariate(s) "
+                           f"{', '.join(missing)}, which sample does not draw",
+                           hint="give them in a data file with --data FILE (.csv, .npz, .npy "
+                                "or .ldac)")
+    if auto:
+        _default_sizes(model, sets)
+    truth = _true_params(model, args, sets)
+    covariates = {**(_covariates(model, sets, args.seed, given) if auto else {}), **given}
+    sim = model.sample(params=truth, seed=args.seed, **sets, **covariates)
+    covariates = {k: np.asarray(a, dtype=np.int64 if model.checked.vars[k].kind in INT_KINDS
+                                else float) for k, a in covariates.items()}  # as validated
+    return truth, {k: np.asarray(v) for k, v in {**covariates, **sim}.items()}, sets
+
+
+def sample_command(args, load, write) -> int:
+    """``emdsl sample``: simulate data (and latents) from the model."""
+    model, suffix = load(args.model), Path(args.output).suffix.lower()
+    if suffix not in (".npz", ".csv"):
+        raise EmmDataError(f"cannot write '{args.output}': use a .npz or .csv file name")
+    truth, sim, sets = _simulate(model, args)
+    if suffix == ".npz":
+        dims = {k: np.asarray(v) for k, v in sets.items() if model.checked.role(k) == "dim"}
+        write(args.output, lambda fh: np.savez(fh, **{**dims, **truth, **sim}))
+    else:
+        write(args.output, _csv_bytes(model, sim))
+    print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in sim.items())} to {args.output}")
+    return 0
+
+
+def _n_components(model, bound) -> int:
+    """The number of values of the latent, evaluated from the bound dims and hypers."""
+    from .io.data import eval_const
+    h = {**bound.dims, **bound.hypers}
+    if hasattr(model.module, "n_components"):
+        return int(model.module.n_components(h))
+    name = getattr(model.module, "COMPONENTS", None)  # modules generated before n_components
+    if isinstance(name, str) and name in bound.dims:
+        return bound.dims[name]
+    latent = model.checked.vars[model.module.LATENT]  # a literal (cat[2]) or an expression
+    return int(eval_const(latent.elem_dims[0], h))
+
+
+def check_command(args, load) -> int:
+    """``emdsl check``: simulate from the model, fit the simulation, report how well the
+    params come back."""
+    from scipy.optimize import linear_sum_assignment
+
+    from .io.data import bind
+    model = load(args.model)
+    truth, sim, sets = _simulate(model, args, auto=True)
+    sim = {**truth, **sim}
+    data = {k: v for k, v in sim.items() if model.checked.role(k) == "data"}
+    res = model.fit(**data, **sets, seed=args.seed + 1, n_init=args.n_init)
+    print(f"{model.name}: fitted {', '.join(f'{k} {v.shape}' for k, v in data.items())} "
+          f"simulated with seed {args.seed}; n_iter {res.n_iter}, converged {res.converged}")
+    estimates = {k: np.asarray(v) for k, v in res.params.items()}
+    for var, q in getattr(model.module, "Q_FACTORS", {}).items():   # a latent's posterior
+        post = res.posterior[var]                                   # mean against its draw
+        mean = post.get("mean", post.get(f"E[{var}]"))
+        if mean is not None and var in sim:
+            estimates[var] = np.asarray(mean)
+    truth = {k: sim[k] for k in estimates if k in sim and sim[k].shape == estimates[k].shape}
+    if not truth:
+        print("the simulation holds no true params to compare with")
+        return 0
+    K = _n_components(model, bind(model.checked, {**data, **sets})) \
+        if getattr(model.module, "LATENT", None) else 0
+    est = {k: np.asarray(estimates[k], dtype=float) for k in truth}
+    lead = [k for k in truth if truth[k].ndim and truth[k].shape[0] == K]
+    cost = sum(np.abs(truth[k][:, None] - est[k][None]).reshape(K, K, -1).sum(-1) for k in lead)
+    perm = linear_sum_assignment(cost)[1] if lead else np.arange(K)  # undo label switching
+    perm = perm if K else slice(None)
+    worst = 0.0
+    for k, true in truth.items():
+        e = est[k][perm] if k in lead else est[k][..., perm] if true.ndim and \
+            true.shape[-1] == K else est[k]
+        err, scale = float(np.max(np.abs(e - true))), float(np.max(np.abs(true))) or 1.0
+        worst = max(worst, err / scale)
+        print(f"  {k:<10} max |estimate - truth| = {err:.4g}  (relative {err / scale:.3g})")
+    ok = worst < args.tolerance
+    verdict = "recovered" if ok else f"NOT recovered (tolerance {args.tolerance:g}); try larger N"
+    print(f"worst relative error {worst:.3g}: {verdict}")
+    return 0 if ok else 1

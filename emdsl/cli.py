@@ -154,10 +154,14 @@ def cmd_fit(args) -> int:
         from .io.chunks import chunks
         res = _fit(model, sets, args, stream=chunks(args.data, rows=args.chunk_rows))
     else:
-        arrays, dims = read_data_file(args.data, model.checked)
+        columns: dict = {}
+        arrays, dims = read_data_file(args.data, model.checked, columns)
         _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
         res = _fit(model, {**dims, **arrays, **sets}, args)
     print(f"{model.name} ({model.module.ALGORITHM}) fitted to {args.data}")
+    for name, used in (columns if args.chunk_rows is None else {}).items():
+        if len(used) > 1:   # what the last axis of the params of this datum means
+            print(f"columns of {name}: {', '.join(used)}")
     with np.printoptions(precision=4, suppress=True, linewidth=100):
         for name, val in res.params.items():
             val = np.asarray(val)

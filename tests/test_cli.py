@@ -42,6 +42,7 @@ def test_fit_writes_json(tmp_path, capsys):
     assert all(np.diff(doc["elbo"]) > -1e-6 * abs(doc["elbo"][-1]))
     assert doc["objective"] == doc["elbo"][-1] and doc["objective_name"] == "log likelihood"
     assert "mu  shape (3, 2)" in out and f"final log likelihood {doc['objective']:.10g}" in out
+    assert "columns of x: eruptions, waiting" in out   # what the params' last axis is
     for line in err.splitlines():  # warnings are one line each, without source locations
         assert line.startswith("warning: ")
 

@@ -28,7 +28,8 @@ from .data import FILE_TYPES, MISSING, _decl, _full_exprs
 from ..errors import EmmDataError
 
 
-def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def read_data_file(path, cm: CheckedModel,
+                   columns: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Read the model's data from a file (rules in the module docstring).
 
     Parameters
@@ -60,8 +61,8 @@ def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[
     if not path.is_file():
         raise EmmDataError(f"data file '{path}' does not exist")
     try:
-        if suffix == ".csv":
-            return _read_csv(path, data_vars), {}
+        if suffix == ".csv":   # (``columns`` receives each datum's CSV columns)
+            return _read_csv(path, data_vars, columns), {}
         if suffix == ".ldac":
             return ldac.read(path, cm, data_vars)
         if suffix == ".npy":
@@ -89,12 +90,12 @@ def read_data_file(path, cm: CheckedModel) -> tuple[dict[str, np.ndarray], dict[
             {k: a.item() for k, a in stored.items() if cm.role(k) == "dim"})
 
 
-def _read_csv(path: Path, data_vars) -> dict[str, np.ndarray]:
+def _read_csv(path: Path, data_vars, columns=None) -> dict[str, np.ndarray]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv_rows(fh))
     if len(rows) < 2:
         raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
-    return csv_arrays(path, rows[0][1], rows[1:], data_vars)
+    return csv_arrays(path, rows[0][1], rows[1:], data_vars, columns)
 
 
 def csv_rows(fh):
@@ -106,9 +107,11 @@ def csv_rows(fh):
             yield reader.line_num, cells
 
 
-def csv_arrays(path: Path, header: list, rows: list, data_vars) -> dict[str, np.ndarray]:
+def csv_arrays(path: Path, header: list, rows: list, data_vars,
+               columns: dict | None = None) -> dict[str, np.ndarray]:
     """The data of CSV lines ``rows`` ((line number, cells) pairs) under ``header``: a
-    whole file, or one chunk of it (``emdsl.chunks``)."""
+    whole file, or one chunk of it (``emdsl.chunks``); ``columns``, when given, receives
+    the names of the columns each datum was read from."""
     lines = [line for line, _ in rows]
     if len(set(header)) < len(header):
         raise EmmDataError(f"'{path.name}' has the column name(s) "
@@ -146,6 +149,8 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars) -> dict[str, np.
                                f"{', '.join(header)})", hint="rename the columns or pass arrays")
         arr = _columns(v, use, cols, lines, path)
         out[v.name] = arr[:, 0] if rank == 1 else arr
+        if columns is not None:
+            columns[v.name] = list(use)
     return out
 
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -45,23 +44,19 @@ def _set_value(text: str):
 
 
 def _write(path: str, content) -> None:
-    """Write ``content`` (str, bytes, or a function of a binary file) to a temporary file
-    next to ``path``, then rename it over ``path``."""
-    target = Path(path)
+    """Write ``content`` (str, bytes, or a function of a binary file) to ``path``
+    atomically (``io.files.atomic_write``)."""
+    from .io.files import atomic_write
+
+    def write(fh):
+        if callable(content):
+            content(fh)
+        else:
+            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        atomic_write(path, write)
     except OSError as exc:
         raise EmmError(f"cannot write '{path}': {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if callable(content):
-                content(fh)
-            else:
-                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _load(path: str):

@@ -13,9 +13,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -30,22 +27,29 @@ def criteria(loglik: float, p: int, n: int) -> dict:
     return {"bic": -2.0 * loglik + p * np.log(n), "aic": -2.0 * loglik + 2.0 * p}
 
 
+POINT_ESTIMATES = ("EM", "MAP-EM")   # the algorithms whose params BIC and AIC count
+
+
+def _fields(result: FitResult) -> dict:
+    return {f: getattr(result, f) for f in FitResult.__dataclass_fields__}
+
+
 class Fitted(FitResult):
     """A FitResult with its ``model`` and the fit's dims and hypers (``fixed``): it
     predicts and scores new data given by the same keywords as ``fit``."""
 
     def __init__(self, result: FitResult, model, fixed: dict):
-        super().__init__(**{f: getattr(result, f) for f in result.__dataclass_fields__})
+        super().__init__(**_fields(result))
         self.model, self.fixed = model, dict(fixed)
 
     def __reduce__(self):   # pickled with the model's source; recompiled when unpickled
-        plain = FitResult(**{f: getattr(self, f) for f in self.__dataclass_fields__})
-        plain.posterior = dict(plain.posterior)
+        plain = FitResult(**{**_fields(self), "posterior": dict(self.posterior)})
         return (_rebuild, (plain, self.model.name, self.model.checked.model.source,
                            self.fixed))
 
     def _evaluate(self, data: dict):
         return self.model.evaluate(self, data)
+
     def predict_proba(self, **data) -> np.ndarray:
         """The latent's responsibilities (N, K) of new items (keyword data, as for fit)
         at the fitted params."""
@@ -104,11 +108,10 @@ class Fitted(FitResult):
         save_result(self, path)
 
     def _ml(self, data):
-        if self.algorithm not in ("EM", "MAP-EM"):
+        if self.algorithm not in POINT_ESTIMATES:
             raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "
                              f"{self.algorithm} (compare variational fits by their ELBO)")
         return self._evaluate(data)
-
 
 
 def _rebuild(plain, name, source, fixed):
@@ -127,15 +130,10 @@ def save_result(result, path) -> None:
             "fixed": {k: np.asarray(v).tolist() for k, v in result.fixed.items()},
             "warnings": [str(w[1]) for w in result.warnings]}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                               dir=target.parent if str(target.parent) else ".")
+    from .io.files import atomic_write
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, target)
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise EmmError(f"cannot write '{path}': {exc.strerror}") from None
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 
 from .errors import EmmDataError
-from .results import criteria
+from .results import POINT_ESTIMATES, criteria
 
 CRITERIA = ("bic", "aic")
 
@@ -57,7 +57,7 @@ def select(model, dim: str, values, criterion: str = "bic", **kwargs) -> Selecti
     values = [int(v) for v in values]
     if not values or min(values) < 1:
         raise EmmDataError(f"select needs positive values of {dim}, got {values}")
-    if model.module.ALGORITHM not in ("EM", "MAP-EM"):
+    if model.module.ALGORITHM not in POINT_ESTIMATES:
         raise EmmDataError(f"BIC and AIC count the params of a point estimate; model "
                            f"{model.name} is fitted by {model.module.ALGORITHM}",
                            hint="compare variational fits by their ELBO")

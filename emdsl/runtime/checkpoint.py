@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -60,23 +58,13 @@ class Checkpoint:
         members.update(_flat("params", params))
         for name, a in (arrays or {}).items():
             members.update(_flat(name, a))
-        directory = self.path.parent
-        tmp = None
+        from ..io.files import atomic_write
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                       dir=directory)
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **members)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lambda fh: np.savez(fh, **members), sync=True)
         except OSError as exc:   # the previous checkpoint stays as it was
             raise EmmDataError(f"cannot write checkpoint '{self.path}': {exc}",
                                hint="free some space or choose another path") from None
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
 
 
 def load(path, ident: dict) -> dict:

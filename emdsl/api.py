@@ -24,7 +24,7 @@ def load(path, use_cache: bool = True) -> "Model":
     except OSError as exc:
         raise EmmError(f"cannot read model file '{path}': {exc.strerror}") from None
     try:
-        source = raw.decode("utf-8-sig")   # a byte-order mark (some editors write one) is dropped
+        source = raw.decode("utf-8")   # (loads drops a byte-order mark)
     except UnicodeDecodeError as exc:
         from .errors import EmmSyntaxError, Span
         line = raw[:exc.start].count(b"\n") + 1
@@ -40,6 +40,7 @@ def load(path, use_cache: bool = True) -> "Model":
 
 def loads(source: str, name: str = "inline", use_cache: bool = True) -> "Model":
     source = source[1:] if source.startswith("\ufeff") else source   # a byte-order mark
+    # (some editors write one) is dropped
     try:
         compiled = compile_source(source, name, use_cache)
     except EmmError as exc:
@@ -75,15 +76,17 @@ def _check_sizes(mod, h: dict, in_memory: bool = True) -> None:
 def _check_init_value(name: str, kind: str, value) -> None:
     """init values in the support of their param's type (finite; pos > 0; a simplex's
     rows non-negative summing to 1; spd symmetric positive definite)."""
+    from .io.data import _SUPPORT   # the data's support checks: (bad values, ...)
     x = np.asarray(value, dtype=float)
     why = None
     if not np.all(np.isfinite(x)):
         why = "has NaN or infinite entries"
-    elif kind == "pos" and np.any(x <= 0):
+    elif kind == "pos" and np.any(_SUPPORT["pos"][0](x)):
         why = f"must be > 0 (a pos value), its smallest entry is {x.min():.6g}"
-    elif kind == "unit" and np.any((x <= 0) | (x >= 1)):
+    elif kind == "unit" and np.any(_SUPPORT["unit"][0](x)):
         why = "must lie in (0, 1)"
-    elif kind == "simplex" and (np.any(x < 0) or not np.allclose(x.sum(axis=-1), 1.0)):
+    elif kind == "simplex" and (np.any(_SUPPORT["simplex"][0](x))
+                                or not np.allclose(x.sum(axis=-1), 1.0)):
         why = "must be a simplex: non-negative entries that sum to 1 along its last axis"
     elif kind == "spd" and (not np.allclose(x, np.swapaxes(x, -1, -2))
                             or np.any(np.linalg.eigvalsh(x).min(axis=-1) <= 0)):
@@ -365,7 +368,7 @@ class Model:
             raise EmmDataError(f"{self.name} has no discrete latent per item: there is "
                                "nothing to predict or score item by item",
                                hint="compare fits by result.objective")
-        items, size = self._items()
+        size = self._items()[1]
         for k, v in data.items():   # a dim or hyper of the fit is the fit's
             if k in result.fixed and self.checked.role(k) in ("dim", "hyper") and \
                     not np.array_equal(np.asarray(v), np.asarray(result.fixed[k])):
@@ -388,15 +391,14 @@ class Model:
                     raise EmmDataError(f"data '{name}' has {given} along axis {ax} but the "
                                        f"fit's {e.id} is {result.fixed[e.id]}",
                                        hint=f"new data have the fitted model's {e.id}")
-        bound = self._bind({**{k: v for k, v in result.fixed.items()
-                               if not (self.checked.role(k) == "dim" and k in data)}, **data})
+        bound = self._bind({**result.fixed, **data})   # (equal where both give a value)
         h = {**bound.dims, **bound.hypers}
         with np.errstate(divide="ignore", under="ignore"):
             st = mod.prepare(bound.data, h)
             rows = np.zeros(st["n_rows"])
             resp, _, loglik = mod.e_step(st, result.params, h, rows=rows)
-        item = getattr(mod, "item_resp", lambda st, r: r)
-        return item(st, resp), float(loglik), int(mod.n_items(h)), item(st, rows[:, None])[:, 0]
+        return (batch.item_resp(mod, st, resp), float(loglik), int(mod.n_items(h)),
+                batch.item_resp(mod, st, rows[:, None])[:, 0])
 
     def n_parameters(self, fixed: dict) -> int:
         """Free parameters of the model's params at dims ``fixed``."""

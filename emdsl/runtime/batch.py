@@ -190,10 +190,21 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                      len(trace), converged, notes, getattr(mod, "ALGORITHM", "EM"))
 
 
+def item_resp(mod, st, resp):
+    """The responsibilities of every item from those of the prepared rows (modules
+    without plate compression: the rows are the items)."""
+    return mod.item_resp(st, resp) if hasattr(mod, "item_resp") else resp
+
+
+def centring(mod, data, h) -> dict:
+    """The module's shifts of the real data, fixed once per fit ({} when it has none)."""
+    return mod.centring(data, h) if hasattr(mod, "centring") else {}
+
+
 def posterior_of(mod, st, params, h, resp) -> dict:
     """result.posterior: the latent's responsibilities per item and each q factor's
     parameters and expected statistics by name."""
-    posterior = {mod.LATENT: getattr(mod, "item_resp", lambda st, r: r)(st, resp)} \
+    posterior = {mod.LATENT: item_resp(mod, st, resp)} \
         if mod.LATENT else {}
     return {**posterior, **factor_posterior(mod, params, h)}
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .grouped import GroupError, Groups, _assemble, empty_partition, localise, partition_resp, \
     partition_step
+from .batch import centring, item_resp
 from .sources import _Source
 
 _MODULES: dict = {}   # per process: hash of generated source -> module
@@ -56,7 +57,7 @@ def _local(code, key, chunk, hc, centre, params):
 def _resp(code, key, chunk, hc, centre, params):
     """The responsibilities of one partition's items."""
     mod, st, (resp, _, _) = _e_step(code, key, chunk, hc, centre, params)
-    return np.ascontiguousarray(getattr(mod, "item_resp", lambda st, r: r)(st, resp))
+    return np.ascontiguousarray(item_resp(mod, st, resp))
 
 
 def _grouped_step(code, key, chunk, h, size, centre, params, local, local_iter, reg):
@@ -139,7 +140,7 @@ class DaskSource(_Source):
         delayed = {k: a.to_delayed().ravel() for k, a in arrays.items()}
         self.parts = [{k: d[i] for k, d in delayed.items()} for i in range(len(rows))]
         first = self.partition(0)
-        self.centre = getattr(mod, "centring", lambda d, hyp: {})(first, self.dims(rows[0]))
+        self.centre = centring(mod, first, self.dims(rows[0]))
 
     def partition(self, i) -> dict:
         """Partition ``i`` as numpy arrays in the client (the start, the posterior)."""

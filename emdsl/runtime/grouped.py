@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .batch import item_resp
 from .online import DriverError
 from .sources import count_items
 
@@ -83,7 +84,7 @@ def partition_resp(mod, chunk, hc, centre, params, local):
     """The responsibilities (n, K) of a localised partition's items."""
     st = mod.prepare(chunk, hc, centre)
     resp = mod.e_step(st, {**params, **local}, hc)[0]
-    return getattr(mod, "item_resp", lambda st, r: r)(st, resp)
+    return item_resp(mod, st, resp)
 
 
 def empty_partition(template: dict, ids: np.ndarray, h: dict, size: str, dim: str):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .batch import centring, item_resp
+
 EVAL = 65536   # items per chunk of an evaluation pass over in-memory data
 
 
@@ -55,7 +57,7 @@ class _Source:
         out = []
         for chunk in self.evaluation():
             st, (resp, _, _) = self.e_step(chunk, params)
-            out.append(getattr(self.mod, "item_resp", lambda st, r: r)(st, resp))
+            out.append(item_resp(self.mod, st, resp))
         return np.concatenate(out)
 
 
@@ -65,7 +67,7 @@ class ArraySource(_Source):
     def __init__(self, mod, data, h, items, size):
         super().__init__(mod, h, size)
         self.data, self.items = data, items
-        self.centre = getattr(mod, "centring", lambda d, hyp: {})(data, h)  # one pass, O(1)
+        self.centre = centring(mod, data, h)  # one pass, O(1)
 
     def chunk(self, idx) -> dict:
         """The data of items ``idx`` (increasing: a memmap reads forward)."""
@@ -104,8 +106,7 @@ class StreamSource(_Source):
             raise DriverError("the stream gave no chunks when read again: a fit reads it on "
                               "every pass; give a list, a file, or a function that returns a "
                               "new iterator each time")
-        self.centre = getattr(mod, "centring", lambda d, hyp: {})(
-            first, self.dims(count_items(first, items)))
+        self.centre = centring(mod, first, self.dims(count_items(first, items)))
 
     def minibatches(self, rng, B):
         """The chunks in the stream's order, the items of each permuted and cut into

@@ -30,6 +30,7 @@ starts reached a held-out perplexity 5-20 % worse than scikit-learn's; restarts 
 """
 from __future__ import annotations
 
+from .util import logh_sum
 from .variational import key
 
 
@@ -148,7 +149,7 @@ def write_local_fit(w, s):
     s("norm = resp_t.sum(axis=0)")
     s("resp_t /= norm")
     s(f"loglik = float(weight @ (np.log(norm) + top + shift[groups])) + "
-      f"{' + '.join(const) if const else '0.0'}  # + log h(x) terms")
+      f"{logh_sum(const)}  # + log h(x) terms")
     s("if order is not None:  # back to the rows' order")
     s("    resp_t[:, order] = resp_t.copy()")
     s("resp = resp_t.T  # (N, K)")

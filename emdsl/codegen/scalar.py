@@ -172,7 +172,7 @@ class ScalarEmitter:
         mult = self.multiplicity()
         s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})'
           + (f" * ({mult})  # once per element of the summed inner loops" if mult else ""))
-        const.append(f'st["logh_{x}"]')
+        const.append(x)   # its log h(x): st["logh_<x>"], per row st["logh_rows_<x>"]
         return f"A_{x}"   # folded into the per-k constant
 
     def block(self, s):

@@ -188,3 +188,10 @@ def _bare_calls(body: str) -> set:
             visit(child, local)
     visit(pyast.parse(body), frozenset())
     return out
+
+
+def logh_sum(const: list, per_row: bool = False) -> str:
+    """Source of the sum of the log h(x) terms that prepare keeps for the data ``const``
+    (totals ``st["logh_<x>"]``, or per row ``st["logh_rows_<x>"]``)."""
+    field = "logh_rows_" if per_row else "logh_"
+    return " + ".join(f'st["{field}{x}"]' for x in const) if const else "0.0"

@@ -17,7 +17,7 @@ from .mstep import MStepWriter
 from .scalar import ScalarEmitter
 from .vector import CategoricalEmitter, MvNormalEmitter
 from .helpers import HELPERS
-from .util import Source, comment_safe, hyper_locals, known, module_imports, py
+from .util import Source, comment_safe, hyper_locals, known, logh_sum, module_imports, py
 from .variational import VariationalWriter, key, write_expectations
 from .local import write_local_fit
 from ..families.runtime import runtime_source
@@ -323,19 +323,19 @@ class _Writer:
         s("    rows[lo:hi] = row_loglik")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
-        s(f"loglik += {' + '.join(const) if const else '0.0'}  # log h(x) terms")
+        s(f"loglik += {logh_sum(const)}  # log h(x) terms")
         if const:   # the same terms row by row
-            per_row = [c.replace('st["logh_', 'st["logh_rows_') for c in const]
             s("if rows is not None:")
-            s(f"    rows += {' + '.join(per_row)}")
+            s(f"    rows += {logh_sum(const, per_row=True)}")
         s("resp = resp_t.T  # (N, K)")
         s("return resp, finish_stats(ess, st, resp), loglik")
         s.dedent()
 
     def emission_setup(self, s) -> tuple:
         """Before the block loop: each emission's expected natural parameters on its
-        cells. Returns (const, folded): sources of the log h(x) terms and of the per-k
-        -A(theta_k) terms to fold into the latent's prior."""
+        cells. Returns (const, folded): the data whose log h(x) terms prepare keeps
+        (``logh_sum``), and sources of the per-k -A(theta_k) terms to fold into the
+        latent's prior."""
         const, folded = [], []
         for em in self.emitters:
             s(self.cite(em.e.factor))

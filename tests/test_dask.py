@@ -36,6 +36,17 @@ def _quiet(fn, *a, **kw):
         return fn(*a, **kw)
 
 
+def _same(spread, whole, latent):
+    """The fit on the cluster is the fit in memory: objectives and params to 1e-10, the
+    responsibilities of ``latent`` a dask array equal to 1e-10."""
+    np.testing.assert_allclose(spread.elbo, whole.elbo, rtol=1e-10)
+    for k, v in whole.params.items():
+        np.testing.assert_allclose(spread.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
+    resp = spread.posterior[latent]
+    assert isinstance(resp, da.Array)
+    np.testing.assert_allclose(resp.compute(), whole.posterior[latent], atol=1e-10)
+
+
 def _blobs(seed=0, n=1800):
     rng = np.random.default_rng(seed)
     mu = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 4.0]])
@@ -50,12 +61,7 @@ def test_a_mixture_on_a_cluster_is_batch_em(client, name):
     whole = _quiet(m.fit, x=x, K=3, init=start, max_iter=8, tol=0.0)
     spread = _quiet(m.fit, x=da.from_array(x, chunks=(400, 2)), K=3, init=start, max_iter=8,
                     tol=0.0)
-    np.testing.assert_allclose(spread.elbo, whole.elbo, rtol=1e-10)
-    for k, v in whole.params.items():
-        np.testing.assert_allclose(spread.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
-    z = spread.posterior["z"]
-    assert isinstance(z, da.Array)
-    np.testing.assert_allclose(z.compute(), whole.posterior["z"], atol=1e-10)
+    _same(spread, whole, "z")
 
 
 def test_bayesian_regression_on_a_cluster(client):
@@ -100,9 +106,4 @@ def test_lda_on_a_cluster_is_batch_cavi(client):
     n = len(doc) // 5 + 1   # partitions that cut documents
     spread = _quiet(m.fit, doc=da.from_array(doc, chunks=n), w=da.from_array(w, chunks=n),
                     **dims, K=5, init=start, max_iter=5, tol=0.0)
-    np.testing.assert_allclose(spread.elbo, whole.elbo, rtol=1e-10)
-    for k, v in whole.params.items():
-        np.testing.assert_allclose(spread.params[k], v, rtol=1e-10, atol=1e-12, err_msg=k)
-    c = spread.posterior["c"]
-    assert isinstance(c, da.Array)
-    np.testing.assert_allclose(c.compute(), whole.posterior["c"], atol=1e-10)
+    _same(spread, whole, "c")

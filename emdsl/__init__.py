@@ -4,8 +4,15 @@ __version__ = "0.1.0"
 from .errors import (EmmDataError, EmmError, EmmFitError, EmmSemanticError,  # noqa: E402
                      EmmSyntaxError, InternalError, NonConjugateError)
 
-__all__ = ["load", "loads", "chunks", "select", "load_result", "EmmError", "EmmSyntaxError", "EmmSemanticError",
+__all__ = ["load", "loads", "chunks", "select", "load_result", "Estimator", "EmmError", "EmmSyntaxError", "EmmSemanticError",
            "NonConjugateError", "EmmDataError", "EmmFitError", "InternalError", "__version__"]
+
+
+def __getattr__(name):
+    if name == "Estimator":   # imported on first use (emdsl.Estimator)
+        from .estimator import Estimator
+        return Estimator
+    raise AttributeError(f"module 'emdsl' has no attribute {name!r}")
 
 
 def load(path, **kwargs):

@@ -163,6 +163,9 @@ class Model:
         self.name = self.checked.name
         self.code = compiled.code
 
+    def __reduce__(self):   # pickled as its source; compiled again (from the cache) when loaded
+        return (loads, (self.checked.model.source, self.checked.model.file))
+
     @functools.cached_property
     def module(self):
         """The generated module, executed on first use (a fit, a sample): compiling,
@@ -428,10 +431,15 @@ class Model:
         return simulate(self, params or {}, seed, kwargs)
 
     def derivation(self, format: str = "markdown") -> str:
+        """The derivation of the updates as a document: ``markdown`` (maths in ``$$``),
+        ``latex`` (a standalone document), ``html`` (a self-contained page, KaTeX
+        bundled) or ``text``; each step names the generated function and line."""
         from .explain import explain
         updates = self._compiled.updates
         if updates is None:
             from .compile import derive_updates
             updates = self._compiled.updates = derive_updates(self.checked,
                                                               self.factor_graph)
-        return explain(updates, format)
+        file = self.checked.model.file
+        return explain(updates, format, code=self.code,
+                       model_file=file if file.endswith(".emm") else "")

@@ -21,7 +21,7 @@ import numpy as np
 from .errors import EmmDataError, EmmError, InternalError
 
 STAGES = ("ast", "graph", "plan", "conj", "updates", "code")
-FORMATS = {"md": "markdown", "tex": "latex", "text": "text"}
+FORMATS = {"md": "markdown", "tex": "latex", "html": "html", "text": "text"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -82,7 +82,18 @@ def cmd_compile(args) -> int:
 
 
 def cmd_derive(args) -> int:
-    print(_load(args.model).derivation(FORMATS[args.format]))
+    fmt = args.format
+    if fmt is None and args.output:
+        fmt = {".md": "md", ".markdown": "md", ".tex": "tex", ".html": "html", ".htm": "html",
+               ".txt": "text"}.get(Path(args.output).suffix.lower())
+        if fmt is None:
+            raise EmmError(f"cannot tell the derivation's format from '{args.output}'",
+                           hint="name it .md, .tex, .html or .txt, or give --format")
+    text = _load(args.model).derivation(FORMATS[fmt or "md"])
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -243,7 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT.py", help="write here instead of stdout")
     p.add_argument("--print", choices=STAGES, help="print one stage of the pipeline")
     p = cmd("derive", "print the derivation of the updates", cmd_derive)
-    p.add_argument("--format", choices=tuple(FORMATS), default="md")
+    p.add_argument("--format", choices=tuple(FORMATS),
+                   help="md (default), tex (a standalone LaTeX document), html (a "
+                        "self-contained page) or text; -o FILE's suffix chooses it when absent")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p = cmd("fit", "fit the model to a data file", cmd_fit, sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
     p.add_argument("--method", choices=("batch", "stepwise", "incremental", "svi"))

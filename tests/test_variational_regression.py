@@ -105,7 +105,7 @@ def test_statistics_are_additive_and_the_derivation_names_them(linreg):
     merged = mod.merge_stats(mod.merge_stats(parts[0], parts[1]), parts[2])
     for k in whole:
         np.testing.assert_allclose(merged[k], whole[k], rtol=1e-12)
-    text = linreg.derivation()
+    text = linreg.derivation("text")
     assert "statistic S_y_1 = sum_n y x_n" in text and "q(beta) = Gamma" in text
 
 

@@ -240,7 +240,7 @@ def test_posterior_by_name_and_the_conditional_form(models):
 
 
 def test_the_derivation_shows_the_pair():
-    text = emdsl.loads(NORMAL_GAMMA, name="ng.emm", use_cache=False).derivation()
+    text = emdsl.loads(NORMAL_GAMMA, name="ng.emm", use_cache=False).derivation("text")
     assert "q(mu | tau) = Normal(mean, var/tau)" in text
     assert "E_q[mu**2 | tau] = q_mu_mean**2 + q_mu_var/tau" in text
     assert "-KL(q(mu | tau) || p(mu | tau))" in text

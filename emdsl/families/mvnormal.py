@@ -121,6 +121,9 @@ RUNTIME = (_mvn_stats, _unpack_sym, _mvn_natural, _mvn_width, _mvn_mode, _mvn_ms
 
 class MvNormal(ExpFamily):
     name = "MvNormal"
+    DENSITY = ("-D/2 log(2 pi) - 1/2 log|cov| - 1/2 (x - mean)^T cov^-1 (x - mean)",
+               r"-\tfrac D2 \log 2\pi - \tfrac12 \log|\Sigma| - \tfrac12 (x - \mu)^\top "
+               r"\Sigma^{-1} (x - \mu),\ \mu = \mathrm{mean},\ \Sigma = \mathrm{cov}")
     KIND = "mvnormal"   # the emitter of its statements (codegen/vector.py)
     EVENT_RANKS = (1, 2)
     LOGPDF = "_mvn_logpdf"

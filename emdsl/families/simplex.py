@@ -70,6 +70,7 @@ RUNTIME = (_dirichlet_logpdf, _dirichlet_expected_logpdf, _dirichlet_expected_lo
 
 class Categorical(ExpFamily):
     name = "Categorical"
+    DENSITY = ("log p_x", r"\log p_x")
     KIND = "categorical"   # the emitter of its statements (codegen/vector.py)
     EVENT_RANKS = (1,)
     # p: a Dirichlet form in p (t = log p): the expected counts
@@ -122,6 +123,8 @@ class Categorical(ExpFamily):
 
 class Multinomial(Categorical):
     name = "Multinomial"
+    DENSITY = ("log n! - sum_j log x_j! + sum_j x_j log p_j",
+               r"\log n! - \textstyle\sum_j \log x_j! + \sum_j x_j \log p_j")
 
     def __init__(self, n=1):
         super().__init__(None)
@@ -156,6 +159,9 @@ class Multinomial(Categorical):
 
 class Dirichlet(ExpFamily):
     name = "Dirichlet"
+    DENSITY = ("log Gamma(sum_j alpha_j) - sum_j log Gamma(alpha_j) + sum_j (alpha_j - 1) log x_j",
+               r"\log\Gamma\big(\textstyle\sum_j \alpha_j\big) - \sum_j \log\Gamma(\alpha_j)"
+               r" + \sum_j (\alpha_j - 1) \log x_j")
     LOGPDF = "_dirichlet_logpdf"
     EVENT_RANKS = (1,)
     MESSAGES: dict = {}  # its concentration is not conjugate to anything: numerical updates

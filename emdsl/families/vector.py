@@ -30,6 +30,9 @@ import numpy as np
 class ExpFamily:
     """Shared methods; subclasses define ``EVENT_RANKS`` (event rank of each statistic)."""
     name = ""
+    # the log density of x in the family's parameter names (plain, LaTeX): the derivation
+    # writes a MAP objective's prior terms in full with it
+    DENSITY = ("", "")
     KIND = ""   # the code generator's emitter for statements of this family, if any
     # runtime functions (copied into generated modules) for this family as a conjugate
     # form: natural parameters from its arguments, and the mode of a form

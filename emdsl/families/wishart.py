@@ -83,6 +83,11 @@ def _bartlett(rng, df, D, size):
 
 class Wishart(ExpFamily):
     name = "Wishart"
+    DENSITY = ("(df - D - 1)/2 log|x| - tr(scale^-1 x)/2 - df D/2 log 2 - df/2 log|scale| "
+               "- log Gamma_D(df/2)",
+               r"\tfrac{\nu - D - 1}2 \log|x| - \tfrac12 \operatorname{tr}(V^{-1} x) - "
+               r"\tfrac{\nu D}2 \log 2 - \tfrac\nu2 \log|V| - \log\Gamma_D(\tfrac\nu2),\ "
+               r"V = \mathrm{scale},\ \nu = \mathrm{df}")
     LOGPDF = "_wishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale W: an inverse-Wishart form in W (t = W^-1, log|W|)
@@ -135,6 +140,11 @@ class Wishart(ExpFamily):
 
 class InvWishart(ExpFamily):
     name = "InvWishart"
+    DENSITY = ("df/2 log|scale| - (df + D + 1)/2 log|x| - tr(scale x^-1)/2 - df D/2 log 2 "
+               "- log Gamma_D(df/2)",
+               r"\tfrac\nu2 \log|\Psi| - \tfrac{\nu + D + 1}2 \log|x| - \tfrac12 "
+               r"\operatorname{tr}(\Psi x^{-1}) - \tfrac{\nu D}2 \log 2 - \log\Gamma_D"
+               r"(\tfrac\nu2),\ \Psi = \mathrm{scale},\ \nu = \mathrm{df}")
     LOGPDF = "_invwishart_logpdf"
     EVENT_RANKS = (2, 0)
     # scale Psi: a Wishart form in Psi (t = Psi, log|Psi|)

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
+from sympy.printing.str import StrPrinter
 
 from ..cachefiles import cache_dir, read_sealed, write_sealed
 from ..errors import NonConjugateError
@@ -435,7 +437,7 @@ def _lagrange() -> tuple[str, str]:
 
     The derivation does not depend on the model: it is kept in the (sealed) cache, so
     sympy's solver runs once per installation, not once per compile."""
-    key = f"lagrange sympy {sp.__version__}"
+    key = f"lagrange v2 sympy {sp.__version__}"
     path = cache_dir() / f"derivation-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     payload = read_sealed(path, key)
     if payload is not None:
@@ -457,12 +459,36 @@ def _derive_lagrange() -> tuple[str, str]:
     pj = sp.solve(stationary, p[j])[0]
     # sum_j p_j = (sum_j c_j) * (p_j / c_j), since p_j / c_j does not depend on j
     lam_sol = sp.solve(sp.Eq(sp.Sum(c[j], (j, 1, K)) * simplify_within(pj / c[j]), 1), lam)[0]
-    plain = f"d/dp_j: {sp.sstr(stationary)} = 0  =>  p_j = {sp.sstr(pj)};  " \
-            f"sum_j p_j = 1  =>  lambda = {sp.sstr(lam_sol)}"
+    plain = f"d/dp_j: {plain_str(stationary)} = 0  =>  p_j = {plain_str(pj)};  " \
+            f"sum_j p_j = 1  =>  lambda = {plain_str(lam_sol)}"
     tex = rf"\frac{{\partial}}{{\partial p_j}}: {sp.latex(stationary)} = 0 \;\Rightarrow\; " \
           rf"p_j = {sp.latex(pj)}, \quad \sum_j p_j = 1 \;\Rightarrow\; " \
           rf"\lambda = {sp.latex(lam_sol)}"
     return plain, tex
+
+
+class _PlainPrinter(StrPrinter):
+    """sympy's str printer in the language's words: sums written ``sum_{j=1..K} c[j]`` (not
+    ``Sum(c[j], (j, 1, K))``), ``lgamma`` and ``digamma`` / ``trigamma``."""
+
+    def _print_loggamma(self, e):
+        return f"lgamma({self._print(e.args[0])})"
+
+    def _print_polygamma(self, e):
+        n, x = e.args
+        name = {0: "digamma", 1: "trigamma"}.get(n)
+        return f"{name}({self._print(x)})" if name else f"polygamma({self._print(n)}, " \
+            f"{self._print(x)})"
+
+    def _print_Sum(self, e):
+        limits = ", ".join(f"{self._print(v)}={self._print(a)}..{self._print(b)}"
+                           for v, a, b in e.limits)
+        return f"sum_{{{limits}}} {self.parenthesize(e.function, PRECEDENCE['Mul'])}"
+
+
+def plain_str(e) -> str:
+    """A sympy expression as plain text (the derivation's text forms, code comments)."""
+    return _PlainPrinter().doprint(e)
 
 
 def axes_text(axes: tuple[Axis, ...]) -> str:

@@ -85,37 +85,71 @@ class GlobalCAVI:
     algorithm: str = "CAVI"
 
 
-def describe(g: GlobalCAVI) -> list:
-    """The derivation in plain lines: each statement's terms, each factor's update."""
-    out = [f"algorithm {g.algorithm}: every latent global (no discrete latent per item)"]
+def describe(g: GlobalCAVI, tex=None, name=None) -> list:
+    """The derivation in plain lines: each statement's terms, each factor's update; with
+    ``tex`` (a sympy expression -> LaTeX) and ``name`` (an identifier -> LaTeX), (plain,
+    LaTeX) pairs instead."""
+    def line(plain, latex):
+        out.append((plain, latex) if tex else plain)
+    tex_, name_ = tex or sp.latex, name or str
+    out = []
+    line(f"algorithm {g.algorithm}: every latent global (no discrete latent per item)",
+         rf"\text{{{g.algorithm} over global latents}}")
     for st_ in g.statements:
         f = st_.factor
         pred = f"u = dot({st_.w}, {st_.X}[n])" if st_.w else "no linear predictor"
-        out.append(f"statement line {f.span.line}: {f.text.strip()}  ({pred})")
+        pred_tex = (rf"u_n = {name_(st_.w)}^\top {name_(st_.X)}_n" if st_.w
+                    else r"\text{no linear predictor}")
+        line(f"statement line {f.span.line}: {f.text.strip()}  ({pred})",
+             rf"\text{{line {f.span.line}:}}\quad {pred_tex}")
         for t in st_.terms:
             u = {0: "", 1: " u", 2: " u^2"}[t.power]
-            out.append(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
-                       f"sum_n {sp.sstr(t.f)}" + {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power]
-                       + (f", per group of {st_.group}" if st_.group else ""))
+            x = {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power]
+            x_tex = {0: "", 1: r"\, x_n", 2: r"\, x_n x_n^\top"}[t.power]
+            group = f", per group of {st_.group}" if st_.group else ""
+            line(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
+                 f"sum_n {sp.sstr(t.f)}{x}{group}",
+                 rf"\Big({tex_(t.g)}\Big)\, {tex_(t.f)}{' ' + u.strip() if u else ''}, \quad "
+                 rf"{tex_(t.B)} = \sum_n {tex_(t.f)}{x_tex}"
+                 + (rf"\ \text{{(per group of {st_.group})}}" if st_.group else ""))
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
+        c_tex = name_(c) if c.isidentifier() else rf"\texttt{{{c}}}"
         M = f"diag(E[{vq.diagonal}])" if vq.diagonal else "M"
-        out.append(f"q({vq.var}) = MvNormal: J = -1/2 E[{c}] {M} + sum E[g] S (u^2 terms), "
-                   f"h = E[{c}] {M} m0 + sum E[g] S (u terms), cov = (-2 J)^-1, mean = cov h")
+        M_tex = (rf"\operatorname{{diag}}(\mathbb{{E}}[{name_(vq.diagonal)}])" if vq.diagonal
+                 else "M")
+        w = name_(vq.var)
+        line(f"q({vq.var}) = MvNormal: J = -1/2 E[{c}] {M} + sum E[g] S (u^2 terms), "
+             f"h = E[{c}] {M} m0 + sum E[g] S (u terms), cov = (-2 J)^-1, mean = cov h",
+             rf"q({w}) = \mathcal N(m, \Sigma):\ J = -\tfrac12 \mathbb{{E}}[{c_tex}]\,{M_tex} "
+             rf"+ \textstyle\sum \mathbb{{E}}[g]\, S_{{u^2}},\ h = \mathbb{{E}}[{c_tex}]\,{M_tex}"
+             rf"\, m_0 + \textstyle\sum \mathbb{{E}}[g]\, S_{{u}},\ \Sigma = (-2J)^{{-1}},\ "
+             rf"m = \Sigma h")
         if vq.diagonal:
-            out.append(f"q({vq.diagonal}[p]) hears 1/2 log {vq.diagonal}_p - {vq.diagonal}_p / 2 "
-                       f"D_{vq.var}[p], D_{vq.var}[p] = {c} E[({vq.var}_p - m0_p)^2] = {c} "
-                       f"(cov_pp + (mean_p - m0_p)^2), one factor per weight (ARD)")
+            a = name_(vq.diagonal)
+            line(f"q({vq.diagonal}[p]) hears 1/2 log {vq.diagonal}_p - {vq.diagonal}_p / 2 "
+                 f"D_{vq.var}[p], D_{vq.var}[p] = {c} E[({vq.var}_p - m0_p)^2] = {c} "
+                 f"(cov_pp + (mean_p - m0_p)^2), one factor per weight (ARD)",
+                 rf"\log q({a}_p) \ni \tfrac12\log {a}_p - \tfrac{{{a}_p}}{{2}} D_p,\ "
+                 rf"D_p = {c_tex}\,\mathbb{{E}}[({w}_p - m_{{0p}})^2] = {c_tex}\,"
+                 rf"(\Sigma_{{pp}} + (m_p - m_{{0p}})^2)")
     for q in g.scalars:
         msgs = ", ".join(sp.sstr(c) for c in g.messages[q.var])
         prior = ", ".join(sp.sstr(q.prior_natural(j)) for j in range(len(q.T)))
-        out.append(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
-                   f" = prior's ({prior}) + ({msgs})" + (" per group" if
-                                                         g.checked.vars[q.var].shape else ""))
+        per = " per group" if g.checked.vars[q.var].shape else ""
+        v = name_(q.var)
+        line(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
+             f" = prior's ({prior}) + ({msgs}){per}",
+             rf"q({v}) = \mathrm{{{q.family}}}:\ \eta\big({', '.join(tex_(t) for t in q.T)}"
+             rf"\big) = \big({', '.join(tex_(q.prior_natural(j)) for j in range(len(q.T)))}"
+             rf"\big) + \big({', '.join(tex_(c) for c in g.messages[q.var])}\big)"
+             + (r"\ \text{(per group)}" if per else ""))
         for child, c in q.prior_messages:
-            out.append(f"  + sum over {child.var}'s plate of ({', '.join(map(sp.sstr, c))}) "
-                       f"(its prior: the coefficients of T({q.var}) in log p({child.var} | "
-                       f"{q.var}) in expectation)")
+            line(f"  + sum over {child.var}'s plate of ({', '.join(map(sp.sstr, c))}) "
+                 f"(its prior: the coefficients of T({q.var}) in log p({child.var} | "
+                 f"{q.var}) in expectation)",
+                 rf"+ \textstyle\sum_{{{name_(child.var)}}}\big({', '.join(map(tex_, c))}\big)"
+                 rf"\quad\text{{(from }}\log p({name_(child.var)} \mid {v})\text{{)}}")
     return out
 
 

@@ -66,9 +66,8 @@ class NonConjugateError(EmmError):
     """The model is valid but emdsl cannot derive its updates (not supported yet)."""
 
 
-class EmmDataError(EmmError, ValueError):
-    """Data, dims, hypers or fit options given at fit time do not fit the model (a
-    ValueError too, as numpy and scikit-learn raise for bad input)."""
+class EmmDataError(EmmError):
+    """Data, dims, hypers or fit options given at fit time do not fit the model."""
 
 
 class EmmFitError(EmmError):

@@ -13,6 +13,7 @@ covariate and y as the datum.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 
@@ -22,6 +23,21 @@ from .errors import EmmDataError, EmmError
 from .frontend.check import FIT_OPTIONS
 
 __all__ = ["Estimator", "NotFittedError"]
+
+
+class InputError(EmmDataError, ValueError):
+    """What the model says of bad data, dims or options, raised as a ValueError too (as
+    scikit-learn's estimators do)."""
+
+
+@contextlib.contextmanager
+def _value_errors():
+    try:
+        yield
+    except EmmDataError as e:
+        if isinstance(e, ValueError):
+            raise
+        raise InputError(e.msg, e.span, e.hint, e.source) from None
 
 
 class NotFittedError(EmmError, ValueError, AttributeError):
@@ -102,13 +118,14 @@ class Estimator:
                              f"option of model {model.name} (valid: "
                              f"{', '.join(sorted(self._names()))})")
         X = _matrix(X, "X")
-        data = self._data(model, X, y)
         try:
-            result = model.fit(**data, **fixed, **opts)
-        except EmmDataError as e:
+            with _value_errors():
+                data = self._data(model, X, y)
+                result = model.fit(**data, **fixed, **opts)
+        except InputError as e:
             if X.shape[0] > 1:
                 raise
-            raise EmmDataError(f"n_samples = 1: {e.msg}", hint=e.hint) from None
+            raise InputError(f"n_samples = 1: {e.msg}", hint=e.hint) from None
         self.result_, self.n_features_in_ = result, X.shape[1]
         self.params_, self.objective_ = result.params, result.objective
         self.converged_, self.n_iter_ = result.converged, len(result.elbo)
@@ -121,25 +138,31 @@ class Estimator:
 
     def predict_proba(self, X) -> np.ndarray:
         """The latent's responsibilities (N, K) of new items."""
-        return self._fitted().predict_proba(**self._new(X))
+        with _value_errors():
+            return self._fitted().predict_proba(**self._new(X))
 
     def predict(self, X) -> np.ndarray:
         """The most probable component of each new item (N,)."""
-        return self._fitted().predict(**self._new(X))
+        with _value_errors():
+            return self._fitted().predict(**self._new(X))
 
     def score_samples(self, X) -> np.ndarray:
         """Each item's log likelihood log p(x_n | params) (N,)."""
-        return self._fitted().score_samples(**self._new(X))
+        with _value_errors():
+            return self._fitted().score_samples(**self._new(X))
 
     def score(self, X, y=None) -> float:
         """The mean log likelihood per item (higher is better)."""
-        return self._fitted().score(**self._new(X, y))
+        with _value_errors():
+            return self._fitted().score(**self._new(X, y))
 
     def bic(self, X) -> float:
-        return self._fitted().bic(**self._new(X))
+        with _value_errors():
+            return self._fitted().bic(**self._new(X))
 
     def aic(self, X) -> float:
-        return self._fitted().aic(**self._new(X))
+        with _value_errors():
+            return self._fitted().aic(**self._new(X))
 
     # ------------------------------------------------------------------ helpers
     def _model(self):

@@ -191,6 +191,15 @@ class Model:
     def __repr__(self):
         return f"<emdsl.Model {self.name} ({self.module.ALGORITHM})>"
 
+    def plot_graph(self, path=None, ax=None):
+        """The factor graph with its plates, drawn by matplotlib (no Graphviz; ``pip
+        install 'emdsl[plot]'``); saved to ``path`` when given. Returns the figure."""
+        from . import plots
+        fig = plots.factor_graph(self.factor_graph, ax)
+        if path is not None:
+            plots.save(fig, path)
+        return fig
+
     def _repr_markdown_(self) -> str:
         """In a notebook: the model's source and its derivation (Markdown with maths)."""
         return (f"**{self.name}** ({self.module.ALGORITHM})\n\n```\n"

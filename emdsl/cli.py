@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -99,24 +97,16 @@ def cmd_derive(args) -> int:
 
 def cmd_graph(args) -> int:
     from .dump import run_stages
-    dot = run_stages(args.model, "graph").to_dot()
+    fg = run_stages(args.model, "graph")
     suffix = Path(args.output or "").suffix.lower().lstrip(".")
     if not args.output:
-        sys.stdout.write(dot)
+        sys.stdout.write(fg.to_dot())
         return 0
     if suffix in ("dot", "gv", ""):
-        _write(args.output, dot)
+        _write(args.output, fg.to_dot())
         return 0
-    exe = shutil.which("dot")
-    if exe is None:
-        raise EmmError(f"writing '{args.output}' needs Graphviz's `dot` program, which is not "
-                       "installed", hint="install Graphviz, or write DOT text with -o graph.dot")
-    done = subprocess.run([exe, f"-T{suffix}"], input=dot.encode(), capture_output=True,
-                          check=False)
-    if done.returncode != 0:
-        raise EmmError(f"Graphviz could not write '{args.output}': "
-                       f"{done.stderr.decode(errors='replace').strip()}")
-    _write(args.output, done.stdout)
+    from . import plots   # a picture (png, svg, pdf ...), drawn by matplotlib: no Graphviz
+    plots.save(plots.factor_graph(fg), args.output)
     return 0
 
 
@@ -304,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("sample", "simulate data from the model", cmd_sample, sets=True)
     p.add_argument("-o", "--output", required=True, metavar="FILE", help=".npz or .csv")
     p = cmd("graph", "print or draw the factor graph", cmd_graph)
-    p.add_argument("-o", "--output", metavar="graph.dot|graph.svg")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="graph.dot (DOT text), or a picture graph.png | .svg | .pdf drawn "
+                        "with matplotlib (no Graphviz needed)")
     p = cmd("check", "simulate, fit and report parameter recovery (exit 1 if not "
             "recovered)", cmd_check, sets=True)
     p.add_argument("--n-init", type=int, dest="n_init", default=3, metavar="N")

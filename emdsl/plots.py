@@ -3,7 +3,8 @@
 - :func:`trace`: the objective after each iteration (or pass);
 - :func:`clusters`: 1-D data as a histogram per most probable component, 2-D data as
   points coloured by it, with the fitted means when the model has them;
-- :func:`selection`: a criterion (BIC, AIC) against the values of a dim (``emdsl select``).
+- :func:`selection`: a criterion (BIC, AIC) against the values of a dim (``emdsl select``);
+- :func:`factor_graph`: a model's factor graph with its plates (``emdsl graph -o F.png``).
 
 Each draws on ``ax`` (a new figure when None) and returns the figure; :func:`save` writes
 one to a file (format from its suffix) without a display.
@@ -117,6 +118,57 @@ def selection(table, ax=None):
     ax.set_ylabel(table.criterion.upper() + " (lower is better)")
     ax.legend()
     ax.grid(alpha=0.3)
+    return fig
+
+
+_FILL = {"data": "#c8c8c8", "latent": "white", "param": "#d6e6f5"}
+
+
+def factor_graph(fg, ax=None):
+    """The factor graph of a model (``model.factor_graph``) with its plates, drawn without
+    Graphviz (layout: :mod:`emdsl.graph.layout`): variables as circles (data shaded, params
+    blue, latents white, hypers small dots), factors as black squares labelled by their
+    family, plates as rounded rectangles labelled by their range; dashed edges are index
+    and covariate references."""
+    from matplotlib.patches import Circle, FancyBboxPatch, Rectangle
+
+    from .graph.layout import layout
+    lay = layout(fg)
+    if ax is None:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(min(16, 1.5 + 1.25 * lay.width),
+                                        min(14, 1.0 + 1.05 * lay.height)))
+    fig = ax.figure
+    for box in lay.plates:
+        ax.add_patch(FancyBboxPatch((box.x0, box.y0), box.x1 - box.x0, box.y1 - box.y0,
+                                    linewidth=1.1, boxstyle="round,pad=0,rounding_size=0.12",
+                                    facecolor="none", edgecolor="0.35"))
+        ax.text(box.x1 - 0.08, box.y0 + 0.06, box.label, ha="right", va="bottom", fontsize=8,
+                color="0.25")
+    for f, v, dashed in lay.edges:
+        (x0, y0), (x1, y1) = lay.positions[f], lay.positions[v]
+        ax.plot([x0, x1], [y0, y1], color="0.3", linewidth=0.9, zorder=1,
+                linestyle="--" if dashed else "-")
+    r = 0.3
+    for node, (x, y) in lay.positions.items():
+        label = lay.labels[node]
+        if node not in lay.roles:   # a factor
+            ax.add_patch(Rectangle((x - 0.08, y - 0.08), 0.16, 0.16, color="black", zorder=3))
+            ax.text(x + 0.13, y, label, ha="left", va="center", fontsize=7, color="0.2",
+                    zorder=4)
+        elif lay.roles[node] == "hyper":
+            ax.add_patch(Circle((x, y), 0.05, color="black", zorder=3))
+            ax.text(x, y + 0.12, label, ha="center", va="bottom", fontsize=8, zorder=4)
+        else:
+            ax.add_patch(Circle((x, y), r, facecolor=_FILL.get(lay.roles[node], "white"),
+                                edgecolor="black", linewidth=1.0, zorder=3))
+            ax.text(x, y, label, ha="center", va="center", zorder=4,
+                    fontsize=max(5.0, min(10.0, 52.0 / max(len(label), 1))))
+    ax.set_xlim(-0.2, lay.width + 0.2)
+    ax.set_ylim(-lay.height - 0.1, 0.7)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"{fg.model.name}: factor graph", fontsize=10)
     return fig
 
 

@@ -190,11 +190,21 @@ def test_graph_writes_dot(tmp_path, capsys):
     assert target.read_text().startswith('graph "LDA"')
 
 
-def test_graph_svg_without_graphviz(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(cli.shutil, "which", lambda name: None)
-    target = tmp_path / "g.svg"
-    status, _, err = run(capsys, "graph", GMM, "-o", target)
-    assert status == 1 and "Graphviz" in err and "graph.dot" in err
+@pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("svg", b"<?xml"),
+                                           ("pdf", b"%PDF")])
+def test_graph_draws_a_picture_without_graphviz(suffix, magic, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.setenv("PATH", str(tmp_path))   # no `dot` program anywhere
+    target = tmp_path / f"g.{suffix}"
+    status, out, err = run(capsys, "graph", MODELS / "lda.emm", "-o", target)
+    assert status == 0 and out == "", err
+    assert target.read_bytes().startswith(magic)
+
+
+def test_graph_to_an_unknown_picture_format_is_an_error(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    status, _, err = run(capsys, "graph", GMM, "-o", tmp_path / "g.xyz")
+    assert status == 1 and "cannot write the picture" in err
     assert list(tmp_path.iterdir()) == []
 
 

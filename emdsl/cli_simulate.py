@@ -80,17 +80,90 @@ def _read_covariates(model, path, sets: dict) -> dict:
 
 
 def _default_sizes(model, sets: dict) -> None:
-    """For ``check``: sizes the user did not give (2000 items in the latent's plate, 3 for
-    any other size) and uniformly drawn covariates, so that it runs with no options."""
+    """For ``check``: the sizes the user did not give, chosen so that the params can be
+    recovered (sizes with a default keep it). K, the values of the discrete latent: 3. A
+    count of groups (the values of a categorical covariate, D in ``doc[t] : cat[D]``): 2 K;
+    the values of a categorical datum (V in ``w[t] : cat[V]``): 3 K; the features of binary
+    or count data (little information each): 2 K; any other size: 3. The items: 500 per
+    group when they are grouped, else 500 K (at least 2,000)."""
     from .frontend import ast
     cm = model.checked
-    latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
-                   and v.shape), None) or next((v for v in cm.vars.values()
-                                                if v.role == "data" and v.shape), None)
-    plate = {e.id for e in (latent.shape if latent else ()) if isinstance(e, ast.Name)}
+    sampled = {f.target for f in cm.factors}
+    latent = _item_latent(cm) or next((v for v in cm.vars.values()
+                                       if v.role == "data" and v.shape), None)
+    plate = [e.id for e in (latent.shape[:1] if latent else ()) if isinstance(e, ast.Name)
+             and e.id in cm.dims]
+
+    def dim_of(e):
+        return e.id if isinstance(e, ast.Name) and e.id in cm.dims else None
+    k_name = dim_of(latent.elem_dims[0]) if latent is not None and latent.kind == "cat" \
+        else None
+    if k_name and k_name not in sets and cm.dims[k_name].default is None:
+        sets[k_name] = 3
+    K = _size(cm, latent.elem_dims[0], sets) if k_name or (latent is not None and
+                                                           latent.kind == "cat") else 3
+    role = {}
+    for v in cm.vars.values():
+        if v.role != "data":
+            continue
+        if v.kind == "cat" and dim_of(v.elem_dims[0]):
+            role.setdefault(dim_of(v.elem_dims[0]),
+                            "categories" if v.name in sampled else "groups")
+        if v.name in sampled and v.kind in ("bin", "count"):
+            for e in (*v.shape[1:], *v.elem_dims):
+                if dim_of(e):
+                    role.setdefault(dim_of(e), "features")
     for name, d in cm.dims.items():
-        if name not in sets and d.default is None:
-            sets[name] = 2000 if name in plate else 3
+        if name not in sets and d.default is None and name not in plate:
+            sets[name] = {"groups": 2 * K, "categories": 3 * K, "features": 2 * K}.get(
+                role.get(name), 3)
+    groups = int(np.prod([_size(cm, ast.Name(n, None), sets) for n, r in role.items()
+                          if r == "groups"]))
+    for name in plate:
+        if name not in sets and cm.dims[name].default is None:
+            sets[name] = 500 * groups if groups > 1 else max(2000, 500 * K)
+
+
+def _item_latent(cm):
+    """The discrete latent per item (``z[n] : cat[K]``), or None."""
+    return next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
+                 and v.shape), None)
+
+
+def _size(cm, e, sets: dict) -> int:
+    """A size expression's value from the sizes in ``sets`` and the dims' defaults."""
+    from .io.data import eval_const
+    env = dict(sets)
+    for name, d in cm.dims.items():   # defaults in declaration order (they may use others)
+        if name not in env and d.default is not None:
+            try:
+                env[name] = eval_const(d.default, env)
+            except Exception:   # noqa: BLE001 - a default needing a size not chosen yet
+                pass
+    return int(eval_const(e, env))
+
+
+def _global_latents(cm) -> list:
+    """Latents that ``check`` gives a true value, as it does params: every latent but those
+    of the items (the discrete latent per item, and any latent with the items' plate),
+    whatever its prior (priors are often vague on purpose; the data decide)."""
+    item = _item_latent(cm)
+    plate = item.shape[:1] if item is not None else ()
+    return [v.name for v in cm.vars.values() if v.role == "latent" and v is not item
+            and not (plate and v.shape[:1] == plate)]
+
+
+def _data_informed(cm) -> set:
+    """Variables the data's distributions read (arguments of a statement that draws data or
+    the latent of each item): the ones a fit can recover from the data (a prior's scale
+    read only by global latents is not)."""
+    from .frontend import ast
+    item, out = _item_latent(cm), set()
+    for f in cm.factors:
+        if cm.vars[f.target].role == "data" or cm.vars[f.target] is item:
+            for _, e in f.args:
+                out |= {n for n in ast.names(e) if cm.role(n) in ("param", "latent")}
+    return out
 
 
 def _covariates(model, sets: dict, seed: int, given=()) -> dict:
@@ -115,9 +188,10 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
     return out
 
 
-def _true_params(model, args, sets: dict) -> dict:
+def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
-    ``sets`` are read off their shapes), else drawn at random from ``--seed``."""
+    ``sets`` are read off their shapes), else drawn at random from ``seed`` (default
+    ``--seed``); so are the ``latents`` named (``check``: see :func:`_top_latents`)."""
     from .frontend import ast
     from .io.data import eval_const
     from .runtime.sample import dim_value
@@ -148,12 +222,17 @@ def _true_params(model, args, sets: dict) -> dict:
         else:
             env[name] = dim_value(name, eval_const(d.default, env),
                                   f" (its default {ast.show(d.default)})")
-    rng, out = np.random.default_rng(args.seed), {}
-    for v in (v for v in cm.vars.values() if v.role == "param" and v.name not in given):
+    rng, out = np.random.default_rng(args.seed if seed is None else seed), {}
+    for v in (v for v in cm.vars.values()
+              if (v.role == "param" or v.name in latents) and v.name not in given):
         plate = tuple(int(eval_const(e, env)) for e in v.shape)
         elem = tuple(int(eval_const(e, env)) for e in v.elem_dims)
-        out[v.name] = (  # means spread out, so that mixture components are distinct
-            rng.dirichlet(np.full(elem[0], 5.0), size=plate) if v.kind == "simplex"
+        # means spread out, so that mixture components are distinct; a family of simplexes
+        # (one per component or group) sparse, so that they differ; a single simplex (the
+        # mixing weights) even, so that no component is nearly empty
+        out[v.name] = (
+            rng.dirichlet(np.full(elem[0], 0.5 if plate else 5.0), size=plate)
+            if v.kind == "simplex"
             else np.broadcast_to(np.eye(elem[0]), plate + elem * 2).copy() if v.kind == "spd"
             else rng.uniform(0.2, 0.8, plate + elem) if v.kind == "unit"
             else rng.gamma(5.0, 1.0, plate + elem) if v.kind == "pos"
@@ -177,12 +256,55 @@ def _simulate(model, args, auto=False) -> tuple[dict, dict, dict]:
                                 "or .ldac)")
     if auto:
         _default_sizes(model, sets)
-    truth = _true_params(model, args, sets)
     covariates = {**(_covariates(model, sets, args.seed, given) if auto else {}), **given}
+    latents = _global_latents(model.checked) if auto else ()
+    truth = _true_params(model, args, sets, latents=latents)
+    if auto and not args.params and _separable(model):
+        truth = _most_separated(model, args, sets, covariates, truth, latents)
     sim = model.sample(params=truth, seed=args.seed, **sets, **covariates)
     covariates = {k: np.asarray(a, dtype=np.int64 if model.checked.vars[k].kind in INT_KINDS
                                 else float) for k, a in covariates.items()}  # as validated
     return truth, {k: np.asarray(v) for k, v in {**covariates, **sim}.items()}, sets
+
+
+CANDIDATES = 8
+
+
+def _separable(model) -> bool:
+    """A discrete latent per item and point params: the E-step at the true params tells
+    how clearly the components are apart."""
+    mod = model.module
+    return bool(getattr(mod, "LATENT", None)) and not getattr(mod, "Q_FACTORS", None)
+
+
+def _most_separated(model, args, sets: dict, covariates: dict, first: dict, latents):
+    """Of CANDIDATES random truths, the one whose components the data tell apart best,
+    judged on a simulation of at most 400 items."""
+    cm = model.checked
+    plate = _item_latent(cm).shape[0]
+    n = min(400, _size(cm, plate, sets))
+    small = {**sets, plate.id: n} if plate.id in cm.dims else dict(sets)
+    covs = {k: np.asarray(v)[:n] if cm.vars[k].shape[:1] == (plate,) else v
+            for k, v in covariates.items()}
+    best = None
+    for j in range(CANDIDATES):
+        truth = first if j == 0 else _true_params(model, args, sets, seed=args.seed + 7919 * j,
+                                                  latents=latents)
+        sim = model.sample(params=truth, seed=args.seed, **small, **covs)
+        score = _separation(model, truth, {**covs, **sim}, small)
+        if best is None or score > best[0]:
+            best = (score, truth)
+    return best[1]
+
+
+def _separation(model, truth: dict, sim: dict, sets: dict) -> float:
+    """The mean over items of the largest responsibility at the true params (1: every
+    item's component is clear from its data; 1/K: the components are indistinguishable)."""
+    from types import SimpleNamespace
+    data = {k: v for k, v in sim.items() if model.checked.role(k) == "data"}
+    fixed = {k: v for k, v in sets.items() if model.checked.role(k) in ("dim", "hyper")}
+    resp = model.evaluate(SimpleNamespace(params=truth, fixed=fixed), data)[0]
+    return float(np.mean(np.max(resp, axis=1)))
 
 
 def sample_command(args, load, write) -> int:
@@ -232,7 +354,15 @@ def check_command(args, load) -> int:
         mean = post.get("mean", post.get(f"E[{var}]"))
         if mean is not None and var in sim:
             estimates[var] = np.asarray(mean)
-    truth = {k: sim[k] for k in estimates if k in sim and sim[k].shape == estimates[k].shape}
+    informed = _data_informed(model.checked)
+    left = sorted(k for k in estimates if k in sim and k not in informed)
+    if left:
+        print(f"  not compared: {', '.join(left)} (no data statement reads "
+              f"{'it' if len(left) == 1 else 'them'}: only other latents inform "
+              f"{'it' if len(left) == 1 else 'them'}, so one simulation cannot recover "
+              f"{'it' if len(left) == 1 else 'them'})")
+    truth = {k: sim[k] for k in estimates if k in sim and k in informed
+             and sim[k].shape == estimates[k].shape}
     if not truth:
         print("the simulation holds no true params to compare with")
         return 0

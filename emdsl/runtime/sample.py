@@ -3,7 +3,8 @@
 Statements are executed in source order; each plate element is drawn in turn, so
 indices are evaluated exactly as the model states them (1-based in the language,
 0-based in the returned arrays).  Params without a prior must be given; params with
-a prior are drawn from it when not given.
+a prior, and latents, are drawn when not given (a latent given a value is conditioned on:
+the variables below it are drawn given it).
 """
 from __future__ import annotations
 
@@ -81,11 +82,18 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
         for k, v in cm.vars.items()})
     bound = bind(view, values)
     env = {**bound.dims, **bound.hypers, **bound.data}
+    for name in params:
+        if cm.role(name) not in ("param", "latent"):
+            unobserved = [v.name for v in cm.vars.values() if v.role in ("param", "latent")]
+            raise EmmDataError(f"'{name}' is not a param or latent of model {cm.name}, so "
+                               "it cannot be given a value", hint="give values for "
+                               f"{', '.join(unobserved) or 'nothing'}; dims, hypers and "
+                               "covariates go by keyword")
     for v in cm.vars.values():
-        if v.role == "param":
-            if v.name in params:
-                env[v.name] = np.asarray(params[v.name], dtype=float)
-            elif v.name not in sampled:
+        if v.role in ("param", "latent") and v.name in params:
+            env[v.name] = _given(v, params[v.name], env)
+        elif v.role == "param":
+            if v.name not in sampled:
                 raise EmmDataError(f"sample needs a value for param '{v.name}' (it has no "
                                    "prior to draw it from)", v.span,
                                    hint=f"give param '{v.name}' a value",
@@ -93,7 +101,7 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
     out = {}
     for f in cm.factors:
         v = cm.vars[f.target]
-        if v.role == "param" and v.name in params:
+        if v.name in params:   # a param or latent given a value: not drawn
             continue
         if v.name not in env:
             shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
@@ -116,6 +124,22 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             env[v.name][idx] = draw(rng, args)
         out[v.name] = env[v.name]
     return out
+
+
+def _given(v, value, env) -> np.ndarray:
+    """A value given for param or latent ``v``, checked against its declared shape (a
+    ``cat`` latent's values are 0-based, as ``sample`` returns them)."""
+    shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
+    arr = np.asarray(value, dtype=np.int64 if v.kind in ("cat", "count", "bin") else float)
+    if arr.shape != shape:
+        raise EmmDataError(f"the value given for {v.role} '{v.name}' has shape {arr.shape}, "
+                           f"but '{v.name}' is declared with shape {shape}")
+    if v.kind == "cat" and arr.size:
+        size = _int(v.elem_dims[0], env)
+        if arr.min() < 0 or arr.max() >= size:
+            raise EmmDataError(f"the values given for {v.role} '{v.name}' must lie in "
+                               f"0..{size - 1} (0-based), got {arr.min()}..{arr.max()}")
+    return arr
 
 
 def _inverse(matrix, f):

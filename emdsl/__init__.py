@@ -27,12 +27,12 @@ def loads(source, name="inline", **kwargs):
     return _loads(source, name=name, **kwargs)
 
 
-def chunks(source, rows=100_000, name=None):
+def chunks(source, rows=100_000, name=None, drop_missing=False):
     """A re-iterable stream of chunks of ``rows`` items for ``Model.fit(stream, ...)``:
     from arrays (a dict), a .npy (memmap) / .npz / .csv file, a list of chunk dicts or a
     function returning an iterator of them (see :mod:`emdsl.io.chunks`)."""
     from .io.chunks import chunks as _chunks
-    return _chunks(source, rows=rows, name=name)
+    return _chunks(source, rows=rows, name=name, drop_missing=drop_missing)
 
 
 def select(model, dim, values, criterion="bic", **kwargs):

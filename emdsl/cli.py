@@ -148,10 +148,11 @@ def cmd_fit(args) -> int:
     model, sets = _load(args.model), dict(args.set or [])
     if args.chunk_rows is not None:   # streamed: the file is read chunk by chunk, every pass
         from .io.chunks import chunks
-        res = _fit(model, sets, args, stream=chunks(args.data, rows=args.chunk_rows))
+        res = _fit(model, sets, args, stream=chunks(args.data, rows=args.chunk_rows,
+                                                    drop_missing=args.drop_missing))
     else:
         columns: dict = {}
-        arrays, dims = read_data_file(args.data, model.checked, columns)
+        arrays, dims = read_data_file(args.data, model.checked, columns, args.drop_missing)
         _agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
         res = _fit(model, {**dims, **arrays, **sets}, args)
     print(f"{model.name} ({model.module.ALGORITHM}) fitted to {args.data}")
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p = cmd("fit", "fit the model to a data file", cmd_fit, sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
+    p.add_argument("--drop-missing", action="store_true", dest="drop_missing",
+                   help="drop CSV rows with a missing value in a column used (default: such "
+                        "a row is an error naming its row and column)")
     p.add_argument("--method", choices=("batch", "stepwise", "incremental", "svi"))
     p.add_argument("--delay", type=float, metavar="TAU",
                    help="SVI's delay: step sizes (delay + t)^-kappa (default 10)")
@@ -283,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,
             sets=True)
     p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
+    p.add_argument("--drop-missing", action="store_true", dest="drop_missing",
+                   help="drop CSV rows with a missing value in a column used (default: such "
+                        "a row is an error naming its row and column)")
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")
     p.add_argument("--tol", type=float, metavar="T")

@@ -54,7 +54,7 @@ def select_command(args, load, agree, write) -> int:
         raise EmmError("select needs one dim given as a range, e.g. --set K=1..10")
     dim = ranges[0]
     values = sets.pop(dim)
-    arrays, dims = read_data_file(args.data, model.checked)
+    arrays, dims = read_data_file(args.data, model.checked, drop_missing=args.drop_missing)
     agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
     opts = {k: getattr(args, k) for k in ("seed", "max_iter", "tol", "n_init", "reg")
             if getattr(args, k, None) is not None}

@@ -118,7 +118,7 @@ for n in 1:N {
 """
     rng = np.random.default_rng(0)
     y = np.concatenate([rng.poisson(1.0, 300), rng.poisson(8.0, 300)])
-    _, r = fit(src, "lambertw.emm", y=y, seed=0, n_init=2)
+    _, r = fit(src, "lambertw.emm", y=y, seed=0, n_init=2, tol=1e-8)   # (MAP: 1.149, 7.75)
     assert np.isrealobj(r.params["a"]) and np.all(np.isfinite(r.params["a"]))
     assert_monotone(r.elbo)
     np.testing.assert_allclose(sorted(np.exp(r.params["a"])), [1, 8], rtol=0.15)

@@ -91,7 +91,8 @@ def test_stepwise_and_incremental_em_over_a_stream(gmm):
     stream = emdsl.chunks({"x": x}, rows=700)
     whole = _quiet(gmm.fit, x=x, K=3, seed=0, max_iter=300, tol=1e-10)
     for method in ("stepwise", "incremental"):
-        r = _quiet(gmm.fit, stream, K=3, seed=0, method=method, batch_size=200, max_iter=8)
+        r = _quiet(gmm.fit, stream, K=3, seed=0, method=method, batch_size=200, max_iter=8,
+                   tol=1e-10)
         assert len(r.elbo) == 8
         assert abs(r.elbo[-1] - whole.elbo[-1]) / len(x) < 1e-3, method
 

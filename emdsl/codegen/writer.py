@@ -510,7 +510,7 @@ class _Writer:
         s("    return e_step(st, params, hyp)[2] + log_prior(params, hyp)")
         s("")
         s("")
-        s("def fit(data, hyp, max_iter=100, tol=1e-8, seed=0, reg=1e-6):")
+        s("def fit(data, hyp, max_iter=100, tol=1e-6, seed=0, reg=1e-6):")
         s('    """A minimal batch EM loop (emdsl.runtime adds restarts and diagnostics)."""')
         s("    st = prepare(data, hyp)")
         s("    params = init(st, data, hyp, np.random.default_rng(seed), reg)")

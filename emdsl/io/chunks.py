@@ -48,8 +48,11 @@ class Chunks:
         return f"<emdsl.Chunks {self.what}>"
 
 
-def chunks(source, rows: int = 100_000, name: str | None = None) -> Chunks:
-    """A stream of chunks of ``rows`` items from ``source`` (see the module doc)."""
+def chunks(source, rows: int = 100_000, name: str | None = None,
+           drop_missing: bool = False) -> Chunks:
+    """A stream of chunks of ``rows`` items from ``source`` (see the module doc);
+    ``drop_missing``: a CSV file's rows with a missing value in a column used are dropped
+    (with a warning) instead of being an error."""
     if isinstance(source, Chunks):
         return source
     if not isinstance(rows, (int, np.integer)) or rows < 1:
@@ -69,7 +72,7 @@ def chunks(source, rows: int = 100_000, name: str | None = None) -> Chunks:
             return Chunks(lambda cm, items: _npz(path, cm, items, rows),
                           f"of {rows} rows from {path.name}")
         if suffix == ".csv":
-            return Chunks(lambda cm, items: _csv(path, cm, rows),
+            return Chunks(lambda cm, items: _csv(path, cm, rows, drop_missing),
                           f"of {rows} lines from {path.name}")
         if suffix == ".ldac":
             from . import ldac
@@ -121,7 +124,7 @@ def _npz(path: Path, cm, items: tuple, rows: int):
     yield from _slices(arrays, items, rows)
 
 
-def _csv(path: Path, cm, rows: int):
+def _csv(path: Path, cm, rows: int, drop_missing: bool = False):
     from .datafiles import csv_arrays, csv_rows
     data_vars = [v for v in cm.vars.values() if v.role == "data"]
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -132,12 +135,12 @@ def _csv(path: Path, cm, rows: int):
                 continue
             chunk.append((line, cells))
             if len(chunk) == rows:
-                yield csv_arrays(path, header, chunk, data_vars)
+                yield csv_arrays(path, header, chunk, data_vars, drop_missing=drop_missing)
                 chunk = []
         if header is None:
             raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
         if chunk:
-            yield csv_arrays(path, header, chunk, data_vars)
+            yield csv_arrays(path, header, chunk, data_vars, drop_missing=drop_missing)
 
 
 def bind_stream(cm, stream: Chunks, values: dict, items: tuple, size: str):

@@ -377,7 +377,7 @@ def physical_memory() -> float:
         return float(2 ** 40)
 
 
-def read_data_file(path, cm: CheckedModel, columns=None):
+def read_data_file(path, cm: CheckedModel, columns=None, drop_missing=False):
     """Read the model's data from a file; see :mod:`emdsl.datafiles` for the rules."""
     from .datafiles import read_data_file as read
-    return read(path, cm, columns)
+    return read(path, cm, columns, drop_missing)

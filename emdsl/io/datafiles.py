@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,8 @@ from .data import FILE_TYPES, MISSING, _decl, _full_exprs
 from ..errors import EmmDataError
 
 
-def read_data_file(path, cm: CheckedModel,
-                   columns: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def read_data_file(path, cm: CheckedModel, columns: dict | None = None,
+                   drop_missing: bool = False) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Read the model's data from a file (rules in the module docstring).
 
     Parameters
@@ -38,6 +39,9 @@ def read_data_file(path, cm: CheckedModel,
         A ``.csv``, ``.npz``, ``.npy`` or ``.ldac`` file.
     cm : CheckedModel
         The model whose data names the file's contents are matched to.
+    drop_missing : bool
+        CSV: drop the rows with a missing value in a column used (with a
+        :class:`MissingRowsWarning`) instead of raising.
 
     Returns
     -------
@@ -62,7 +66,7 @@ def read_data_file(path, cm: CheckedModel,
         raise EmmDataError(f"data file '{path}' does not exist")
     try:
         if suffix == ".csv":   # (``columns`` receives each datum's CSV columns)
-            return _read_csv(path, data_vars, columns), {}
+            return _read_csv(path, data_vars, columns, drop_missing), {}
         if suffix == ".ldac":
             return ldac.read(path, cm, data_vars)
         if suffix == ".npy":
@@ -90,12 +94,12 @@ def read_data_file(path, cm: CheckedModel,
             {k: a.item() for k, a in stored.items() if cm.role(k) == "dim"})
 
 
-def _read_csv(path: Path, data_vars, columns=None) -> dict[str, np.ndarray]:
+def _read_csv(path: Path, data_vars, columns=None, drop_missing=False) -> dict[str, np.ndarray]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv_rows(fh))
     if len(rows) < 2:
         raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
-    return csv_arrays(path, rows[0][1], rows[1:], data_vars, columns)
+    return csv_arrays(path, rows[0][1], rows[1:], data_vars, columns, drop_missing)
 
 
 def csv_rows(fh):
@@ -108,10 +112,12 @@ def csv_rows(fh):
 
 
 def csv_arrays(path: Path, header: list, rows: list, data_vars,
-               columns: dict | None = None) -> dict[str, np.ndarray]:
+               columns: dict | None = None, drop_missing: bool = False) -> dict[str, np.ndarray]:
     """The data of CSV lines ``rows`` ((line number, cells) pairs) under ``header``: a
     whole file, or one chunk of it (``emdsl.chunks``); ``columns``, when given, receives
-    the names of the columns each datum was read from."""
+    the names of the columns each datum was read from. A missing value in a column used is
+    an error naming its row and column, unless ``drop_missing``: then those rows are
+    dropped, with a :class:`MissingRowsWarning` saying how many and which lines."""
     lines = [line for line, _ in rows]
     if len(set(header)) < len(header):
         raise EmmDataError(f"'{path.name}' has the column name(s) "
@@ -125,7 +131,7 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars,
     # a mostly numeric column with a stray word is numeric data with a typo: keep it, so
     # that reading it reports the bad cell instead of silently dropping the column
     numeric = [h for h in header if h in numeric or _mostly_numeric(cols[h])]
-    alone, out = len(data_vars) == 1, {}
+    alone, out, plan = len(data_vars) == 1, {}, []
     for v in data_vars:
         rank = len(_full_exprs(v))
         if rank == 1 and v.shape:
@@ -147,11 +153,33 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars,
         if not use:
             raise EmmDataError(f"data '{v.name}' needs {want} in '{path.name}' (its columns: "
                                f"{', '.join(header)})", hint="rename the columns or pass arrays")
+        plan.append((v, list(use), rank))
+    if drop_missing:   # on request only: rows with a missing value in a column used
+        used = sorted({h for _, use, _ in plan for h in use}, key=header.index)
+        miss = np.array([[c in MISSING for c in cols[h]] for h in used]).any(axis=0)
+        if miss.all():
+            raise EmmDataError(f"every row of '{path.name}' has a missing value in the "
+                               f"columns used ({', '.join(used)})")
+        if miss.any():
+            warnings.warn(MissingRowsWarning(
+                f"dropped {int(miss.sum())} of {len(lines)} rows of '{path.name}' with missing "
+                f"values in the columns used (lines "
+                f"{', '.join(str(lines[i]) for i in np.flatnonzero(miss)[:10])}"
+                f"{', ...' if miss.sum() > 10 else ''})"), stacklevel=2)
+            keep = np.flatnonzero(~miss)
+            cols = {h: [c[i] for i in keep] for h, c in cols.items()}
+            lines = [lines[i] for i in keep]
+    for v, use, rank in plan:
         arr = _columns(v, use, cols, lines, path)
         out[v.name] = arr[:, 0] if rank == 1 else arr
         if columns is not None:
-            columns[v.name] = list(use)
+            columns[v.name] = use
     return out
+
+
+class MissingRowsWarning(UserWarning):
+    """Rows with missing values were dropped from a data file, as asked
+    (``drop_missing=True``, ``--drop-missing``)."""
 
 
 def _parses(c: str) -> bool:
@@ -183,7 +211,8 @@ def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
             f"data '{v.name}': column '{use[j]}' has a missing value in row {row + 1} (line "
             f"{lines[row]} of '{path.name}'); {int(miss.any(axis=1).sum())} of {len(lines)} "
             f"rows have missing values in the columns used ({', '.join(use)})",
-            hint="emdsl drops no rows: remove or impute them, pick columns by naming them "
+            hint="emdsl drops no rows unless asked (--drop-missing, or drop_missing=True): "
+                 "remove or impute them, pick columns by naming them "
                  f"{v.name}_1..{v.name}_D, or pass arrays")
     out = np.empty((len(lines), len(use)))
     for j, h in enumerate(use):

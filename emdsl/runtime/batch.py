@@ -64,7 +64,7 @@ class FitResult:
                 f"{self.converged}, {self.objective_name}={last}, params={sorted(self.params)})")
 
 
-def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-8, n_init=1, init=None,
+def run(mod, data: dict, h: dict, *, seed=0, max_iter=1000, tol=1e-6, n_init=1, init=None,
         reg=1e-6, verbose=False, callback=None, local_iter=100, checkpoint=None,
         resume=None) -> FitResult:
     """Fit by batch EM / CAVI ``n_init`` times from different starts; keep the best ELBO.

@@ -55,7 +55,7 @@ class DriverError(ValueError):
 
 
 def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, seed=0,
-        max_iter=100, tol=1e-8, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
+        max_iter=100, tol=1e-6, init=None, reg=1e-6, verbose=False, callback=None, n_init=1,
         local_iter=100, checkpoint=None, resume=None) -> FitResult:
     """Fit ``mod`` by ``method`` over the items of ``source`` (an ArraySource or a
     StreamSource); the options as :func:`batch.run`; the checkpoints hold the driver's

@@ -1,8 +1,9 @@
 """Forward simulation from a checked model (``Model.sample``).
 
-Statements are executed in source order; each plate element is drawn in turn, so
-indices are evaluated exactly as the model states them (1-based in the language,
-0-based in the returned arrays).  Params without a prior must be given; params with
+Statements are executed in source order; a statement's elements are drawn together when
+its family has a batched sampler (``sample_batch.py``), else each plate element in turn;
+either way indices are evaluated exactly as the model states them (1-based in the
+language, 0-based in the returned arrays).  Params without a prior must be given; params with
 a prior, and latents, are drawn when not given (a latent given a value is conditioned on:
 the variables below it are drawn given it).
 """
@@ -17,6 +18,7 @@ import numpy as np
 from ..errors import EmmDataError
 from ..families.samplers import sampler
 from ..frontend import ast
+from .sample_batch import draw_statement
 
 def dim_value(name: str, value, where: str = "") -> int:
     """``value`` as a dim: a positive integer (3, 3.0, np.int64(3) and np.array(3) are fine),
@@ -107,6 +109,9 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
             dtype = np.int64 if v.kind in ("cat", "count", "bin") else float
             env[v.name] = np.zeros(shape, dtype=dtype)
+        if draw_statement(f, v, env, cm, rng, _elem_shape(v, env)):   # all at once
+            out[v.name] = env[v.name]
+            continue
         draw = sampler(f.family) or _InverseCdf(f.family)
         ranges = [range(_int(lp.start, env), _int(lp.stop, env) + 1) for lp in f.loops]
         # keywords with a map to the canonical parameter (Normal's prec/sd, MvNormal's prec)

@@ -107,10 +107,11 @@ def describe(g: GlobalCAVI, tex=None, name=None) -> list:
             x = {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power]
             x_tex = {0: "", 1: r"\, x_n", 2: r"\, x_n x_n^\top"}[t.power]
             group = f", per group of {st_.group}" if st_.group else ""
+            f_tex = "" if t.f == 1 and t.power else tex_(t.f)   # (a factor 1 is not written)
             line(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
                  f"sum_n {sp.sstr(t.f)}{x}{group}",
-                 rf"\Big({tex_(t.g)}\Big)\, {tex_(t.f)}{' ' + u.strip() if u else ''}, \quad "
-                 rf"{tex_(t.B)} = \sum_n {tex_(t.f)}{x_tex}"
+                 rf"\Big({tex_(t.g)}\Big)\, {f_tex}{' ' + u.strip() if u else ''}, \quad "
+                 rf"{tex_(t.B)} = \sum_n {f_tex}{x_tex}"
                  + (rf"\ \text{{(per group of {st_.group})}}" if st_.group else ""))
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")

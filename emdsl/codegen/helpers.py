@@ -30,13 +30,14 @@ def _log_normalise(Lt):
     k, the rows: every operation runs along contiguous rows of length B).
 
     Returns log sum_k p(x_n, z_n = k) = log p(x_n) (B,), computed stably (logsumexp).
-    Ratios below e^-708 (the smallest normal double) are flushed to exactly 0 before the
-    exponential: libm's exp takes a slow path for results that underflow, up to three
-    times the cost of a normal one, and well separated components make them common.
+    Ratios below e^-708 are raised to it before the exponential (one pass, in place):
+    libm's exp takes a slow path for results that underflow to subnormals, up to three
+    times the cost of a normal one, and well separated components make them common; a
+    responsibility of e^-708 (3e-308) instead of a smaller one changes no sum of them.
     """
     top = Lt.max(axis=0)
     np.subtract(Lt, top, out=Lt)
-    np.copyto(Lt, -np.inf, where=Lt < -708.0)   # exp(-inf) = 0, on the fast path
+    np.maximum(Lt, -708.0, out=Lt)   # exp stays on its fast path (normal results)
     np.exp(Lt, out=Lt)
     total = Lt.sum(axis=0)
     Lt *= 1.0 / total

@@ -107,6 +107,9 @@ class ScalarEmitter:
             s(f'st["centre_rows_{self.x}"] = np.ascontiguousarray(np.broadcast_to({centre}, '
               f'(st["block"],) + st["shape_{self.x}"][1:]))  # the shift repeated for a '
               "block's rows: a plain elementwise subtraction, not a broadcast over short rows")
+        s(f'st["tbuf_{self.x}"] = np.empty((1 + {len(self.fm.t)}, st["block"]) + '
+          f'st["shape_{self.x}"][1:])  # one block of the centred data and of each t(x), '
+          "reused by every block: no allocation per block")
         s(f'st["logh_rows_{self.x}"] = np.concatenate([_logh_{self.x}(st, lo, min(n_rows, lo + '
           f'st["block"])) for lo in range(0, n_rows, st["block"])] or [np.zeros(0)])'
           "  # log h(x) per row")
@@ -115,7 +118,9 @@ class ScalarEmitter:
     def functions(self, s):
         """``_t_x(st, lo, hi)`` (t(x) of rows lo:hi of the centred data) and ``_logh_x``."""
         x, fm = self.x, self.fm
-        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays"),
+        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays (written into the "
+                                       f'block buffer st["tbuf_{x}"]: valid until the next '
+                                       "block's call)"),
                            (f"_logh_{x}", "log h(x) of each row (B,)")):
             s("")
             s("")
@@ -125,18 +130,21 @@ class ScalarEmitter:
             s.indent()
             s('hyp = st["hyp"]')
             s(f'{x} = st["data_{x}"][lo:hi]')
+            into = name.startswith("_t")
+            if into:
+                s(f'buf = st["tbuf_{x}"][:, :hi - lo]')
             if fm.shift is not None:
-                s(f'{x} = {x} - st["centre_rows_{x}"][:hi - lo]  # the centred data '
-                  "(no cancellation)")
+                s(f'{x} = np.subtract({x}, st["centre_rows_{x}"][:hi - lo]'
+                  + (", out=buf[0])" if into else ")") + "  # the centred data (no cancellation)")
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
                 over = self.shift_positions()
                 s(f'{fm.shift} = np.expand_dims(st["centre"]["{fm.shift}"], {over})')
             self.w._hyper_locals(s, used - {fm.x})
-            if name.startswith("_t"):
-                items = ", ".join(py(t) if t.free_symbols == {fm.x}  # already x's shape
-                                  else f"np.broadcast_to({py(t)}, {x}.shape)" for t in fm.t)
+            if into:
+                items = ", ".join(_into(t, fm.x, x, f"buf[{i + 1}]")
+                                  for i, t in enumerate(fm.t))
                 s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
             else:
                 s(f"return np.broadcast_to({py(fm.logh)}, {x}.shape).reshape(hi - lo, -1)"
@@ -221,3 +229,19 @@ class ScalarEmitter:
               f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times}')
         else:
             s(f'ess["N_{x}"] = np.full({shape}, float(st["n_rows"])){times}')
+
+
+def _into(t, sym, x: str, out: str) -> str:
+    """Source of statistic ``t`` of the datum symbol ``sym`` (the block's values in ``x``),
+    written into ``out`` when it is one ufunc of x (x^2, 1/x, log x, exp x): the block's
+    buffers are reused, where a new array per block and statistic would cost more than the
+    arithmetic (page faults). Other statistics are computed as written."""
+    import sympy as sp
+    if t == sym:
+        return x
+    unary = {sym ** 2: f"np.multiply({x}, {x}, out={out})",
+             1 / sym: f"np.reciprocal({x}, out={out})",
+             sp.log(sym): f"np.log({x}, out={out})", sp.exp(sym): f"np.exp({x}, out={out})"}
+    if t in unary:
+        return unary[t]
+    return py(t) if t.free_symbols == {sym} else f"np.broadcast_to({py(t)}, {x}.shape)"

@@ -32,28 +32,45 @@ def draw_statement(f, v, env: dict, cm, rng, elem_shape: tuple) -> bool:
     if any(len(r) == 0 for r in ranges):
         return True
     grid = [g.ravel() for g in np.meshgrid(*ranges, indexing="ij")] if ranges else []
-    B = int(np.prod([len(r) for r in ranges])) if ranges else 1
-    loop = {lp.var: g for lp, g in zip(f.loops, grid)}
-    try:
-        args = {n: _batched(_ev(e, env, loop, cm), B) for n, e in f.args}
-        for canon, kw in f.keywords:
-            if kw in f.family.alternatives:
-                to_canon = f.family.alternatives[kw][1]
-                args[canon] = to_canon(args[canon]) if to_canon is not None \
-                    else np.linalg.inv(args[canon])
-        for name in f.family.scalar_ok:   # a scalar stands for a constant vector
-            a = args[name]
-            args[name] = np.broadcast_to(a.reshape(a.shape + (1,) * (len(elem_shape) + 1
-                                                                     - a.ndim)),
-                                         (B,) + elem_shape)
-        idx = tuple(np.asarray(_batched(_ev(i, env, loop, cm), B), dtype=np.int64) - 1
-                    for i in f.index)
-    except NotBatched:
-        return False
-    with np.errstate(all="ignore"):
-        values = np.asarray(draw(rng, args))
-    env[v.name][idx] = values.reshape((B,) + values.shape[1:]) if idx else values[0]
+    total = int(np.prod([len(r) for r in ranges])) if ranges else 1
+    # elements per draw: the arguments of a block (a covariance per element, say) stay
+    # within ~32 MiB whatever the plate's size
+    size = int(np.prod(elem_shape)) if elem_shape else 1
+    step = max(1, ELEMENTS // max(1, size * size))
+    for lo in range(0, total, step):
+        loop = {lp.var: g[lo:lo + step] for lp, g in zip(f.loops, grid)}
+        B = min(step, total - lo)
+        try:
+            args, idx = _arguments(f, env, loop, cm, B, elem_shape)
+        except NotBatched:
+            if lo == 0:
+                return False   # nothing drawn yet: element by element instead
+            raise
+        with np.errstate(all="ignore"):
+            values = np.asarray(draw(rng, args))
+        env[v.name][idx] = values.reshape((B,) + values.shape[1:]) if idx else values[0]
     return True
+
+
+ELEMENTS = 1 << 22   # numbers per block of arguments (see draw_statement)
+
+
+def _arguments(f, env, loop, cm, B, elem_shape):
+    """(the family's arguments, each (B, ...), the target's index arrays) of a block of
+    ``B`` elements whose loop variables are ``loop``."""
+    args = {n: _batched(_ev(e, env, loop, cm), B) for n, e in f.args}
+    for canon, kw in f.keywords:
+        if kw in f.family.alternatives:
+            to_canon = f.family.alternatives[kw][1]
+            args[canon] = to_canon(args[canon]) if to_canon is not None \
+                else np.linalg.inv(args[canon])
+    for name in f.family.scalar_ok:   # a scalar stands for a constant vector
+        a = args[name]
+        args[name] = np.broadcast_to(a.reshape(a.shape + (1,) * (len(elem_shape) + 1 - a.ndim)),
+                                     (B,) + elem_shape)
+    idx = tuple(np.asarray(_batched(_ev(i, env, loop, cm), B), dtype=np.int64) - 1
+                for i in f.index)
+    return args, idx
 
 
 def _batched(value, B: int) -> np.ndarray:

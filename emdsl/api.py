@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import types
 from pathlib import Path
 
@@ -202,8 +203,10 @@ class Model:
 
     def _repr_markdown_(self) -> str:
         """In a notebook: the model's source and its derivation (Markdown with maths)."""
-        return (f"**{self.name}** ({self.module.ALGORITHM})\n\n```\n"
-                f"{self.checked.model.source.strip()}\n```\n\n{self.derivation()}")
+        source = self.checked.model.source.strip()
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall("`+", source)), default=0))
+        return (f"**{self.name}** ({self.module.ALGORITHM})\n\n{fence}\n{source}\n{fence}"
+                f"\n\n{self.derivation()}")
 
     def _bind(self, values: dict):
         from .io.data import bind

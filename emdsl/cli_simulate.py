@@ -203,7 +203,8 @@ def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
         try:
             if path.suffix.lower() == ".json":
                 doc = json.loads(path.read_text(encoding="utf-8"))["params"]
-                given = {k: np.asarray(v, dtype=float) for k, v in doc.items()}
+                given = {k: np.asarray(v, dtype=float) for k, v in doc.items()
+                         if cm.role(k) == "param"}   # (a variational fit's q fields: not)
             else:
                 with np.load(path, allow_pickle=False) as z:
                     given = {k: z[k] for k in z.files if cm.role(k) == "param"}

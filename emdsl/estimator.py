@@ -265,12 +265,12 @@ def _fill(model, name: str, X: np.ndarray) -> np.ndarray:
     """X shaped for datum ``name``: its columns are a vector element's entries, or the one
     column of a scalar element."""
     v = model.checked.vars[name]
-    if v.elem_rank == 0 and X.ndim == 2:
+    if v.elem_rank == 0 and len(v.shape) == 1 and X.ndim == 2:   # x[N] : real, one column
         if X.shape[1] != 1:
             raise EmmDataError(f"datum '{name}' of model {model.name} is a scalar per item: "
                                f"X needs 1 column, got {X.shape[1]}")
         X = X[:, 0]
-    if v.kind in ("count", "cat", "bool") and np.issubdtype(X.dtype, np.floating) \
+    if v.kind in ("count", "cat", "bin") and np.issubdtype(X.dtype, np.floating) \
             and np.all(X == np.round(X)):
         X = X.astype(np.int64)
     return X

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .errors import EmmError
 from .frontend import ast
 from .inference.derive import UpdateSet, axes_text, plain_str
-from .render import ALIASES, FORMATS, Document, tex, tex_name
+from .render import ALIASES, FORMATS, Document, tex, tex_name, tex_word
 
 __all__ = ["FORMATS", "explain", "ast_tex"]
 
@@ -39,10 +39,16 @@ def ast_tex(e: ast.Expr) -> str:
     if isinstance(e, ast.Neg):
         return f"-{ast_tex(e.operand)}"
     if isinstance(e, ast.Call):
-        parts = [ast_tex(a) for a in e.args] + [rf"\mathrm{{{k.name}}} = {ast_tex(k.value)}"
+        parts = [ast_tex(a) for a in e.args] + [rf"{tex_word(k.name)} = {ast_tex(k.value)}"
                                                 for k in e.kwargs]
         return rf"\operatorname{{{e.func}}}({', '.join(parts)})"
     raise TypeError(e)
+
+
+def stmt(f) -> str:
+    """A statement's source line as shown in a document's `code` span: without its comment,
+    and no backtick (which would end the span)."""
+    return f.text.split("#", 1)[0].strip().replace("`", "'")
 
 
 def factor_tex(f) -> tuple[str, str]:
@@ -53,14 +59,14 @@ def factor_tex(f) -> tuple[str, str]:
     target_tex = (f"{tex_name(f.target)}_{{{', '.join(ast_tex(i) for i in f.index)}}}"
                   if f.index else tex_name(f.target))
     args = ", ".join((f"{kw[n]}=" if n in kw else "") + ast.show(e) for n, e in f.args)
-    args_tex = ", ".join((rf"\mathrm{{{kw[n]}}} = " if n in kw else "") + ast_tex(e)
+    args_tex = ", ".join((rf"{tex_word(kw[n])} = " if n in kw else "") + ast_tex(e)
                          for n, e in f.args)
     sums = "".join(f"sum_{{{lp.var}={ast.show(lp.start)}..{ast.show(lp.stop)}}} "
                    for lp in f.loops)
     sums_tex = "".join(rf"\sum_{{{tex_name(lp.var)}={ast_tex(lp.start)}}}^{{{ast_tex(lp.stop)}}} "
                        for lp in f.loops)
     return (f"{sums}log {f.family.name}({target} | {args})",
-            rf"{sums_tex}\log \mathrm{{{f.family.name}}}\big({target_tex} \mid {args_tex}\big)")
+            rf"{sums_tex}\log {tex_word(f.family.name)}\big({target_tex} \mid {args_tex}\big)")
 
 
 def density_forms(family) -> tuple[str, str]:
@@ -69,12 +75,13 @@ def density_forms(family) -> tuple[str, str]:
     if family.scalar:
         x = ", ".join(s.name for s in family.symbols)
         return (f"log {family.name}({family.var} | {x}) = {plain_str(family.logpdf)}",
-                rf"\log \mathrm{{{family.name}}}({tex(family.var)} \mid "
+                rf"\log {tex_word(family.name)}({tex(family.var)} \mid "
                 rf"{', '.join(tex(s) for s in family.symbols)}) = {tex(family.logpdf)}")
     plain, latex = family.numerics.DENSITY
     names = ", ".join(family.param_names)
     return (f"log {family.name}(x | {names}) = {plain}",
-            rf"\log \mathrm{{{family.name}}}(x \mid {', '.join(tex_name(n) for n in family.param_names)})"
+            rf"\log {tex_word(family.name)}(x \mid "
+            rf"{', '.join(tex_name(n) for n in family.param_names)})"
             rf" = {latex}")
 
 
@@ -121,7 +128,7 @@ def explain(us, format: str = "markdown", code: str | None = None, model_file: s
              rf"\Big(\log p({Z}_{{{Nn}}} = k) + \sum_f \log p(x_f \mid \theta_k)\Big)")
     for fm in us.forms:
         f = fm.emission.factor
-        doc.para(f"Emission `{f.text}` (line {f.span.line}) in exponential-family form "
+        doc.para(f"Emission `{stmt(f)}` (line {f.span.line}) in exponential-family form "
                  "log p = eta . t(x) - A + log h (found by sympy from the log density):")
         for t, e in zip(fm.t, fm.eta):
             doc.math(f"t(x) = {plain_str(t)},   eta = {plain_str(e)}",
@@ -130,7 +137,7 @@ def explain(us, format: str = "markdown", code: str | None = None, model_file: s
                  rf"A = {tex(fm.A)}, \quad \log h(x) = {tex(fm.logh)}")
     for gu in us.gaussian:
         f = gu.emission.factor
-        doc.para(f"Emission `{f.text}` (line {f.span.line}): a multivariate normal, with")
+        doc.para(f"Emission `{stmt(f)}` (line {f.span.line}): a multivariate normal, with")
         doc.math("t(x) = [x, x x^T],  eta = [Sigma^-1 mu, -1/2 Sigma^-1],  "
                  "A = 1/2 mu^T Sigma^-1 mu + 1/2 log|Sigma| + D/2 log(2 pi)   (eq. 12)",
                  r"t(x) = [x, x x^\top],\ \eta = [\Sigma^{-1}\mu, -\tfrac12\Sigma^{-1}],\ "
@@ -181,7 +188,7 @@ def explain(us, format: str = "markdown", code: str | None = None, model_file: s
 
 def _model(doc: Document, cm, plan) -> None:
     doc.heading("1. The model")
-    doc.items([f"line {f.span.line}: `{f.text}`" for f in cm.factors])
+    doc.items([f"line {f.span.line}: `{stmt(f)}`" for f in cm.factors])
     if plan is not None:
         doc.para(f"The plan (chosen from the roles and the factor graph; the algorithm is "
                  f"{plan.algorithm}):")
@@ -262,7 +269,7 @@ def gaussian_updates(doc: Document, us: UpdateSet) -> None:
         if m:
             prior = (f" plus its conjugate MvNormal prior (line {gu.mean_prior.span.line})"
                      if gu.mean_prior is not None else "")
-            doc.para(f"`{m}` (the mean of `{f.text}`){shared(gu.mean)}: the messages of its "
+            doc.para(f"`{m}` (the mean of `{stmt(f)}`){shared(gu.mean)}: the messages of its "
                      f"cells{prior} form a Gaussian in `{m}`, whose mode is the update:")
             doc.math("h = sum_c Lambda_c Sx_c (+ Lambda_0 m_0),   J = -1/2 sum_c N_c Lambda_c "
                      "(- 1/2 Lambda_0),   mean = (-2 J)^-1 h   (eq. 50-51)",
@@ -276,7 +283,7 @@ def gaussian_updates(doc: Document, us: UpdateSet) -> None:
             conj = f.family.numerics.MESSAGES[gu.keyword][0]
             prior = (f" plus its conjugate {gu.spread_prior.family.name} prior (line "
                      f"{gu.spread_prior.span.line})" if gu.spread_prior is not None else "")
-            doc.para(f"`{sp_}` (the {gu.keyword} of `{f.text}`){shared(gu.spread)}: given the new "
+            doc.para(f"`{sp_}` (the {gu.keyword} of `{stmt(f)}`){shared(gu.spread)}: given the new "
                      f"mean, the scatter of each cell is a message in {conj} form{prior}; "
                      "the update is the mode of that form:")
             S = tex_name(sp_)

@@ -3,7 +3,7 @@ emission forms first): the update of q(z), the global factors, the ELBO; and the
 model whose latents are all global."""
 from __future__ import annotations
 
-from .explain import ast_tex, expected_statistics, gaussian_updates, scalar_updates, simplex_updates
+from .explain import ast_tex, expected_statistics, stmt, gaussian_updates, scalar_updates, simplex_updates
 from .frontend import ast
 from .inference.derive import UpdateSet, plain_str
 from .render import Document, tex, tex_name
@@ -19,7 +19,7 @@ def global_cavi(doc: Document, us) -> None:
              "factor's update is its prior plus the coefficients of its statistics "
              "with the others' expectations; the ELBO is E_q[log p] of every factor "
              "plus the entropy of q(w) minus the KL of the scalar factors:")
-    for plain, latex in describe(us, tex=tex, name=tex_name):
+    for plain, latex in describe(us, tex=tex, name=tex_name, expr=ast_tex):
         doc.math(plain, latex)
     doc.implemented("the statistics", function="prepare")
     for vq in us.vector:
@@ -81,7 +81,7 @@ def variational(doc: Document, us: UpdateSet, z: str, n: str) -> None:
     for fm in us.forms:
         if fm.q_eta:
             f = fm.emission.factor
-            doc.para(f"`{f.text.strip()}` (line {f.span.line}): E_q[eta] and E_q[A], multilinear "
+            doc.para(f"`{stmt(f)}` (line {f.span.line}): E_q[eta] and E_q[A], multilinear "
                      "in the latents' statistics:")
             for t, e in zip(fm.t, fm.q_eta):
                 doc.math(f"t(x) = {plain_str(t)},   E_q[eta] = {plain_str(e)}",
@@ -197,7 +197,7 @@ def _structured(doc: Document, q) -> None:
 
 def _prior_params(doc: Document, us: UpdateSet) -> None:
     for name, uses in us.prior_params.items():
-        priors = ", ".join(f"`{pf.text.strip()}` (line {pf.span.line})" for pf in uses)
+        priors = ", ".join(f"`{stmt(pf)}` (line {pf.span.line})" for pf in uses)
         doc.para(f"`{name}` (a param in the prior {priors}): its ELBO terms are "
                  f"sum E_q[log p(v | {name})] = eta({name}) . E_q[t(v)] - A({name}) summed over "
                  "the prior's plate, with E_q[t(v)] from the newest q; there is no closed "

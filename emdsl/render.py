@@ -47,15 +47,35 @@ REFERENCES = (
 
 
 # ----------------------------------------------------------------------------- notation
+_GREEK = frozenset(("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi "
+                    "pi rho sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi "
+                    "Sigma Upsilon Phi Psi Omega").split())
+
+
+def tex_word(word: str) -> str:
+    """An identifier as upright text in maths (underscores escaped): a family's name."""
+    return rf"\mathrm{{{word.replace('_', chr(92) + '_')}}}"
+
+
 def tex_name(name: str) -> str:
-    """A model identifier in LaTeX, braced so that it never runs into what follows: Greek
-    names as letters (``mu`` -> ``\\mu``), a trailing number or ``_suffix`` as a subscript
-    (``mu0`` -> ``\\mu_{0}``), any other word upright (``weights`` -> ``\\mathrm{weights}``)."""
-    t = sp.latex(sp.Symbol(name))
-    word = re.match(r"[A-Za-z]{2,}", t)
-    if word:
-        t = rf"\mathrm{{{word.group()}}}" + t[word.end():]
-    return "{" + t + "}"
+    """A model identifier in LaTeX, braced so that it never runs into what follows, and
+    distinct names stay distinct: the part before the first ``_`` is the base (a Greek
+    letter's name as the letter, ``mu`` -> ``\\mu``; one letter in italics; a longer word
+    upright, ``weights`` -> ``\\mathrm{weights}``; digits after it as written, ``x1``),
+    the rest a subscript written as it is (``mu_0`` -> ``\\mu_{0}``, ``s__2`` ->
+    ``s_{\\_2}``)."""
+    base, sep, rest = name.partition("_")
+    letters = re.match(r"[A-Za-z]*", base).group()
+    digits = base[len(letters):]
+    head = (rf"\{letters}" if letters in _GREEK else letters if len(letters) == 1
+            else tex_word(letters) if letters else "")
+    head = "{" + head + "}" + digits if digits else head
+    sub = ""
+    if sep:
+        text = rest.replace("_", "\\_")
+        sub = "_{" + (text if re.fullmatch(r"[0-9]+|[A-Za-z]", rest)
+                      else rf"\mathrm{{{text}}}") + "}"
+    return "{" + head + sub + "}"
 
 
 class _Printer(LatexPrinter):
@@ -242,7 +262,7 @@ def _latex(doc: Document) -> str:
             out += ["", f"\\emph{{Code:}} {tex_text(b[1])}: \\texttt{{{tex_text(b[2])}}}, "
                         f"line {b[3]}."]
     out += ["", "\\section*{References}", "\\begin{enumerate}"]
-    out += [f"  \\item[{tex_text(f'[{k}]')}] {tex_text(a)}, \\emph{{{tex_text(t)}}}. "
+    out += [f"  \\item[{{{tex_text(f'[{k}]')}}}] {tex_text(a)}, \\emph{{{tex_text(t)}}}. "
             f"{tex_text(w)}" for k, a, t, w in REFERENCES]
     out += ["\\end{enumerate}", "", "\\end{document}"]
     return "\n".join(out) + "\n"

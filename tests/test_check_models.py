@@ -171,3 +171,37 @@ def test_a_vector_datum_given_fewer_columns_than_its_dim_is_an_error(capsys):
            "(from x.shape[1])" in err and "Traceback" not in err
     with pytest.raises(EmmDataError, match="D = 3 .* D = 2"):
         emdsl.load(gmm).fit(x=np.ones((10, 2)), D=3)
+
+
+def test_a_chunk_of_only_missing_rows_is_skipped_when_dropping(tmp_path):
+    csv = tmp_path / "miss.csv"
+    csv.write_text("y\nNA\nNA\n3\n4\n5\n")
+    model = emdsl.load(ROOT / "models" / "poisson_mixture.emm")
+    with pytest.warns(UserWarning, match="dropped"):
+        res = model.fit(emdsl.chunks(csv, rows=2, drop_missing=True), K=1, max_iter=3)
+    assert res.params["rate"] == pytest.approx([4.0])
+    none = tmp_path / "none.csv"
+    none.write_text("y\nNA\n\nNA\n")
+    with pytest.raises(EmmDataError, match="every row of 'none.csv' has a missing value"):
+        model.fit(emdsl.chunks(none, rows=1, drop_missing=True), K=1)
+
+
+def test_sample_and_check_take_a_variational_fits_json(tmp_path, capsys):
+    """--params with a variational fit's JSON: its q fields are not point values and are
+    left out (the latents are drawn), not an error."""
+    bgmm = str(ROOT / "models" / "bayes_gmm.emm")
+    fit = tmp_path / "fit.json"
+    assert main(["fit", bgmm, "--data", str(DATA / "faithful.csv"), "--set", "K=2",
+                 "-o", str(fit)]) == 0
+    out = tmp_path / "s.csv"
+    assert main(["sample", bgmm, "--params", str(fit), "--set", "N=50", "D=2", "K=2",
+                 "-o", str(out)]) == 0, capsys.readouterr().err
+    assert len(out.read_text().splitlines()) == 51
+
+
+def test_a_notebook_shows_the_source_in_a_fence_no_comment_can_close():
+    src = (ROOT / "models" / "poisson_mixture.emm").read_text()
+    src = src.replace("model ", "# a comment with ``` and ```` inside\nmodel ", 1)
+    md = emdsl.loads(src, name="p.emm", use_cache=False)._repr_markdown_()
+    fence = md.split("\n")[2]
+    assert fence == "`````" and md.count(fence) >= 2

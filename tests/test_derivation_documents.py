@@ -49,6 +49,68 @@ for n in 1:N {
 """
 
 
+# names and texts that must be escaped: an underscore in a grouping covariate, a scale
+# expression, a user family named with two underscores used as a prior, a double
+# underscore in a variance's name; a comment with a backtick and HTML
+EXTRA = {
+    "pumps_underscored": """model Pumps
+dim N, G
+data   grp_id[N] : cat[G]
+data   y[N]      : count
+hyper  a         : pos = 1.5
+hyper  c_0       : pos = 0.1
+hyper  d0        : pos = 1.0
+latent scale     : pos
+latent rate[G]   : pos
+scale ~ Gamma(c_0, d0)
+for j in 1:G { rate[j] ~ Gamma(a, scale) }
+for n in 1:N { y[n] ~ Poisson(rate[grp_id[n]]) }  # counts `per <img src=x> day` & more
+""",
+    "regression_scale_expression": """model LR
+dim N, P
+data   X[N]   : real[P]
+data   y[N]   : real
+hyper  a_0    : pos = 1e-2
+hyper  c0     : pos = 1e-2
+hyper  d0     : pos = 1e-4
+latent w      : real[P]
+latent beta   : pos
+beta ~ Gamma(c0, d0)
+w    ~ MvNormal(zeros(P), prec=a_0 * 2 * eye(P))
+for n in 1:N { y[n] ~ Normal(dot(w, X[n]), prec=beta) }
+""",
+    "user_family_prior": """model UFam
+family My__Gam(sh : pos, r_t : pos) on pos {
+    logpdf(v) = sh * log(r_t) - lgamma(sh) + (sh - 1) * log(v) - r_t * v
+}
+dim N
+dim K = 2
+data   y[N]    : count
+param  weights : simplex[K]
+param  rate[K] : pos
+latent z[N]    : cat[K]
+for k in 1:K { rate[k] ~ My__Gam(2.0, 0.2) }
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    y[n] ~ Poisson(rate[z[n]])
+}
+""",
+    "double_underscores": """model Odd_Model_2
+dim N
+dim K = 2
+data   x__y[N]    : real
+param  w_1        : simplex[K]
+param  mu_k_2[K]  : real
+param  s__2       : pos
+latent z_1[N]     : cat[K]
+for n in 1:N {
+  z_1[n] ~ Categorical(w_1)
+  x__y[n] ~ Normal(mu_k_2[z_1[n]], s__2)
+}
+""",
+}
+
+
 def _tool(name: str) -> str:
     exe = shutil.which(name)
     if exe is None:
@@ -67,7 +129,8 @@ def _model(path: Path):
 
 
 def _models():
-    return [pytest.param(p, id=p.stem) for p in MODELS] + [pytest.param(None, id="odd_names")]
+    return [pytest.param(p, id=p.stem) for p in MODELS] + [pytest.param(None, id="odd_names")] \
+        + [pytest.param(k, id=k) for k in EXTRA]
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +139,8 @@ def odd():
 
 
 def _get(path, odd):
+    if isinstance(path, str):
+        return emdsl.loads(EXTRA[path], name=f"{path}.emm", use_cache=False)
     return odd if path is None else _model(path)
 
 
@@ -132,6 +197,8 @@ def test_every_format_prints_maths_with_sympy_and_links_the_code(path, odd):
         for raw in ("Sum(", "polygamma", "loggamma", "Piecewise("):
             assert raw not in doc
     assert "$$" in md and "\\" in md.split("$$")[1]
+    for line in md.splitlines():   # model text only inside whole code spans
+        assert line.count("`") % 2 == 0 and "<img" not in line.replace("`<img", ""), line
     code = model.code.splitlines()
     links = re.findall(r"Code: (.+?): `(\w+)`, line (\d+)\.", text)
     assert links
@@ -160,6 +227,14 @@ def test_the_map_objective_is_written_in_full(odd):
     text = odd.derivation("text")
     assert "log Dirichlet(mix_w2 | alpha_0)" in text
     assert "sum_{k=1..K} log Gamma(rate_k[k] | 2.0, 1.0)" in text
+
+
+def test_names_stay_distinct_in_latex():
+    from emdsl.render import tex_name
+    names = ["mu", "mu0", "mu_0", "x1", "x_1", "x_12", "x1_2", "s__2", "s_2", "weights",
+             "alpha_prior", "S_y_0", "shift_x__y"]
+    assert len({tex_name(n) for n in names}) == len(names)
+    assert tex_name("mu_0") == "{\\mu_{0}}" and tex_name("weights") == "{\\mathrm{weights}}"
 
 
 def test_ml_models_have_no_prior_terms():

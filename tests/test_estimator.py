@@ -116,3 +116,13 @@ def test_bad_parameters_and_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="NaN or infinity"):
         est.predict(np.array([[1.0, np.nan]]))
     assert repr(emdsl.Estimator("m.emm", K=2)) == "Estimator(model='m.emm', K=2)"
+
+
+def test_a_datum_over_two_plates_takes_x_as_it_is():
+    """x[N, D] : bin (a scalar per cell, two plates) is X (N, D), not one column."""
+    rng = np.random.default_rng(2)
+    p = np.array([[0.9, 0.1, 0.8, 0.2, 0.9], [0.1, 0.9, 0.2, 0.8, 0.1]])
+    z = rng.integers(0, 2, 600)
+    X = (rng.random((600, 5)) < p[z]).astype(float)
+    est = emdsl.Estimator(ROOT / "models" / "bernoulli_mixture.emm", K=2, seed=0).fit(X)
+    assert est.params_["p"].shape == (2, 5) and est.predict(X).shape == (600,)

@@ -99,3 +99,16 @@ def test_nested_plates_draw_inside_each_other(tmp_path):
     assert k.x0 < j.x0 and j.x1 < k.x1 and j.path[:1] == k.path and j.depth == 2
     plots.save(plots.factor_graph(fg), tmp_path / "g.png")
     assert (tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_params_without_a_prior_sit_in_the_plates_of_their_declared_shape():
+    """gaussian_mixture's mu[K] and Sigma[K] (no prior, no loop over K) get a k = 1..K plate
+    of their own, outside the items' plate; topics_em's theta[D] sits in a D plate."""
+    lay = layout(_fg(ROOT / "models" / "gaussian_mixture.emm"))
+    boxes = {b.label: b for b in lay.plates}
+    for name in ("mu", "Sigma"):
+        assert _inside(lay.positions[name], boxes["k = 1..K"])
+        assert not _inside(lay.positions[name], boxes["n = 1..N"])
+    lay = layout(_fg(ROOT / "models" / "topics_em.emm"))
+    inside = [b.label for b in lay.plates if _inside(lay.positions["theta"], b)]
+    assert inside == ["d = 1..D"]

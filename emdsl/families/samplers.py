@@ -28,6 +28,8 @@ SAMPLERS = {
 def _categorical(r, p):
     """One draw per row of ``p`` (B, K) (rows need not be normalised): (B,)."""
     p = np.asarray(p, dtype=float)
+    if not (np.all(p >= 0) and np.all(p.sum(axis=-1) > 0)):
+        raise ValueError("probabilities must be non-negative with a positive sum")
     c = np.cumsum(p, axis=-1)
     u = r.random(p.shape[:-1]) * c[..., -1]
     return np.minimum((u[..., None] >= c).sum(axis=-1), p.shape[-1] - 1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..frontend import ast
 from .factor_graph import FactorGraph, plate_key
 
 PAD = 0.45          # a plate's margin around its contents (x)
@@ -53,18 +54,25 @@ class Layout:
 
 
 def _homes(fg: FactorGraph) -> dict:
-    """node -> its plate path (a tuple of plate keys, outermost first)."""
+    """node -> its plate path (a tuple of plate keys, outermost first): a factor's loops;
+    a sampled variable's, those of the loops that sample it (as many as its plate axes);
+    any other variable with a plate (a param without a prior, a covariate), one plate per
+    declared axis: a loop over ``1:<that size>`` where the model has one, else a plate of
+    its own (``k = 1..K``)."""
     cm, homes = fg.model, {}
+    over: dict = {}   # a size's text -> the key of a loop 1..size
     for i, f in enumerate(cm.factors):
         homes[fg.node_of(i)] = tuple(plate_key(lp) for lp in f.loops)
+        for lp in f.loops:
+            if ast.show(lp.start) == "1":
+                over.setdefault(ast.show(lp.stop), plate_key(lp))
     for name, v in cm.vars.items():
-        rank = len(v.shape)
-        factors = fg.sampling_factors(name) or fg.factors_of(name)
-        if not rank or not factors:
-            homes[name] = ()
-            continue
-        loops = cm.factors[factors[0]].loops
-        homes[name] = tuple(plate_key(lp) for lp in loops)[:rank]
+        rank, sampled = len(v.shape), fg.sampling_factors(name)
+        if sampled:
+            homes[name] = tuple(plate_key(lp) for lp in cm.factors[sampled[0]].loops)[:rank]
+        else:
+            homes[name] = tuple(over.get(ast.show(d), (ast.show(d).lower(), "1", ast.show(d)))
+                                for d in v.shape)
     return homes
 
 

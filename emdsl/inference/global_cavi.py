@@ -85,12 +85,13 @@ class GlobalCAVI:
     algorithm: str = "CAVI"
 
 
-def describe(g: GlobalCAVI, tex=None, name=None) -> list:
+def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
     """The derivation in plain lines: each statement's terms, each factor's update; with
-    ``tex`` (a sympy expression -> LaTeX) and ``name`` (an identifier -> LaTeX), (plain,
-    LaTeX) pairs instead."""
+    ``tex`` (a sympy expression -> LaTeX), ``name`` (an identifier -> LaTeX) and ``expr``
+    (a model expression -> LaTeX), (plain, LaTeX) pairs instead."""
     def line(plain, latex):
         out.append((plain, latex) if tex else plain)
+    from .derive import plain_str
     tex_, name_ = tex or sp.latex, name or str
     out = []
     line(f"algorithm {g.algorithm}: every latent global (no discrete latent per item)",
@@ -108,14 +109,16 @@ def describe(g: GlobalCAVI, tex=None, name=None) -> list:
             x_tex = {0: "", 1: r"\, x_n", 2: r"\, x_n x_n^\top"}[t.power]
             group = f", per group of {st_.group}" if st_.group else ""
             f_tex = "" if t.f == 1 and t.power else tex_(t.f)   # (a factor 1 is not written)
-            line(f"  term ({sp.sstr(t.g)}) * {sp.sstr(t.f)}{u}   statistic {t.key} = "
-                 f"sum_n {sp.sstr(t.f)}{x}{group}",
+            line(f"  term ({plain_str(t.g)}) * {plain_str(t.f)}{u}   statistic {t.key} = "
+                 f"sum_n {plain_str(t.f)}{x}{group}",
                  rf"\Big({tex_(t.g)}\Big)\, {f_tex}{' ' + u.strip() if u else ''}, \quad "
                  rf"{tex_(t.B)} = \sum_n {f_tex}{x_tex}"
-                 + (rf"\ \text{{(per group of {st_.group})}}" if st_.group else ""))
+                 + (rf"\ \text{{(per group of }}{name_(st_.group)}\text{{)}}" if st_.group
+                    else ""))
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
-        c_tex = name_(c) if c.isidentifier() else rf"\texttt{{{c}}}"
+        c_tex = name_(vq.scale) if vq.scale else (expr(vq.scale_known) if expr and
+                                                    vq.scale_known is not None else "1")
         M = f"diag(E[{vq.diagonal}])" if vq.diagonal else "M"
         M_tex = (rf"\operatorname{{diag}}(\mathbb{{E}}[{name_(vq.diagonal)}])" if vq.diagonal
                  else "M")
@@ -135,18 +138,19 @@ def describe(g: GlobalCAVI, tex=None, name=None) -> list:
                  rf"D_p = {c_tex}\,\mathbb{{E}}[({w}_p - m_{{0p}})^2] = {c_tex}\,"
                  rf"(\Sigma_{{pp}} + (m_p - m_{{0p}})^2)")
     for q in g.scalars:
-        msgs = ", ".join(sp.sstr(c) for c in g.messages[q.var])
-        prior = ", ".join(sp.sstr(q.prior_natural(j)) for j in range(len(q.T)))
+        msgs = ", ".join(plain_str(c) for c in g.messages[q.var])
+        prior = ", ".join(plain_str(q.prior_natural(j)) for j in range(len(q.T)))
         per = " per group" if g.checked.vars[q.var].shape else ""
         v = name_(q.var)
-        line(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(str, q.T))})"
+        line(f"q({q.var}) = {q.family}: natural parameters of ({', '.join(map(plain_str, q.T))})"
              f" = prior's ({prior}) + ({msgs}){per}",
-             rf"q({v}) = \mathrm{{{q.family}}}:\ \eta\big({', '.join(tex_(t) for t in q.T)}"
+             rf"q({v}) = \mathrm{{{q.family.replace('_', chr(92) + '_')}}}:\ \eta\big("
+             rf"{', '.join(tex_(t) for t in q.T)}"
              rf"\big) = \big({', '.join(tex_(q.prior_natural(j)) for j in range(len(q.T)))}"
              rf"\big) + \big({', '.join(tex_(c) for c in g.messages[q.var])}\big)"
              + (r"\ \text{(per group)}" if per else ""))
         for child, c in q.prior_messages:
-            line(f"  + sum over {child.var}'s plate of ({', '.join(map(sp.sstr, c))}) "
+            line(f"  + sum over {child.var}'s plate of ({', '.join(map(plain_str, c))}) "
                  f"(its prior: the coefficients of T({q.var}) in log p({child.var} | "
                  f"{q.var}) in expectation)",
                  rf"+ \textstyle\sum_{{{name_(child.var)}}}\big({', '.join(map(tex_, c))}\big)"

@@ -127,6 +127,16 @@ def _npz(path: Path, cm, items: tuple, rows: int):
 def _csv(path: Path, cm, rows: int, drop_missing: bool = False):
     from .datafiles import csv_arrays, csv_rows
     data_vars = [v for v in cm.vars.values() if v.role == "data"]
+    mode = "chunk" if drop_missing else False
+    kept = 0
+
+    def arrays(chunk):   # a chunk whose every row was dropped yields nothing
+        nonlocal kept
+        out = csv_arrays(path, header, chunk, data_vars, drop_missing=mode)
+        n = min((len(a) for a in out.values()), default=0)
+        kept += n
+        return [out] if n else []
+
     with open(path, newline="", encoding="utf-8-sig") as fh:
         header, chunk = None, []
         for line, cells in csv_rows(fh):
@@ -135,12 +145,15 @@ def _csv(path: Path, cm, rows: int, drop_missing: bool = False):
                 continue
             chunk.append((line, cells))
             if len(chunk) == rows:
-                yield csv_arrays(path, header, chunk, data_vars, drop_missing=drop_missing)
+                yield from arrays(chunk)
                 chunk = []
         if header is None:
             raise EmmDataError(f"'{path.name}' needs a header row and at least one data row")
         if chunk:
-            yield csv_arrays(path, header, chunk, data_vars, drop_missing=drop_missing)
+            yield from arrays(chunk)
+    if drop_missing and not kept:
+        raise EmmDataError(f"every row of '{path.name}' has a missing value in the columns "
+                           "used")
 
 
 def bind_stream(cm, stream: Chunks, values: dict, items: tuple, size: str):

@@ -117,7 +117,8 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars,
     whole file, or one chunk of it (``emdsl.chunks``); ``columns``, when given, receives
     the names of the columns each datum was read from. A missing value in a column used is
     an error naming its row and column, unless ``drop_missing``: then those rows are
-    dropped, with a :class:`MissingRowsWarning` saying how many and which lines."""
+    dropped, with a :class:`MissingRowsWarning` saying how many and which lines (a whole
+    file of them is an error; a chunk of them, ``drop_missing="chunk"``, gives no rows)."""
     lines = [line for line, _ in rows]
     if len(set(header)) < len(header):
         raise EmmDataError(f"'{path.name}' has the column name(s) "
@@ -157,7 +158,7 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars,
     if drop_missing:   # on request only: rows with a missing value in a column used
         used = sorted({h for _, use, _ in plan for h in use}, key=header.index)
         miss = np.array([[c in MISSING for c in cols[h]] for h in used]).any(axis=0)
-        if miss.all():
+        if miss.all() and drop_missing != "chunk":
             raise EmmDataError(f"every row of '{path.name}' has a missing value in the "
                                f"columns used ({', '.join(used)})")
         if miss.any():

@@ -42,12 +42,12 @@ def draw_statement(f, v, env: dict, cm, rng, elem_shape: tuple) -> bool:
         B = min(step, total - lo)
         try:
             args, idx = _arguments(f, env, loop, cm, B, elem_shape)
-        except NotBatched:
-            if lo == 0:
-                return False   # nothing drawn yet: element by element instead
+            with np.errstate(all="ignore"):
+                values = np.asarray(draw(rng, args))
+        except (NotBatched, ValueError, np.linalg.LinAlgError):
+            if lo == 0:   # nothing drawn yet: element by element, whose draws say what
+                return False   # is wrong (a singular precision, invalid probabilities)
             raise
-        with np.errstate(all="ignore"):
-            values = np.asarray(draw(rng, args))
         env[v.name][idx] = values.reshape((B,) + values.shape[1:]) if idx else values[0]
     return True
 

@@ -103,6 +103,7 @@ def test_sample_takes_given_latents_and_checks_them():
         gmm.sample(params={"z": np.full(10, 6)}, N=10, D=2)
 
 
+@pytest.mark.filterwarnings("ignore::emdsl.runtime.batch.ConvergenceWarning")
 def test_rows_with_missing_values_are_dropped_only_on_request(tmp_path, capsys):
     csv = tmp_path / "x.csv"
     csv.write_text("eruptions,waiting,note\n3.6,79,\n1.8,NA,a\n3.3,74,b\n2.2,,c\n"

@@ -314,13 +314,15 @@ class _Writer:
         else:
             self.log_joint_term(s, f'log_prior_z[st["{ref.axes[0].name}"][lo:hi]].T',
                                 "log p(z_n = k | group)")
-        s("row_loglik = _log_normalise(log_joint)  # r[n, k] and log p(x_n) (eq. 39, 44)")
         if self.key:
+            s("row_loglik = np.empty(hi - lo)")
+            s("_log_normalise(log_joint, row_loglik)  # r[n, k] and log p(x_n) (eq. 39, 44)")
             s('loglik += float(row_loglik @ t_block["weight"])  # once per distinct key')
+            s("if rows is not None:")
+            s("    rows[lo:hi] = row_loglik")
         else:
-            s("loglik += float(row_loglik.sum())")
-        s("if rows is not None:")
-        s("    rows[lo:hi] = row_loglik")
+            s("loglik += _log_normalise(log_joint, None if rows is None else rows[lo:hi])"
+              "  # r[n, k] and sum_n log p(x_n) (eq. 39, 44)")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
         s(f"loglik += {logh_sum(const)}  # log h(x) terms")

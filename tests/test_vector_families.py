@@ -124,7 +124,12 @@ def test_log_normalise_is_a_stable_softmax(helpers, rng):
     """In the (K, B) layout: a softmax down each column, in place."""
     L = rng.normal(size=(4, 6)) * 300
     ref = logsumexp(L, axis=0)
-    R = L.copy()
-    norm = helpers["_log_normalise"](R)
-    np.testing.assert_allclose(norm, ref, rtol=1e-12)
+    R, rows = L.copy(), np.empty(6)
+    total = helpers["_log_normalise"](R, rows)   # each column's log normaliser, and the sum
+    np.testing.assert_allclose(rows, ref, rtol=1e-12)
+    assert total == pytest.approx(ref.sum(), rel=1e-12)
     np.testing.assert_allclose(R, np.exp(L - ref[None, :]), rtol=1e-10, atol=1e-300)
+    # without rows: the sum alone, from logs of products of the normalisers
+    big = rng.normal(size=(7, 5000)) * 30
+    assert helpers["_log_normalise"](big.copy()) == pytest.approx(
+        logsumexp(big, axis=0).sum(), rel=1e-12)

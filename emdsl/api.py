@@ -358,10 +358,8 @@ class Model:
         """(the data indexed by the item plate, the name of its dim): the plate of the
         discrete latent, else of the first datum with a plate."""
         cm = self.checked
-        latent = next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
-                       and v.shape), None)
-        first = latent or next((v for v in cm.vars.values() if v.role == "data" and v.shape),
-                               None)
+        first = cm.item_latent() or next((v for v in cm.vars.values()
+                                          if v.role == "data" and v.shape), None)
         if first is None:   # no datum with a plate: nothing to cut into chunks
             return (), ""
         size = ast.show(first.shape[0])
@@ -379,10 +377,7 @@ class Model:
         variational fit the data's part of the ELBO), N, each item's log p(x_n) (N,)) at
         ``result``'s params, with the fit's dims and hypers."""
         mod = self.module
-        if not getattr(mod, "LATENT", None):
-            raise EmmDataError(f"{self.name} has no discrete latent per item: there is "
-                               "nothing to predict or score item by item",
-                               hint="compare fits by result.objective")
+        self.require_item_latent()
         size = self._items()[1]
         for k, v in data.items():   # a dim or hyper of the fit is the fit's
             if k in result.fixed and self.checked.role(k) in ("dim", "hyper") and \
@@ -414,6 +409,14 @@ class Model:
             resp, _, loglik = mod.e_step(st, result.params, h, rows=rows)
         return (batch.item_resp(mod, st, resp), float(loglik), int(mod.n_items(h)),
                 batch.item_resp(mod, st, rows[:, None])[:, 0])
+
+    def require_item_latent(self) -> None:
+        """An error unless the model has a discrete latent per item (what predict and
+        score work on)."""
+        if not getattr(self.module, "LATENT", None):
+            raise EmmDataError(f"{self.name} has no discrete latent per item: there is "
+                               "nothing to predict or score item by item",
+                               hint="compare fits by result.objective")
 
     def n_parameters(self, fixed: dict) -> int:
         """Free parameters of the model's params at dims ``fixed``."""

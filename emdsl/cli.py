@@ -220,6 +220,14 @@ def cmd_check(args) -> int:
 
 
 # ----------------------------------------------------------------------------- main
+def _data_options(p) -> None:
+    """The data file of ``fit`` and ``select``, and what to do with its missing values."""
+    p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
+    p.add_argument("--drop-missing", action="store_true", dest="drop_missing",
+                   help="drop CSV rows with a missing value in a column used (default: such "
+                        "a row is an error naming its row and column)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     ap = argparse.ArgumentParser(prog="emdsl", description="Derive and run EM for .emm models.")
@@ -250,10 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "self-contained page) or text; -o FILE's suffix chooses it when absent")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     p = cmd("fit", "fit the model to a data file", cmd_fit, sets=True)
-    p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
-    p.add_argument("--drop-missing", action="store_true", dest="drop_missing",
-                   help="drop CSV rows with a missing value in a column used (default: such "
-                        "a row is an error naming its row and column)")
+    _data_options(p)
     p.add_argument("--method", choices=("batch", "stepwise", "incremental", "svi"))
     p.add_argument("--delay", type=float, metavar="TAU",
                    help="SVI's delay: step sizes (delay + t)^-kappa (default 10)")
@@ -286,10 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or 2-D data by component) to this file (needs emdsl[plot])")
     p = cmd("select", "choose a dim (e.g. K) by BIC or AIC: one fit per value", cmd_select,
             sets=True)
-    p.add_argument("--data", required=True, metavar="FILE", help=".csv, .npz, .npy or .ldac")
-    p.add_argument("--drop-missing", action="store_true", dest="drop_missing",
-                   help="drop CSV rows with a missing value in a column used (default: such "
-                        "a row is an error naming its row and column)")
+    _data_options(p)
     p.add_argument("--criterion", choices=("bic", "aic"), default="bic")
     p.add_argument("--max-iter", type=int, dest="max_iter", metavar="N")
     p.add_argument("--tol", type=float, metavar="T")

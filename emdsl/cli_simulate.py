@@ -91,19 +91,17 @@ def _default_sizes(model, sets: dict) -> None:
     from .frontend import ast
     cm = model.checked
     sampled = {f.target for f in cm.factors}
-    latent = _item_latent(cm) or next((v for v in cm.vars.values()
-                                       if v.role == "data" and v.shape), None)
-    plate = [e.id for e in (latent.shape[:1] if latent else ()) if isinstance(e, ast.Name)
-             and e.id in cm.dims]
+    item, size = cm.item_latent(), model._items()[1]   # the items' plate: its dim
+    plate = [size] if size in cm.dims else []
 
     def dim_of(e):
         return e.id if isinstance(e, ast.Name) and e.id in cm.dims else None
-    k_name = dim_of(latent.elem_dims[0]) if latent is not None and latent.kind == "cat" \
-        else None
-    if k_name and k_name not in sets and cm.dims[k_name].default is None:
-        sets[k_name] = 3
-    K = _size(cm, latent.elem_dims[0], sets) if k_name or (latent is not None and
-                                                           latent.kind == "cat") else 3
+    K = 3
+    if item is not None:
+        k_name = dim_of(item.elem_dims[0])
+        if k_name and k_name not in sets and cm.dims[k_name].default is None:
+            sets[k_name] = K
+        K = _size(cm, item.elem_dims[0], sets)
     role = {}
     for v in cm.vars.values():
         if v.role != "data":
@@ -126,12 +124,6 @@ def _default_sizes(model, sets: dict) -> None:
             sets[name] = 3000 * groups if groups > 1 else 2000 * K
 
 
-def _item_latent(cm):
-    """The discrete latent per item (``z[n] : cat[K]``), or None."""
-    return next((v for v in cm.vars.values() if v.role == "latent" and v.kind == "cat"
-                 and v.shape), None)
-
-
 def _size(cm, e, sets: dict) -> int:
     """A size expression's value from the sizes in ``sets`` and the dims' defaults."""
     from .io.data import eval_const
@@ -149,7 +141,7 @@ def _global_latents(cm) -> list:
     """Latents that ``check`` gives a true value, as it does params: every latent but those
     of the items (the discrete latent per item, and any latent with the items' plate),
     whatever its prior (priors are often vague on purpose; the data decide)."""
-    item = _item_latent(cm)
+    item = cm.item_latent()
     plate = item.shape[:1] if item is not None else ()
     return [v.name for v in cm.vars.values() if v.role == "latent" and v is not item
             and not (plate and v.shape[:1] == plate)]
@@ -160,7 +152,7 @@ def _data_informed(cm) -> set:
     the latent of each item): the ones a fit can recover from the data (a prior's scale
     read only by global latents is not)."""
     from .frontend import ast
-    item, out = _item_latent(cm), set()
+    item, out = cm.item_latent(), set()
     for f in cm.factors:
         if cm.vars[f.target].role == "data" or cm.vars[f.target] is item:
             for _, e in f.args:
@@ -193,7 +185,7 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
 def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
     ``sets`` are read off their shapes), else drawn at random from ``seed`` (default
-    ``--seed``); so are the ``latents`` named (``check``: see :func:`_top_latents`)."""
+    ``--seed``); so are the ``latents`` named (``check``: see :func:`_global_latents`)."""
     from .frontend import ast
     from .io.data import eval_const
     from .runtime.sample import dim_value
@@ -285,7 +277,7 @@ def _most_separated(model, args, sets: dict, covariates: dict, first: dict, late
     responsibility of at least SEPARATED on a simulation of at most 400 items), else the
     best of CANDIDATES."""
     cm = model.checked
-    plate = _item_latent(cm).shape[0]
+    plate = cm.item_latent().shape[0]
     n = min(400, _size(cm, plate, sets))
     small = {**sets, plate.id: n} if plate.id in cm.dims else dict(sets)
     covs = {k: np.asarray(v)[:n] if cm.vars[k].shape[:1] == (plate,) else v
@@ -328,19 +320,6 @@ def sample_command(args, load, write) -> int:
     return 0
 
 
-def _n_components(model, bound) -> int:
-    """The number of values of the latent, evaluated from the bound dims and hypers."""
-    from .io.data import eval_const
-    h = {**bound.dims, **bound.hypers}
-    if hasattr(model.module, "n_components"):
-        return int(model.module.n_components(h))
-    name = getattr(model.module, "COMPONENTS", None)  # modules generated before n_components
-    if isinstance(name, str) and name in bound.dims:
-        return bound.dims[name]
-    latent = model.checked.vars[model.module.LATENT]  # a literal (cat[2]) or an expression
-    return int(eval_const(latent.elem_dims[0], h))
-
-
 def check_command(args, load) -> int:
     """``emdsl check``: simulate from the model, fit the simulation, report how well the
     params come back. When random starts miss, the fit from the true assignments of the
@@ -353,19 +332,19 @@ def check_command(args, load) -> int:
     res = model.fit(**data, **sets, seed=args.seed + 1, n_init=args.n_init)
     print(f"{model.name}: fitted {', '.join(f'{k} {v.shape}' for k, v in data.items())} "
           f"simulated with seed {args.seed}; n_iter {res.n_iter}, converged {res.converged}")
-    found = _recovery(model, res, sim, data, sets)
+    latent = getattr(model.module, "LATENT", None)   # K: its values, from the fit's dims
+    K = int(model.module.n_components(res.fixed)) if latent else 0
+    found = _recovery(model, res, sim, K)
     if found is None:
         print("the simulation holds no true params to compare with")
         return 0
     worst, lines = found
     print("\n".join(lines))
     ok = worst < args.tolerance
-    latent = getattr(model.module, "LATENT", None)
     if not ok and latent and latent in sim:
-        K = _n_components(model, _bound(model, data, sets))
         start = model.fit(**data, **sets, seed=args.seed + 1,
                           init={latent: np.eye(K)[np.asarray(sim[latent], dtype=np.int64)]})
-        worst2, lines2 = _recovery(model, start, sim, data, sets)
+        worst2, lines2 = _recovery(model, start, sim, K)
         gap = start.objective - res.objective
         if worst2 < args.tolerance and gap >= -1e-9 * abs(start.objective):
             print(f"worst relative error {worst:.3g} from random starts, which stopped in a "
@@ -380,14 +359,10 @@ def check_command(args, load) -> int:
     return 0 if ok else 1
 
 
-def _bound(model, data: dict, sets: dict):
-    from .io.data import bind
-    return bind(model.checked, {**data, **sets})
-
-
-def _recovery(model, res, sim: dict, data: dict, sets: dict):
+def _recovery(model, res, sim: dict, K: int):
     """(the worst relative error, one line per compared variable) of fit ``res`` against
-    the truth in ``sim``, components matched; None when there is nothing to compare."""
+    the truth in ``sim``, its K components matched (0: no discrete latent); None when
+    there is nothing to compare."""
     from scipy.optimize import linear_sum_assignment
     estimates = {k: np.asarray(v) for k, v in res.params.items()}
     for var, q in getattr(model.module, "Q_FACTORS", {}).items():   # a latent's posterior
@@ -408,8 +383,6 @@ def _recovery(model, res, sim: dict, data: dict, sets: dict):
              and sim[k].shape == estimates[k].shape}
     if not truth:
         return None
-    K = _n_components(model, _bound(model, data, sets)) \
-        if getattr(model.module, "LATENT", None) else 0
     est = {k: np.asarray(estimates[k], dtype=float) for k in truth}
     lead = [k for k in truth if truth[k].ndim and truth[k].shape[0] == K]
     cost = sum(np.abs(truth[k][:, None] - est[k][None]).reshape(K, K, -1).sum(-1) for k in lead)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import EmmDataError, EmmError
 from .frontend.check import FIT_OPTIONS
+from .io.data import INT_KINDS
 
 __all__ = ["Estimator", "NotFittedError"]
 
@@ -218,8 +219,7 @@ class Estimator:
 
     def _new(self, X, y=None) -> dict:
         result = self._fitted()
-        if not getattr(result.model.module, "LATENT", None):
-            result.model.evaluate(result, {})   # the error: nothing to predict item by item
+        result.model.require_item_latent()
         X = _matrix(X, "X")
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
@@ -270,7 +270,7 @@ def _fill(model, name: str, X: np.ndarray) -> np.ndarray:
             raise EmmDataError(f"datum '{name}' of model {model.name} is a scalar per item: "
                                f"X needs 1 column, got {X.shape[1]}")
         X = X[:, 0]
-    if v.kind in ("count", "cat", "bin") and np.issubdtype(X.dtype, np.floating) \
+    if v.kind in INT_KINDS and np.issubdtype(X.dtype, np.floating) \
             and np.all(X == np.round(X)):
         X = X.astype(np.int64)
     return X

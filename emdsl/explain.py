@@ -178,8 +178,10 @@ def explain(us, format: str = "markdown", code: str | None = None, model_file: s
                  rf"\mathcal{{L}} = \log p(x \mid \theta) + \log p(\theta) = {loglik[1]} + "
                  + " + ".join(t[1] for t in terms))
         doc.para("with the log densities")
-        for fam in dict.fromkeys(f.family.name for f in r.priors.values()):
-            family = next(f.family for f in r.priors.values() if f.family.name == fam)
+        families: dict = {}   # each family once, in the priors' order
+        for f in r.priors.values():
+            families.setdefault(f.family.name, f.family)
+        for family in families.values():
             doc.math(*density_forms(family))
         doc.implemented("the log prior", function="log_prior")
     doc.implemented("the objective", function="elbo")

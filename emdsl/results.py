@@ -42,10 +42,9 @@ class Fitted(FitResult):
         super().__init__(**_fields(result))
         self.model, self.fixed = model, dict(fixed)
 
-    def __reduce__(self):   # pickled with the model's source; recompiled when unpickled
-        plain = FitResult(**{**_fields(self), "posterior": dict(self.posterior)})
-        return (_rebuild, (plain, self.model.name, self.model.checked.model.source,
-                           self.fixed))
+    def __reduce__(self):   # the posterior held (a lazy one evaluated); the model pickles
+        plain = FitResult(**{**_fields(self), "posterior": dict(self.posterior)})   # as
+        return (Fitted, (plain, self.model, self.fixed))   # its source (Model.__reduce__)
 
     def _evaluate(self, data: dict):
         return self.model.evaluate(self, data)
@@ -112,11 +111,6 @@ class Fitted(FitResult):
             raise ValueError(f"BIC and AIC count the params of a point estimate; this fit is "
                              f"{self.algorithm} (compare variational fits by their ELBO)")
         return self._evaluate(data)
-
-
-def _rebuild(plain, name, source, fixed):
-    from .api import loads
-    return Fitted(plain, loads(source, name=name), fixed)
 
 
 def save_result(result, path) -> None:

@@ -174,6 +174,7 @@ def test_a_vector_datum_given_fewer_columns_than_its_dim_is_an_error(capsys):
         emdsl.load(gmm).fit(x=np.ones((10, 2)), D=3)
 
 
+@pytest.mark.filterwarnings("ignore::emdsl.io.datafiles.MissingRowsWarning")
 def test_a_chunk_of_only_missing_rows_is_skipped_when_dropping(tmp_path):
     csv = tmp_path / "miss.csv"
     csv.write_text("y\nNA\nNA\n3\n4\n5\n")

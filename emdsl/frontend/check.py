@@ -89,6 +89,11 @@ class CheckedModel:
         v = self.vars.get(name)
         return v.role if v else None
 
+    def item_latent(self) -> Var | None:
+        """The discrete latent of the items (``z[n] : cat[K]``), or None."""
+        return next((v for v in self.vars.values() if v.role == "latent" and v.kind == "cat"
+                     and v.shape), None)
+
 
 def check(model: ast.Model) -> CheckedModel:
     """Run every semantic check; return the resolved model."""

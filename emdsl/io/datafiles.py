@@ -25,7 +25,7 @@ import numpy as np
 
 from ..frontend.check import CheckedModel, Var
 from . import ldac
-from .data import FILE_TYPES, MISSING, _decl, _full_exprs
+from .data import FILE_TYPES, INT_KINDS, MISSING, _decl, _full_exprs
 from ..errors import EmmDataError
 
 
@@ -224,6 +224,6 @@ def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
                 raise EmmDataError(f"data '{v.name}': column '{h}' has the non-numeric value "
                                    f"{c!r} in row {i + 1} (line {lines[i]} of '{path.name}')",
                                    hint="encode categories as integers 0..K-1"
-                                   if v.kind in ("cat", "count", "bin") else
+                                   if v.kind in INT_KINDS else
                                    f"'{v.name}' is {v.kind}: every value must be a number") from None
     return out

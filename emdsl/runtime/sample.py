@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import EmmDataError
 from ..families.samplers import sampler
 from ..frontend import ast
+from ..io.data import INT_KINDS
 from .sample_batch import draw_statement
 
 def dim_value(name: str, value, where: str = "") -> int:
@@ -107,7 +108,7 @@ def simulate(model, params: dict, seed, values: dict) -> dict:
             continue
         if v.name not in env:
             shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
-            dtype = np.int64 if v.kind in ("cat", "count", "bin") else float
+            dtype = np.int64 if v.kind in INT_KINDS else float
             env[v.name] = np.zeros(shape, dtype=dtype)
         if draw_statement(f, v, env, cm, rng, _elem_shape(v, env)):   # all at once
             out[v.name] = env[v.name]
@@ -135,7 +136,7 @@ def _given(v, value, env) -> np.ndarray:
     """A value given for param or latent ``v``, checked against its declared shape (a
     ``cat`` latent's values are 0-based, as ``sample`` returns them)."""
     shape = tuple(_int(s, env) for s in v.shape) + _elem_shape(v, env)
-    arr = np.asarray(value, dtype=np.int64 if v.kind in ("cat", "count", "bin") else float)
+    arr = np.asarray(value, dtype=np.int64 if v.kind in INT_KINDS else float)
     if arr.shape != shape:
         raise EmmDataError(f"the value given for {v.role} '{v.name}' has shape {arr.shape}, "
                            f"but '{v.name}' is declared with shape {shape}")

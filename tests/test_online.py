@@ -187,6 +187,29 @@ def test_svi_on_lda_keeps_every_document_and_resumes_bit_identically(tmp_path):
         assert np.array_equal(resumed.params[k], full.params[k]), k
 
 
+def test_svi_objective_is_the_passes_estimate_and_approaches_the_exact_elbo():
+    """An SVI pass reports each group's part of the ELBO as its minibatch fitted it plus
+    the global factors' -KL at the end; it approaches the exact ELBO of the result (one
+    E-step over all the data, computed here) as the steps shrink."""
+    m = emdsl.load(MODELS / "lda.emm", use_cache=False)
+    mod = m.module
+    rng = np.random.default_rng(0)
+    topics = rng.dirichlet(np.full(50, 0.1), size=4)
+    docs = [rng.choice(50, size=rng.poisson(60) + 1, p=rng.dirichlet(np.full(4, 0.3)) @ topics)
+            for _ in range(400)]
+    doc, w = np.repeat(np.arange(400), [len(d) for d in docs]), np.concatenate(docs)
+    h = dict(D=400, V=50, K=4, T=len(w), alpha=0.1, eta=0.01)
+    st = mod.prepare({"doc": doc, "w": w}, h)
+    gaps = []
+    for passes in (1, 3, 30):
+        r = _fit(m, doc=doc, w=w, D=400, V=50, K=4, seed=1, method="svi", batch_size=20,
+                 tol=0.0, max_iter=passes)
+        exact = mod.e_step(st, r.params, h)[2] + mod.log_prior(r.params, h)
+        gaps.append(abs(r.objective - exact) / abs(exact))
+    assert gaps[0] < 0.05 and gaps[1] < 3e-3 and gaps[2] < 3e-4, gaps
+    assert gaps[0] > gaps[1] > gaps[2]
+
+
 def test_stepwise_em_keeps_categories_absent_from_the_first_minibatch():
     """The running statistics start as the whole data's, so a word no early minibatch holds
     keeps its mass (it got probability 0 and then NaN statistics)."""

@@ -39,6 +39,13 @@ class CategoricalEmitter:
             s(f'log_{p} = log(params["{p}"])  # natural parameters log p')
         return None   # A = 0: p is normalised
 
+    def table_lookup(self):
+        """(name of the (K, cells) table of E_q[log p], the items' cell index) when an
+        item's term is one entry of it, log p[k, x_n]; None otherwise."""
+        if self.e.via or not self.ref.uses_latent:
+            return None
+        return f"log_{self.ref.param}", f'st["{self.x}"]'
+
     def block(self, s):
         x, p = self.x, self.ref.param
         if self.e.via:

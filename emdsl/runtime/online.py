@@ -32,8 +32,9 @@ objective at those params in the same pass) and takes one M-step, batch EM exact
 Memory is set by the minibatch and evaluation chunks, not by N: the start is the module's
 ``init`` on a random subset of the items, and ``result.posterior[latent]`` (N, K) is
 computed when first asked for. Models whose local factors need a group's items together
-(LDA's documents) take ``method="svi"`` (``svi.py``), or batch CAVI in memory or over
-chunks or partitions of whole groups (``grouped.py``).
+(LDA's documents) take ``method="svi"`` (``svi.py``: a pass's objective is its
+progressive estimate of the ELBO), or batch CAVI in memory or over chunks or partitions of
+whole groups (``grouped.py``).
 """
 from __future__ import annotations
 

@@ -19,15 +19,19 @@ online LDA: 395 at 4.2 s); earlier, one seed: 448 with 10 local sweeps for the w
 458 from the starting factors' plain E-step; zero statistics (the prior) gave 2014
 instead of 1865 on Reuters. The local factors of the minibatch's groups are kept,
 so the fit's params hold every group's.
-After each pass the objective is the ELBO of the whole data set at the current factors
-(every group's local factors as its last minibatch left them; one E-step over the data,
-prepared once).
+After each pass the objective is the pass's progressive estimate of the ELBO: each
+group's part (its items' E_q[log p] + H(q) and its local factors' -KL) as its minibatch
+fitted it, at the global factors of that step, plus the global factors' -KL at the end
+of the pass, at no cost beyond the steps. It approaches the exact ELBO of the result as
+the steps shrink; the exact one would take another E-step over the whole data set after
+every pass (~25 % of a pass on 20,000 synthetic documents; scikit-learn's online LDA
+computes no objective unless asked).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .grouped import local_names
+from .grouped import global_latents, local_names
 from .online import RunningStatistics
 
 START_GROUPS = 2000   # groups whose statistics start the running ones (module doc)
@@ -67,13 +71,15 @@ class SVIPass(RunningStatistics):
             n = min(self.G, max(START_GROUPS, self.B))
             groups = (np.arange(self.G) if n == self.G else
                       np.sort(self.rng.choice(self.G, size=n, replace=False)))
-            stats, params = self.local_step(groups, params, reg)
+            stats, params, _ = self.local_step(groups, params, reg)
             self.s = {k: (v if k.startswith("shift_") else np.asarray(v, dtype=float) * self.G / n)
                       for k, v in stats.items()}
         perm = self.rng.permutation(self.G)
+        self.value = 0.0   # the pass's groups' parts of the ELBO (module doc)
         for lo in range(0, self.G, self.B):
             groups = np.sort(perm[lo:lo + self.B])
-            stats, params = self.local_step(groups, params, reg)
+            stats, params, value = self.local_step(groups, params, reg)
+            self.value += value
             s = self.step(stats, self.G / len(groups))
             new = mod.m_step(s, params, src.h, reg)   # (the local factors' part: dropped)
             params = {**params, **{k: v for k, v in new.items() if k not in self.local}}
@@ -81,33 +87,25 @@ class SVIPass(RunningStatistics):
 
     def local_step(self, groups, params, reg):
         """(the statistics of ``groups`` with their local factors fitted at the global
-        ones, params with those local factors)."""
+        ones, params with those local factors, the groups' part of the ELBO there)."""
         src, mod = self.source, self.source.mod
         chunk, hc, p_b = self.minibatch(groups, params)
         st = mod.prepare(chunk, hc, src.centre)
         if self.local_iter and hasattr(mod, "local_fit"):
-            p_b, (_, stats, _) = mod.local_fit(st, p_b, hc, max_iter=self.local_iter,
-                                               with_e_step=True)
+            p_b, (_, stats, loglik) = mod.local_fit(st, p_b, hc, max_iter=self.local_iter,
+                                                    with_e_step=True)
         else:   # local_iter=0: one update of the local factors from the items' q
             ess = mod.e_step(st, p_b, hc)[1]
             p_b = mod.m_step(ess, p_b, hc, reg, only=mod.LOCAL_FACTORS)
-            _, stats, _ = mod.e_step(st, p_b, hc)
+            _, stats, loglik = mod.e_step(st, p_b, hc)
         params = dict(params)
         for k in self.local:   # the groups' local factors, kept
             params[k] = np.array(params[k], dtype=float)
             params[k][groups] = p_b[k]
-        return stats, params
-
-    def prepared(self):
-        """All the data, prepared once (for the objective after each pass)."""
-        if getattr(self, "_st", None) is None:
-            src = self.source
-            self._st = src.mod.prepare(src.data, src.h, src.centre)
-        return self._st
+        return stats, params, loglik + mod.log_prior(p_b, hc, only=mod.LOCAL_FACTORS)
 
     def objective(self, params):
-        """(the ELBO of all the data at ``params``: the global factors and every group's
-        local factors as the pass left them (each from its last minibatch), params)."""
-        src, mod = self.source, self.source.mod
-        _, _, loglik = mod.e_step(self.prepared(), params, src.h)
-        return loglik + mod.log_prior(params, src.h), params
+        """(the pass's estimate of the ELBO (module doc), params)."""
+        mod = self.source.mod
+        return self.value + mod.log_prior(params, self.source.h,
+                                          only=global_latents(mod)), params

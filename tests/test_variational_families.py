@@ -62,6 +62,16 @@ def test_dirichlet_expected_log_is_monte_carlo_mean(rt, rng, alpha):
         assert_mc(np.log(p), rt["_dirichlet_expected_log"](alpha))
 
 
+def test_dirichlet_expected_log_of_some_entries_is_those_of_the_whole(rt, rng):
+    """cols: only those entries of the last axis, normalised over all of them (a local
+    fit's table of the words a minibatch uses), bit for bit."""
+    alpha = rng.uniform(0.01, 5.0, size=(3, 40))
+    cols = np.array([0, 7, 8, 39])
+    whole = rt["_dirichlet_expected_log"](alpha)
+    assert np.array_equal(rt["_dirichlet_expected_log"](alpha, cols), whole[:, cols])
+    assert rt["_dirichlet_expected_log"](alpha, cols[:0]).shape == (3, 0)
+
+
 def test_dirichlet_expected_log_is_gradient_of_log_normaliser(rt, rng):
     """d/d alpha [sum lgamma(alpha) - lgamma(sum alpha)] (central differences), batched."""
     alpha = rng.uniform(0.3, 5.0, size=(3, 4))

@@ -10,7 +10,9 @@ schedule of Hoffman, Blei, Wang & Paisley (2013, Alg. 1's inner loop) and scikit
   E_q[log p(x_n | z_n = k)], and exponentiates it (shifted per item): a sweep is then
   products and sums only, r[n, k] proportional to F[n, k] exp(E[log theta[g_n, k]]).
   When the only emission is one entry of a table per item (LDA's E[log phi[k, w_n]]) the
-  table is exponentiated once, K x V exponentials instead of K x N, and F gathered;
+  table's columns the rows use are computed and exponentiated once (K x used cells
+  instead of K x N; a minibatch of 128 documents uses ~2,300 of 5,000 words, and with
+  V = 50,000 its local fit took 35 ms instead of 68) and F gathered;
 * packs each group's rows into buckets of groups of the same padded length
   (``_pack_groups``, up to 1/4 padding): a sweep of a bucket is two batched matrix
   products, (b, L, K) x (b, K) for the normalisers and (b, L) x (b, L, K) for the
@@ -131,17 +133,22 @@ def write_local_fit(w, s):
     s.indent()
     s("n_comp = n_components(hyp)")
     s('n_rows = st["n_rows"]')
-    const, folded = w.emission_setup(s)
-    lookup = [em.table_lookup() for em in w.emitters if hasattr(em, "table_lookup")]
-    if len(w.emitters) == 1 and lookup and lookup[0] and not folded:
-        table, index = lookup[0]   # one emission, a table row per item: exp once per cell
+    em = w.emitters[0] if len(w.emitters) == 1 else None
+    cells = em.table_lookup() if hasattr(em, "table_lookup") else None
+    if cells:   # one emission, an entry of a table per item: exp once per cell used
+        const = []
+        s(f"used = np.bincount({cells})  # rows per cell (up to the largest used)")
+        s("cols = np.flatnonzero(used)  # the cells the rows use: the table's columns needed")
+        table = em.table_columns(s, "cols")
         s(f"top_cell = {table}.max(axis=0)  # each cell's largest E_q[log p] over k")
-        s(f"table = np.exp(np.maximum({table} - top_cell, -300.0)).T.copy()  # (cells, K); an "
-          "entry below e^-300 of its cell's largest counts as e^-300")
-        s(f"fixed = table[{index}]  # (N, K) exp(E_q[log p(x_n | z_n = k)] - top_n), each "
+        s(f"table = np.exp(np.maximum({table} - top_cell, -300.0)).T.copy()  # (cells used, K); "
+          "an entry below e^-300 of its cell's largest counts as e^-300")
+        s("where = np.cumsum(used > 0) - 1  # a cell's row of the table")
+        s(f"fixed = table[where[{cells}]]  # (N, K) exp(E_q[log p(x_n | z_n = k)] - top_n), each "
           "item's largest entry 1")
-        s(f"top = top_cell[{index}]  # (N,)")
+        s(f"top = top_cell[where[{cells}]]  # (N,)")
     else:
+        const, folded = w.emission_setup(s)
         s("fixed_t = np.zeros((n_comp, n_rows))  # E_q[log p(x_n | z_n = k)], then its exp")
         if w.emitters:
             s('for lo in range(0, n_rows, st["block"]):')

@@ -77,10 +77,12 @@ class VariationalWriter:
               "(their rows are the groups')")
 
     # ------------------------------------------------------------------ E-step
-    def expected_log_simplex(self, var: str) -> str:
-        """Source for E_q[log p] of a Dirichlet factor (digamma differences)."""
+    def expected_log_simplex(self, var: str, cols: str | None = None) -> str:
+        """Source for E_q[log p] of a Dirichlet factor (digamma differences); with ``cols``
+        (the source of an index array) only those entries of the last axis."""
         self.w.runtime.add("_dirichlet_expected_log")
-        return f'_dirichlet_expected_log(params["{key(var, "concentration")}"])'
+        more = f", {cols}" if cols else ""
+        return f'_dirichlet_expected_log(params["{key(var, "concentration")}"]{more})'
 
     def normal_wishart_natural(self, s, gu, x: str):
         """eta_x (K, P), A_x (K,): E_q of the MvNormal emission's natural parameters and

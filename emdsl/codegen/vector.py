@@ -40,11 +40,23 @@ class CategoricalEmitter:
         return None   # A = 0: p is normalised
 
     def table_lookup(self):
-        """(name of the (K, cells) table of E_q[log p], the items' cell index) when an
-        item's term is one entry of it, log p[k, x_n]; None otherwise."""
+        """The source of the items' cells (N,) when an item's term is one entry of a
+        (K, cells) table, log p[k, x_n]; None otherwise."""
         if self.e.via or not self.ref.uses_latent:
             return None
-        return f"log_{self.ref.param}", f'st["{self.x}"]'
+        return f'st["{self.x}"]'
+
+    def table_columns(self, s, cols):
+        """Write ``log_<p>``, the table's columns ``cols`` (the source of an index array)
+        only: (K, len(cols)) expected natural parameters."""
+        s(self.w.cite(self.e.factor))
+        p = self.ref.param
+        if p in self.w.us.variational:
+            s(f"log_{p} = {self.w.vb.expected_log_simplex(p, cols)}  # E_q[log p] of the "
+              "cells used")
+        else:
+            s(f'log_{p} = log(np.asarray(params["{p}"])[..., {cols}])  # log p of the cells used')
+        return f"log_{p}"
 
     def block(self, s):
         x, p = self.x, self.ref.param

@@ -25,12 +25,14 @@ def _dirichlet_logpdf(p, alpha):
     return gammaln(alpha.sum(-1)) - gammaln(alpha).sum(-1) + body.sum(-1)
 
 
-def _dirichlet_expected_log(alpha):
+def _dirichlet_expected_log(alpha, cols=None):
     """E[log p] under Dir(p | alpha): digamma(alpha) - digamma(sum alpha), alpha (..., K) ->
-    (..., K) (the mean of the Dirichlet's statistic t = log p; the VB weight message)."""
+    (..., K) (the mean of the Dirichlet's statistic t = log p; the VB weight message);
+    with ``cols`` (an index array) only those entries, (..., len(cols))."""
     from scipy.special import digamma
     alpha = np.asarray(alpha, dtype=float)
-    return digamma(alpha) - digamma(alpha.sum(-1, keepdims=True))
+    total = digamma(alpha.sum(-1, keepdims=True))
+    return digamma(alpha if cols is None else alpha[..., cols]) - total
 
 
 def _dirichlet_kl(alpha, alpha0):

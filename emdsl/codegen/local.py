@@ -139,7 +139,8 @@ def write_local_fit(w, s):
         const = []
         s(f"used = np.bincount({cells})  # rows per cell (up to the largest used)")
         s("cols = np.flatnonzero(used)  # the cells the rows use: the table's columns needed")
-        table = em.table_columns(s, "cols")
+        s(w.cite(em.e.factor))
+        table = em.write_log_table(s, "cols")
         s(f"top_cell = {table}.max(axis=0)  # each cell's largest E_q[log p] over k")
         s(f"table = np.exp(np.maximum({table} - top_cell, -300.0)).T.copy()  # (cells used, K); "
           "an entry below e^-300 of its cell's largest counts as e^-300")

@@ -31,13 +31,22 @@ class CategoricalEmitter:
               f"np.arange(n_rows))), shape=(int({size}), n_rows))  # one-hot t(x), transposed")
 
     def natural(self, s, const):
+        self.write_log_table(s)
+        return None   # A = 0: p is normalised
+
+    def write_log_table(self, s, cols=None):
+        """Write ``log_<p>`` (K, cells): E_q[log p] of a variational factor, log p of a
+        param; with ``cols`` (the source of an index array) only those cells. Returns
+        its name."""
         p = self.ref.param
         if p in self.w.us.variational:
-            s(f"log_{p} = {self.w.vb.expected_log_simplex(p)}  # E_q[log p]: the natural "
-              "parameters' expectation")
+            s(f"log_{p} = {self.w.vb.expected_log_simplex(p, cols)}  # E_q[log p]: the natural "
+              "parameters' expectation" + (" (the cells used)" if cols else ""))
+        elif cols:
+            s(f'log_{p} = log(np.asarray(params["{p}"])[..., {cols}])  # log p of the cells used')
         else:
             s(f'log_{p} = log(params["{p}"])  # natural parameters log p')
-        return None   # A = 0: p is normalised
+        return f"log_{p}"
 
     def table_lookup(self):
         """The source of the items' cells (N,) when an item's term is one entry of a
@@ -45,18 +54,6 @@ class CategoricalEmitter:
         if self.e.via or not self.ref.uses_latent:
             return None
         return f'st["{self.x}"]'
-
-    def table_columns(self, s, cols):
-        """Write ``log_<p>``, the table's columns ``cols`` (the source of an index array)
-        only: (K, len(cols)) expected natural parameters."""
-        s(self.w.cite(self.e.factor))
-        p = self.ref.param
-        if p in self.w.us.variational:
-            s(f"log_{p} = {self.w.vb.expected_log_simplex(p, cols)}  # E_q[log p] of the "
-              "cells used")
-        else:
-            s(f'log_{p} = log(np.asarray(params["{p}"])[..., {cols}])  # log p of the cells used')
-        return f"log_{p}"
 
     def block(self, s):
         x, p = self.x, self.ref.param

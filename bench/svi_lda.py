@@ -97,8 +97,8 @@ def _sklearn(a, train, K, seed, quality):
 
 
 def _ours(a, model, doc, word, train, K, seed, quality):
-    """[(perplexity, seconds)] every a.every minibatches of emdsl's SVI (evaluation
-    excluded), and at the end of each pass."""
+    """[(perplexity, seconds)] every a.every minibatches of each pass of emdsl's SVI
+    (evaluation excluded), and at the end of each pass."""
     from emdsl.runtime import svi
     state = {"eval": 0.0, "trace": [], "steps": 0}
     step = svi.SVIPass.local_step
@@ -109,6 +109,10 @@ def _ours(a, model, doc, word, train, K, seed, quality):
                 watch(params)
             state["steps"] += 1
         return step(self, groups, params, reg)
+
+    def end_of_pass(params):   # the steps counted within a pass, as scikit-learn's slices
+        watch(params)
+        state["steps"] = 0
 
     def watch(params):
         e0 = time.perf_counter()
@@ -124,7 +128,7 @@ def _ours(a, model, doc, word, train, K, seed, quality):
             model.fit(doc=doc, w=word, D=train.shape[0], V=train.shape[1], K=K, alpha=0.1,
                       eta=0.01, seed=seed, method="svi", batch_size=a.batch_size,
                       kappa=a.kappa, delay=a.delay, max_iter=a.passes, tol=0.0,
-                      callback=lambda it, value, params: watch(params))
+                      callback=lambda it, value, params: end_of_pass(params))
     finally:
         svi.SVIPass.local_step = step
     return state["trace"]

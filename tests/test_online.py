@@ -208,6 +208,9 @@ def test_svi_objective_is_the_passes_estimate_and_approaches_the_exact_elbo():
         gaps.append(abs(r.objective - exact) / abs(exact))
     assert gaps[0] < 0.05 and gaps[1] < 3e-3 and gaps[2] < 3e-4, gaps
     assert gaps[0] > gaps[1] > gaps[2]
+    assert r.algorithm == "SVI" and r.objective_name == "ELBO (progressive estimate)"
+    batch = _fit(m, doc=doc, w=w, D=400, V=50, K=4, seed=1, max_iter=2, tol=0.0)
+    assert batch.objective_name == "ELBO"   # the exact one
 
 
 def test_stepwise_em_keeps_categories_absent_from_the_first_minibatch():

@@ -14,16 +14,18 @@ schedule of Hoffman, Blei, Wang & Paisley (2013, Alg. 1's inner loop) and scikit
   instead of K x N; a minibatch of 128 documents uses ~2,300 of 5,000 words, and with
   V = 50,000 its local fit took 35 ms instead of 68) and F gathered;
 * packs each group's rows into buckets of groups of the same padded length
-  (``_pack_groups``, up to 1/4 padding): a sweep of a bucket is two batched matrix
-  products, (b, L, K) x (b, K) for the normalisers and (b, L) x (b, L, K) for the
-  counts, the numpy form of scikit-learn's per-document loop (one pass over memory each
+  (``_pack_groups``: at least 8 rows, at most 1/4 padding from 32 rows up): a sweep of a
+  bucket is two batched matrix products, (b, L, K) x (b, K) for the normalisers and
+  (b, L) x (b, L, K) for the counts, the numpy form of scikit-learn's per-document loop (one pass over memory each
   instead of five for the repeat / multiply / reduceat form: sweeps ~2x faster);
 * restarts every group from the update with uniform responsibilities (prior + n_g / K)
   and iterates each group until the mean change of its concentrations falls below
   ``tol`` relative to their mean, where it stops (a bucket drops its stopped groups once
   half of them have stopped): a group's result, shapes and roundings included, does not
   depend on the groups fitted with it, so partitions of the groups (streams, Dask) give
-  the whole data's result bit for bit;
+  the whole data's result bit for bit (the per-group products are BLAS calls on arrays of
+  the same shapes: reproducible with OpenBLAS, as numpy's wheels ship it; MKL needs its
+  conditional-reproducibility mode, ``MKL_CBWR``, for results independent of alignment);
 * keeps, group by group, the better of the restart and the previous value by that
   group's part of the ELBO, so the ELBO never decreases.
 
@@ -48,7 +50,7 @@ from .variational import key
 GROUP_SWEEPS = r'''
 
 GROUP_CELLS = 2 ** 18  # numbers in one packed bucket (1 MiB in single precision)
-STEP_BITS = 2  # padded lengths: 2^STEP_BITS of them per octave (at most 1/4 padding)
+STEP_BITS = 2  # padded lengths: 2^STEP_BITS of them per octave (1/4 padding at most from 32 rows)
 
 
 def _padded_length(lengths):
@@ -67,7 +69,8 @@ def _pack_groups(fixed_ext, weight_ext, groups, n_groups):
 
     fixed_ext: (N + 1, K), the rows in group order and a last row of ones; weight_ext:
     (N + 1,), the rows' counts and a last 0; groups: (N,) sorted.
-    Yields the buckets one by one (memory: one bucket, at most GROUP_CELLS numbers),
+    Yields the buckets one by one (memory: one bucket, GROUP_CELLS numbers in each of its
+    two arrays, or one group when that alone is longer),
     (ids (b,), P (b, L, K), Pw (b, L, K)): the groups' ids, their rows' fixed part
     (padding: the row of ones, a positive normaliser) and that times the rows' counts
     (padding: 0, nothing added). Groups without rows are left out."""
@@ -78,10 +81,11 @@ def _pack_groups(fixed_ext, weight_ext, groups, n_groups):
     padded = _padded_length(lengths)
     order = np.lexsort((np.arange(n_groups), padded))
     order = order[lengths[order] > 0]
+    padded_sorted = padded[order]
     lo = 0
     while lo < len(order):
-        L = int(padded[order[lo]])
-        hi = int(np.searchsorted(padded[order], L, side="right"))   # same padded length
+        L = int(padded_sorted[lo])
+        hi = int(np.searchsorted(padded_sorted, L, side="right"))   # same padded length
         hi = min(hi, lo + max(1, GROUP_CELLS // (L * n_comp)))
         ids = order[lo:hi]
         n_b = lengths[ids]

@@ -31,7 +31,8 @@ class DegenerateVarianceWarning(UserWarning):
 
 
 OBJECTIVES = {"EM": "log likelihood", "MAP-EM": "log posterior",
-              "CAVI": "ELBO", "variational EM": "ELBO"}   # what each algorithm's trace is
+              "CAVI": "ELBO", "variational EM": "ELBO",
+              "SVI": "ELBO (progressive estimate)"}   # what each algorithm's trace is
 
 
 @dataclass

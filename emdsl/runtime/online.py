@@ -25,7 +25,9 @@ rows (a memmap reads only those rows), the others passed whole, and every miniba
 prepared with the fit's one centre, so that statistics of different minibatches add up.
 ``max_iter`` counts passes; after each pass the objective is evaluated exactly (a batch
 E-step over the data, block by block, no M-step), so ``result.elbo`` has one entry per
-pass and is comparable to batch EM's. Data come from a source (``sources.py``): arrays
+pass and is comparable to batch EM's - except SVI with local factors, whose entries are
+each pass's progressive estimate (``svi.py``; the result's algorithm is "SVI" and its
+objective_name says so). Data come from a source (``sources.py``): arrays
 or memmaps in memory, or a stream of chunks (``emdsl.chunks``), which also takes
 ``method="batch"``: each iteration sums every chunk's statistics at the same params (the
 objective at those params in the same pass) and takes one M-step, batch EM exactly.
@@ -140,8 +142,9 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
     if partitioned:   # every group's local params, gathered once
         params = sweep.params(params, converged)
         source = _GroupedPosteriorSource(source, sweep)
+    algorithm = "SVI" if grouped else getattr(mod, "ALGORITHM", "EM")   # (its trace: estimates)
     return FitResult(params, _LazyPosterior(source, params), np.array(trace), len(trace),
-                     converged, notes, getattr(mod, "ALGORITHM", "EM"))
+                     converged, notes, algorithm)
 
 
 def _start(source, init, reg, rng, B) -> dict:

@@ -148,10 +148,10 @@ def write_local_fit(w, s):
         s(f"top_cell = {table}.max(axis=0)  # each cell's largest E_q[log p] over k")
         s(f"table = np.exp(np.maximum({table} - top_cell, -300.0)).T.copy()  # (cells used, K); "
           "an entry below e^-300 of its cell's largest counts as e^-300")
-        s("where = np.cumsum(used > 0) - 1  # a cell's row of the table")
-        s(f"fixed = table[where[{cells}]]  # (N, K) exp(E_q[log p(x_n | z_n = k)] - top_n), each "
+        s(f"row = (np.cumsum(used > 0) - 1)[{cells}]  # (N,) each item's row of the table")
+        s("fixed = table[row]  # (N, K) exp(E_q[log p(x_n | z_n = k)] - top_n), each "
           "item's largest entry 1")
-        s(f"top = top_cell[where[{cells}]]  # (N,)")
+        s("top = top_cell[row]  # (N,)")
     else:
         const, folded = w.emission_setup(s)
         s("fixed_t = np.zeros((n_comp, n_rows))  # E_q[log p(x_n | z_n = k)], then its exp")

@@ -57,13 +57,14 @@ def _log_normalise(Lt, rows=None):
 
 
 def _keep_empty(new, old, count):
-    """Keep the previous value (``old``, or a neutral start before the first M-step) of
-    parameter cells whose expected count is ~0."""
+    """Keep the previous value of parameter cells whose expected count is ~0: ``old`` is
+    a function that returns it (the previous value, or a neutral start before the first
+    M-step), called only when a cell is empty."""
     empty = np.broadcast_to(count, new.shape[:np.ndim(count)]) <= 1e-8
     if not np.any(empty):
         return new
     mask = empty.reshape(empty.shape + (1,) * (new.ndim - empty.ndim))
-    return np.where(mask, old, new)
+    return np.where(mask, old(), new)
 
 
 def _toward_infinity(new, old):

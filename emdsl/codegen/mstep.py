@@ -187,7 +187,7 @@ class MStepWriter:
             if any(a.kind == "latent" for a in g.axes):
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
-                s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+                s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
                   f'old, hyp), {cnt})  # an empty cell keeps its value (or a neutral start)')
 
     def _form_locals(self, s, g, fm, value):
@@ -270,7 +270,7 @@ class MStepWriter:
         tail = "" if gu.mean.axes else "[0]"
         s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+            s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
               f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     def _gaussian_spread(self, s, gu, beta):
@@ -322,7 +322,7 @@ class MStepWriter:
         tail = "" if gu.spread.axes else "[0]"
         s(f'new["{p}"] = value{tail}')
         if gu.spread.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], _param_value("{p}", {{}}, '
+            s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
               f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
 
     @staticmethod

@@ -32,12 +32,22 @@ def _spd_inv(S):
     return np.swapaxes(Linv, -1, -2) @ Linv
 
 
-def _triu(D):
+def _triu(D, _cache={}):
     """Row and column indices (i, j), i <= j, of the upper triangle of a D x D matrix, row
-    by row (np.triu_indices, built without its D x D mask)."""
-    rows = np.repeat(np.arange(D), np.arange(D, 0, -1))
-    starts = np.concatenate([[0], np.cumsum(np.arange(D, 1, -1))])  # packed offset of row i
-    return rows, np.arange(len(rows)) - starts[rows] + rows
+    by row (np.triu_indices, built without its D x D mask), and the coefficient of each
+    packed x_i x_j in x^T A x for a symmetric A (1 on the diagonal, 2 off it).
+
+    Cached by D, as read-only arrays: the E-step asks for them every iteration, where
+    building them cost as much as the rest of the natural parameters at small D."""
+    if D not in _cache:
+        rows = np.repeat(np.arange(D), np.arange(D, 0, -1))
+        starts = np.concatenate([[0], np.cumsum(np.arange(D, 1, -1))])  # packed offset of row i
+        cols = np.arange(len(rows)) - starts[rows] + rows
+        coef = np.where(rows == cols, 1.0, 2.0)
+        for a in (rows, cols, coef):
+            a.flags.writeable = False
+        _cache[D] = rows, cols, coef
+    return _cache[D]
 
 
 def _sym(S):

@@ -39,7 +39,7 @@ def _mvn_stats(x, shift=0.0, out=None):
 
 def _unpack_sym(v, D):
     """Inverse of the packing of t(x): (G, D(D+1)/2) upper triangles -> (G, D, D)."""
-    iu, ju = _triu(D)
+    iu, ju, _ = _triu(D)
     out = np.zeros(v.shape[:-1] + (D, D))
     out[..., iu, ju] = v
     out[..., ju, iu] = v
@@ -54,14 +54,16 @@ def _mvn_natural(mean, cov=None, prec=None):
     if prec is None:
         Linv = np.linalg.inv(_spd_chol(cov))   # Lambda = L^-T L^-1 (a natural parameter)
         prec = np.swapaxes(Linv, -1, -2) @ Linv
-        logdet = -2 * np.log(np.diagonal(Linv, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma|
+        logdet = -2.0 * np.log(np.diagonal(Linv, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma|
     else:
-        logdet = -2 * np.log(np.diagonal(_spd_chol(prec), axis1=-2, axis2=-1)).sum(-1)
-    iu, ju = _triu(D)
-    lin = np.einsum("gij,gj->gi", prec, mean)
-    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
-    A = 0.5 * np.einsum("gi,gi->g", mean, lin) + 0.5 * logdet + 0.5 * D * np.log(2 * np.pi)
-    return np.concatenate([lin, quad], axis=1), A
+        logdet = -2.0 * np.log(np.diagonal(_spd_chol(prec), axis1=-2, axis2=-1)).sum(-1)
+    iu, ju, coef = _triu(D)
+    lin = (prec @ mean[:, :, None])[:, :, 0]   # Lambda mean (G, D)
+    eta = np.empty((G, D + len(iu)))
+    eta[:, :D] = lin
+    np.multiply(prec[:, iu, ju], -0.5 * coef, out=eta[:, D:])   # -1/2 x^T Lambda x, packed
+    A = 0.5 * ((mean * lin).sum(-1) + logdet + D * np.log(2 * np.pi))
+    return eta, A
 
 
 def _mvn_width(D):

@@ -44,9 +44,9 @@ def _nw_expected_natural(mean, beta, scale, df):
     beta = np.asarray(beta, dtype=float)
     df = np.asarray(df, dtype=float)
     ELam = np.reshape(df, (-1, 1, 1)) * scale
-    iu, ju = _triu(D)
+    iu, ju, coef = _triu(D)
     lin = np.einsum("gij,gj->gi", ELam, mean)
-    quad = -0.5 * ELam[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+    quad = -0.5 * ELam[:, iu, ju] * coef
     A = (0.5 * (D / beta + np.einsum("gi,gi->g", mean, lin))
          - 0.5 * _wishart_expected_logdet(scale, df) + 0.5 * D * np.log(2 * np.pi))
     return np.concatenate([lin, quad], axis=1), A

@@ -50,20 +50,29 @@ def _mvn_natural(mean, cov=None, prec=None):
     """Natural parameters for the packed t(x) = [x, x_i x_j (i <= j)]: mean (G, D), cov or
     prec (G, D, D) -> eta (G, P), A (G,), so that log N(x) = eta . t(x) - A with
     A = 1/2 mean^T Lambda mean - 1/2 log|Lambda| + D/2 log(2 pi) (Linderman eq. 12)."""
-    G, D = mean.shape
+    D = mean.shape[1]
     if prec is None:
         Linv = np.linalg.inv(_spd_chol(cov))   # Lambda = L^-T L^-1 (a natural parameter)
         prec = np.swapaxes(Linv, -1, -2) @ Linv
         logdet = -2.0 * np.log(np.diagonal(Linv, axis1=-2, axis2=-1)).sum(-1)  # log|Sigma|
     else:
         logdet = -2.0 * np.log(np.diagonal(_spd_chol(prec), axis1=-2, axis2=-1)).sum(-1)
+    eta, quad = _mvn_packed_eta(prec, mean)
+    A = 0.5 * (quad + logdet + D * np.log(2 * np.pi))
+    return eta, A
+
+
+def _mvn_packed_eta(prec, mean):
+    """eta = [Lambda mean, -1/2 Lambda packed as t(x)'s x_i x_j (i <= j)] (G, P) and
+    mean^T Lambda mean (G,), for precisions (G, D, D) and means (G, D): the part of the
+    natural parameters a point estimate and a Normal-Wishart q (E[Lambda]) share."""
+    G, D = mean.shape
     iu, ju, coef = _triu(D)
     lin = (prec @ mean[:, :, None])[:, :, 0]   # Lambda mean (G, D)
     eta = np.empty((G, D + len(iu)))
     eta[:, :D] = lin
     np.multiply(prec[:, iu, ju], -0.5 * coef, out=eta[:, D:])   # -1/2 x^T Lambda x, packed
-    A = 0.5 * ((mean * lin).sum(-1) + logdet + D * np.log(2 * np.pi))
-    return eta, A
+    return eta, (mean * lin).sum(-1)
 
 
 def _mvn_width(D):
@@ -118,7 +127,7 @@ def _mvn_logpdf(x, mean, cov=None, prec=None):
     return -0.5 * quad - half_logdet - 0.5 * D * np.log(2 * np.pi)
 
 
-RUNTIME = (_mvn_stats, _unpack_sym, _mvn_natural, _mvn_width, _mvn_mode, _mvn_msg_mean, _mvn_scatter, _mvn_msg_prec, _mvn_msg_cov, _mvn_logpdf)
+RUNTIME = (_mvn_stats, _unpack_sym, _mvn_natural, _mvn_packed_eta, _mvn_width, _mvn_mode, _mvn_msg_mean, _mvn_scatter, _mvn_msg_prec, _mvn_msg_cov, _mvn_logpdf)
 
 
 class MvNormal(ExpFamily):

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .linalg import _outer, _spd_inv, _spd_logdet, _triu
-from .mvnormal import _mvn_logpdf, _mvn_scatter
+from .linalg import _outer, _spd_inv, _spd_logdet
+from .mvnormal import _mvn_logpdf, _mvn_packed_eta, _mvn_scatter
 from .wishart import _wishart_logpdf
 
 
@@ -40,16 +40,14 @@ def _nw_expected_natural(mean, beta, scale, df):
     eta = (E[Lambda mu], -1/2 E[Lambda]) = (nu W m, -nu/2 W),
     A = 1/2 (D/beta + nu m^T W m) - 1/2 E[log|Lambda|] + D/2 log(2 pi)."""
     mean, scale = np.asarray(mean, dtype=float), np.asarray(scale, dtype=float)
-    G, D = mean.shape
+    D = mean.shape[1]
     beta = np.asarray(beta, dtype=float)
     df = np.asarray(df, dtype=float)
     ELam = np.reshape(df, (-1, 1, 1)) * scale
-    iu, ju, coef = _triu(D)
-    lin = np.einsum("gij,gj->gi", ELam, mean)
-    quad = -0.5 * ELam[:, iu, ju] * coef
-    A = (0.5 * (D / beta + np.einsum("gi,gi->g", mean, lin))
+    eta, quad = _mvn_packed_eta(ELam, mean)
+    A = (0.5 * (D / beta + quad)
          - 0.5 * _wishart_expected_logdet(scale, df) + 0.5 * D * np.log(2 * np.pi))
-    return np.concatenate([lin, quad], axis=1), A
+    return eta, A
 
 
 def _nw_posterior(count, sum_x, sum_xx, mean0, beta0, scale0, df0):

@@ -1975,7 +1975,9 @@ for n in 1:N {
 # the smallest model with the same problem: a Normal prior on the means alone
 NORMAL_MU_MAP = NORMAL_FULL_MAP.replace("    s2[k] ~ InvGamma(a0, b0)\n", "")
 
-COMPILE_TIMEOUT = 12.0
+HANG_GUARD = 120.0   # seconds: a guard against a hang (these sources' symbolic solves
+#                      once ran for minutes), not a speed check; compile times are
+#                      measured by hand in bench/compile_times.py
 
 
 def _compile_in_subprocesses(sources: dict, timeout: float) -> dict:
@@ -2045,9 +2047,9 @@ def _normal_map_case(source, name, with_s2_prior):
 
 def test_normal_mixture_with_normal_prior_on_means_map():
     times = _compile_in_subprocesses({"mu+s2 priors": NORMAL_FULL_MAP,
-                                      "mu prior only": NORMAL_MU_MAP}, COMPILE_TIMEOUT)
+                                      "mu prior only": NORMAL_MU_MAP}, HANG_GUARD)
     hung = [k for k, v in times.items() if v is None]
-    assert not hung, f"compilation did not finish in {COMPILE_TIMEOUT:g} s: {hung}"
+    assert not hung, f"compilation hung (not finished after {HANG_GUARD:g} s): {hung}"
     check_case(_normal_map_case(NORMAL_FULL_MAP, "normal_full_map", True))
     check_case(_normal_map_case(NORMAL_MU_MAP, "normal_mu_map", False))
 

@@ -40,16 +40,17 @@ def compiler_fingerprint() -> str:
 
 
 def compile_source(source: str, file: str = "<string>", use_cache: bool = True) -> Compiled:
-    checked = check(parse(source, file))
     key = hashlib.sha256(f"{compiler_fingerprint()}\0{file}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{key}.py"
-    if use_cache:
-        cached = read_sealed(path, key)
-        if cached is not None:
-            try:
-                return Compiled(checked, cached.decode("utf-8"), None, None)
-            except UnicodeDecodeError:  # pragma: no cover - the seal matched: never
-                pass
+    cached = read_sealed(path, key) if use_cache else None
+    # a cached module passed every check of this compiler: its families' symbolic
+    # validation (sympy's import alone is ~0.8 s) is not repeated
+    checked = check(parse(source, file), validate_families=cached is None)
+    if cached is not None:
+        try:
+            return Compiled(checked, cached.decode("utf-8"), None, None)
+        except UnicodeDecodeError:  # pragma: no cover - the seal matched: never
+            pass
     from .graph import build_graph
     fg = build_graph(checked)
     updates = derive_updates(checked, fg)

@@ -95,14 +95,18 @@ class CheckedModel:
                      and v.shape), None)
 
 
-def check(model: ast.Model) -> CheckedModel:
-    """Run every semantic check; return the resolved model."""
-    return _Checker(model).run()
+def check(model: ast.Model, validate_families: bool = True) -> CheckedModel:
+    """Run every semantic check; return the resolved model. ``validate_families=False``
+    skips the symbolic check that a model's own ``family`` blocks are exponential
+    families (sympy): for a model whose compiled module is already in the cache, which
+    passed that check under the same compiler."""
+    return _Checker(model, validate_families).run()
 
 
 class _Checker:
-    def __init__(self, model: ast.Model):
+    def __init__(self, model: ast.Model, validate_families: bool = True):
         self.m = model
+        self.validate_families = validate_families
         self.src = model.source
         self.dims: dict[str, ast.DimDecl] = {}
         self.vars: dict[str, Var] = {}
@@ -135,7 +139,7 @@ class _Checker:
         for decl in self.m.families:
             self._family_names(decl)
         try:
-            self.families = family_table(self.m)
+            self.families = family_table(self.m, self.validate_families)
         except EmmError as exc:
             exc.source = exc.source or self.src
             raise

@@ -135,3 +135,40 @@ def test_variational_models_are_additive():
     mod = m.module
     q = mod.init(mod.prepare({"x": x}, h), {"x": x}, h, rng, 0.0)
     _check_additive(m, {"x": x}, q)
+
+
+def _check_blocks(m, kw, params):
+    """The E-step block by block (blocks of 512 rows, the last one partial) equals the
+    E-step in one block: responsibilities, every statistic and the log likelihood."""
+    mod = m.module
+    if not hasattr(mod, "BLOCK_BYTES"):
+        pytest.skip("no dense statistics computed block by block")
+    b = m._bind(kw)
+    data, h = b.data, {**b.dims, **b.hypers}
+    saved = mod.BLOCK_BYTES
+    try:
+        mod.BLOCK_BYTES = 1                             # the smallest blocks: 512 rows
+        st = mod.prepare(data, h)
+        many = mod.e_step(st, params, h)
+        mod.BLOCK_BYTES = 2 ** 40                       # one block (up to 16384 rows)
+        one = mod.e_step(mod.prepare(data, h), params, h)
+    finally:
+        mod.BLOCK_BYTES = saved
+    if st["block"] >= st["n_rows"]:
+        pytest.skip("fewer rows than one block")
+    np.testing.assert_allclose(many[0], one[0], rtol=1e-10, atol=1e-13)
+    assert set(many[1]) == set(one[1])
+    for key in one[1]:
+        np.testing.assert_allclose(many[1][key], one[1][key], rtol=1e-10, atol=1e-10,
+                                   err_msg=key)
+    assert many[2] == pytest.approx(one[2], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n not in GROUPED])
+def test_blocks_add_up_to_one_pass(name):
+    """Whatever the block size, the dense statistics (t(x) computed block by block into
+    one reused buffer, every statistic of a block one matrix product) are the same."""
+    case = CASES[name]
+    m = generality.compiled(case)
+    kw, truth = case.simulate(np.random.default_rng(5))
+    _check_blocks(m, kw, generality.truth_params(m, truth))

@@ -52,6 +52,27 @@ class ScalarEmitter:
         inner = "".join(c for i, c in enumerate(self.data_letters()) if i and i not in summed)
         return self.grid_letters() == "k" + inner
 
+    def data_slot(self) -> int:
+        """The slot of the block buffer that holds the (centred) data: 0 when statistic 0
+        is the datum itself, else one after the statistics."""
+        return 0 if self.fm.t and self.fm.t[0] == self.fm.x else len(self.fm.t)
+
+    def slots(self) -> int:
+        """Slots of the block buffer: the statistics, and the centred data when it is
+        not one of them."""
+        extra = self.fm.shift is not None and self.data_slot() == len(self.fm.t)
+        return max(1, len(self.fm.t) + extra)
+
+    @staticmethod
+    def slot_view(i) -> str:
+        """Source of slot ``i`` of the block buffer ``buf`` (S, ..., B) seen as a (B, ...)
+        array like the data's rows (a view)."""
+        return f"np.moveaxis(buf[{i}], -1, 0)"
+
+    def stat(self, i) -> str:
+        """Source of statistic ``i`` of the block, a (B, ...) array (a view)."""
+        return f'np.moveaxis(t_block["{self.x}"][{i}], -1, 0)'
+
     def summed_t(self, src) -> str:
         summed = self.summed_positions()
         return f"{src}.sum(axis={summed})" if summed else src
@@ -101,15 +122,13 @@ class ScalarEmitter:
     def after_blocks(self, s):
         if self.fm.shift is not None:
             over = self.shift_positions()
-            centre = f'st["centre"]["{self.fm.shift}"]'
-            if len(over) > 1:
-                centre = f"np.expand_dims({centre}, {over})"
-            s(f'st["centre_rows_{self.x}"] = np.ascontiguousarray(np.broadcast_to({centre}, '
-              f'(st["block"],) + st["shape_{self.x}"][1:]))  # the shift repeated for a '
-              "block's rows: a plain elementwise subtraction, not a broadcast over short rows")
-        s(f'st["tbuf_{self.x}"] = np.empty((1 + {len(self.fm.t)}, st["block"]) + '
-          f'st["shape_{self.x}"][1:])  # one block of the centred data and of each t(x), '
-          "reused by every block: no allocation per block")
+            s(f'st["centre_cols_{self.x}"] = np.moveaxis(np.expand_dims(st["centre"]'
+              f'["{self.fm.shift}"], {over}), 0, -1)  # the shift laid out like the block '
+              "buffer (..., 1): subtracted along its rows")
+        s(f'st["tbuf_{self.x}"] = np.empty(({self.slots()},) + st["shape_{self.x}"][1:] + '
+          '(st["block"],))  # one block of each t(x) (and of the centred data), statistic '
+          "by element by row: a block's statistics are one (S M, B) operand of one matrix "
+          "product, and the buffer is reused by every block")
         s(f'st["logh_rows_{self.x}"] = np.concatenate([_logh_{self.x}(st, lo, min(n_rows, lo + '
           f'st["block"])) for lo in range(0, n_rows, st["block"])] or [np.zeros(0)])'
           "  # log h(x) per row")
@@ -118,9 +137,9 @@ class ScalarEmitter:
     def functions(self, s):
         """``_t_x(st, lo, hi)`` (t(x) of rows lo:hi of the centred data) and ``_logh_x``."""
         x, fm = self.x, self.fm
-        for name, what in ((f"_t_{x}", "t(x): a list of (B, ...) arrays (written into the "
-                                       f'block buffer st["tbuf_{x}"]: valid until the next '
-                                       "block's call)"),
+        for name, what in ((f"_t_{x}", "t(x): an (S, ..., B) array, statistic by the data's "
+                                       "inner axes by row (a view of the block buffer "
+                                       f'st["tbuf_{x}"]: valid until the next block\'s call)'),
                            (f"_logh_{x}", "log h(x) of each row (B,)")):
             s("")
             s("")
@@ -132,10 +151,17 @@ class ScalarEmitter:
             s(f'{x} = st["data_{x}"][lo:hi]')
             into = name.startswith("_t")
             if into:
-                s(f'buf = st["tbuf_{x}"][:, :hi - lo]')
-            if fm.shift is not None:
-                s(f'{x} = np.subtract({x}, st["centre_rows_{x}"][:hi - lo]'
-                  + (", out=buf[0])" if into else ")") + "  # the centred data (no cancellation)")
+                s(f'buf = st["tbuf_{x}"][..., :hi - lo]')
+            if fm.shift is not None and into:
+                s(f'{x} = np.moveaxis(np.subtract(np.moveaxis({x}, 0, -1), st["centre_cols_{x}"], '
+                  f"out=buf[{self.data_slot()}]), -1, 0)  # the centred data (no cancellation), "
+                  "written row by row of the buffer")
+            elif fm.shift is not None:
+                s(f'{x} = {x} - np.expand_dims(st["centre"]["{fm.shift}"], '
+                  f"{self.shift_positions()})  # the centred data (no cancellation)")
+            elif into and self.data_slot() == 0:
+                s(f"np.copyto(buf[0], np.moveaxis({x}, 0, -1))  # statistic 0 is the datum itself")
+                s(f"{x} = {self.slot_view(0)}")
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
@@ -143,9 +169,10 @@ class ScalarEmitter:
                 s(f'{fm.shift} = np.expand_dims(st["centre"]["{fm.shift}"], {over})')
             self.w._hyper_locals(s, used - {fm.x})
             if into:
-                items = ", ".join(_into(t, fm.x, x, f"buf[{i + 1}]")
-                                  for i, t in enumerate(fm.t))
-                s(f"return [{items}]  # " + ", ".join(str(t) for t in fm.t))
+                for i, t in enumerate(fm.t):
+                    if i or self.data_slot():
+                        s(_into(t, fm.x, x, self.slot_view(i)) + f"  # t_{i} = {t}")
+                s(f"return buf[:{len(fm.t)}]  # (S, ..., B): " + ", ".join(str(t) for t in fm.t))
             else:
                 s(f"return np.broadcast_to({py(fm.logh)}, {x}.shape).reshape(hi - lo, -1)"
                   ".sum(axis=1)")
@@ -173,6 +200,11 @@ class ScalarEmitter:
         for i, eta in enumerate(etas):
             s(f"eta_{x}_{i} = np.broadcast_to({py(eta)}, {grid})  # natural parameter "
               f"of t_{i} = {fm.t[i]}")
+        if self.stacked():
+            parts = ", ".join(f"eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1)"
+                              for i in range(len(etas)))
+            s(f"eta_{x} = np.concatenate([{parts}], axis=1)  # (K, S M): every statistic's, "
+              "in the order of the block buffer")
         s(f"A_{x} = np.broadcast_to({py(A)}, {grid})  # log-normaliser A(theta)"
           + (", its expectation under q" if fm.q_eta else ""))
         letters = self.grid_letters()
@@ -183,35 +215,52 @@ class ScalarEmitter:
         const.append(x)   # its log h(x): st["logh_<x>"], per row st["logh_rows_<x>"]
         return f"A_{x}"   # folded into the per-k constant
 
+    def stacked(self) -> bool:
+        """Whether the E-step and the statistics are one matrix product each over all the
+        statistics of a block: the cells are 'k' then every inner axis of the data."""
+        return self.matmul_layout() and not self.summed_positions() and bool(self.fm.t)
+
     def block(self, s):
         x, tl, el = self.x, self.data_letters(), self.grid_letters()
+        if self.stacked():   # eta stacked before the loop: one product for every statistic
+            a, b = f"eta_{x}", f't_block["{x}"].reshape(-1, hi - lo)'
+            self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, S M) @ (S M, B)",
+                                  (a, b))
+            return
         for i in range(len(self.fm.t)):
-            t = self.summed_t(f't_block["{x}"][{i}]')
+            t = self.summed_t(self.stat(i))
             if self.matmul_layout():
                 a, b = f"eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1)", f"{t}.reshape(len({t}), -1).T"
                 self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, M) @ (M, B)",
                                       (a, b))
             elif "k" in el:
-                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->kn", t_block["{x}"][{i}], '
+                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->kn", {self.stat(i)}, '
                                       f"eta_{x}_{i}, optimize=True)", f"eta . t(x), {x}")
             else:
-                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->n", t_block["{x}"][{i}], '
+                self.w.log_joint_term(s, f'np.einsum("{tl},{el}->n", {self.stat(i)}, '
                                       f"eta_{x}_{i}, optimize=True)[None, :]",
                                       f"eta . t(x), {x}")
 
     # ------------------------------------------------------------------ statistics
     def stats(self, s):
         x, tl, el = self.x, self.data_letters(), self.grid_letters()
+        if self.stacked():
+            s(f'T_{x} = t_block["{x}"]  # (S, ..., B)')
+            s(f"S_{x} = (resp_t @ T_{x}.reshape(-1, T_{x}.shape[-1]).T).reshape((len(resp_t),) "
+              f"+ T_{x}.shape[:-1])  # (K, B) @ (B, S M): every statistic in one product")
+            for i in range(len(self.fm.t)):
+                s(f'_add(ess, "S_{x}_{i}", S_{x}[:, {i}])')
+            return
         for i in range(len(self.fm.t)):
-            t = self.summed_t(f't_block["{x}"][{i}]')
+            t = self.summed_t(self.stat(i))
             if self.matmul_layout():
                 s(f'_add(ess, "S_{x}_{i}", (resp_t @ {t}.reshape(len({t}), -1))'
                   f'.reshape((len(resp_t),) + {t}.shape[1:]))  # (K, B) @ (B, M)')
             elif "k" in el:
                 s(f'_add(ess, "S_{x}_{i}", np.einsum("kn,{tl}->{el}", resp_t, '
-                  f't_block["{x}"][{i}], optimize=True))')
+                  f'{self.stat(i)}, optimize=True))')
             else:
-                s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", t_block["{x}"][{i}]))')
+                s(f'_add(ess, "S_{x}_{i}", np.einsum("{tl}->{el}", {self.stat(i)}))')
 
     def finish(self, s):
         x, fm = self.x, self.fm
@@ -232,16 +281,14 @@ class ScalarEmitter:
 
 
 def _into(t, sym, x: str, out: str) -> str:
-    """Source of statistic ``t`` of the datum symbol ``sym`` (the block's values in ``x``),
-    written into ``out`` when it is one ufunc of x (x^2, 1/x, log x, exp x): the block's
-    buffers are reused, where a new array per block and statistic would cost more than the
-    arithmetic (page faults). Other statistics are computed as written."""
+    """A statement writing statistic ``t`` of the datum symbol ``sym`` (the block's values
+    in ``x``) into ``out`` (its slot of the block buffer): one ufunc of x (x^2, 1/x, log x,
+    exp x) writes there directly; other statistics are computed as written and copied in
+    (broadcast over the rows when they do not depend on x)."""
     import sympy as sp
-    if t == sym:
-        return x
-    unary = {sym ** 2: f"np.multiply({x}, {x}, out={out})",
+    unary = {sym: f"np.copyto({out}, {x})", sym ** 2: f"np.multiply({x}, {x}, out={out})",
              1 / sym: f"np.reciprocal({x}, out={out})",
              sp.log(sym): f"np.log({x}, out={out})", sp.exp(sym): f"np.exp({x}, out={out})"}
     if t in unary:
         return unary[t]
-    return py(t) if t.free_symbols == {sym} else f"np.broadcast_to({py(t)}, {x}.shape)"
+    return f"{out}[...] = {py(t)}"

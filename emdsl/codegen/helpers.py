@@ -25,6 +25,16 @@ def _add(ess, key, value):
         ess[key] = np.array(value, dtype=float)
 
 
+def _stats_product(resp_t, Tt):
+    """R^T T (K, P) of a block's responsibilities resp_t (K, B) and statistics Tt (P, B),
+    both stored along the rows B. BLAS runs the two orientations of this product at
+    different speeds: with more statistics than components Tt @ R (P, K), transposed
+    back, was 1.5x faster here (D = 10 and 50), with fewer (K = 64) R @ Tt^T was."""
+    if len(Tt) >= len(resp_t):
+        return (Tt @ resp_t.T).T
+    return resp_t @ Tt.T
+
+
 def _log_normalise(Lt, rows=None):
     """In place, Lt (K, B) log p(x_n, z_n = k) -> responsibilities r[k, n] (a softmax over
     k, the rows: every operation runs along contiguous rows of length B).

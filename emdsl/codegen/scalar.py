@@ -245,9 +245,9 @@ class ScalarEmitter:
     def stats(self, s):
         x, tl, el = self.x, self.data_letters(), self.grid_letters()
         if self.stacked():
-            s(f'T_{x} = t_block["{x}"]  # (S, ..., B)')
-            s(f"S_{x} = (resp_t @ T_{x}.reshape(-1, T_{x}.shape[-1]).T).reshape((len(resp_t),) "
-              f"+ T_{x}.shape[:-1])  # (K, B) @ (B, S M): every statistic in one product")
+            s(f'T_{x} = t_block["{x}"].reshape(-1, resp_t.shape[1])  # (S M, B)')
+            s(f"S_{x} = _stats_product(resp_t, T_{x}).reshape((len(resp_t),) + "
+              f't_block["{x}"].shape[:-1])  # R^T T: every statistic in one product')
             for i in range(len(self.fm.t)):
                 s(f'_add(ess, "S_{x}_{i}", S_{x}[:, {i}])')
             return

@@ -178,7 +178,7 @@ class MvNormalEmitter:
             s(f'_add(ess, "Sxx_{x}", (t_block["{x}"].T @ t_block["{x}"])[None])'
               "  # (1, D, D): sum of x x^T over all items (the cells share the spread)")
         elif self.gu.grid:
-            s(f'_add(ess, "S_{x}", resp_t @ t_block["{x}"])  # (K, B) @ (B, P) = R^T T')
+            s(f'_add(ess, "S_{x}", _stats_product(resp_t, t_block["{x}"].T))  # R^T T (K, P)')
         else:
             s(f'_add(ess, "S_{x}", t_block["{x}"].sum(axis=0)[None])')
 

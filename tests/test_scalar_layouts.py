@@ -1,5 +1,6 @@
 """Scalar emissions over inner loops, in the layouts the block buffer must serve: two
-inner axes, a variance shared over components and one axis, an axis no param depends on
+inner axes (rows of 12 numbers, and of 40, which are read in tiles), a variance shared over
+components and one axis, an axis no param depends on
 (summed), a known shape per element, an emission with no component index beside one that
 has it. Models written for this test; each E-step (in 512-row blocks and in one block)
 is checked against the log density written out with scipy.stats, and a fit's objective
@@ -49,6 +50,13 @@ CASES = {
         lambda rng: {"mu": rng.normal(-3, 2, (K, J)), "s2": rng.gamma(2, 1, K)},
         lambda p, x: stats.norm.logpdf(x[:, None], p["mu"][None, :, None, :],
                                        np.sqrt(p["s2"])[None, :, None, None]).sum((2, 3))),
+    "wide_rows_two_inner_axes": (     # 40 numbers per row: read in tiles of 64 rows
+        _model("  for d in 1:D { for j in 1:J { x[n, d, j] ~ Normal(mu[z[n], d, j], s2[z[n], j]) } }",
+               "data x[N, D, J] : real\nparam mu[K, D, J] : real\nparam s2[K, J] : pos"),
+        lambda rng: {"x": rng.normal(1, 2, (N, 5, 8))},
+        lambda rng: {"mu": rng.normal(1, 2, (K, 5, 8)), "s2": rng.gamma(2, 1, (K, 8))},
+        lambda p, x: stats.norm.logpdf(x[:, None], p["mu"][None],
+                                       np.sqrt(p["s2"])[None, :, None, :]).sum((2, 3))),
     "gamma_known_shape_per_d": (
         _model("  for d in 1:D { y[n, d] ~ Gamma(a[d], b[z[n], d]) }",
                "data y[N, D] : pos\nhyper a : pos[D]\nparam b[K, D] : pos"),

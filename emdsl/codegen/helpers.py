@@ -25,6 +25,24 @@ def _add(ess, key, value):
         ess[key] = np.array(value, dtype=float)
 
 
+def _to_columns(x, shift, out):
+    """out (..., B) = x - shift, the block's rows x (B, ...) written statistic-buffer style
+    (row index last); shift (..., 1) or 0. Returns out seen as (B, ...). The transposition
+    costs what numpy's iteration order makes it cost: rows of 32 or more numbers are read
+    whole, 64 rows at a time (the tile's columns stay in cache: 15.7 -> 11.0 ms per pass
+    over 1e5 rows at D = 50 here), shorter rows are written column by column (twice as
+    fast at D = 16, the same from D = 20 to 28)."""
+    b = len(x)
+    tiles = b // 64 * 64 if int(np.prod(x.shape[1:])) >= 32 else 0
+    if tiles:
+        cols = out[..., :tiles].reshape(out.shape[:-1] + (-1, 64))     # (..., tiles, 64)
+        np.subtract(x[:tiles].reshape((-1, 64) + x.shape[1:]), np.squeeze(shift, -1)
+                    if np.ndim(shift) else shift, out=np.moveaxis(cols, (-2, -1), (0, 1)))
+    if tiles < b:
+        np.subtract(np.moveaxis(x[tiles:], 0, -1), shift, out=out[..., tiles:])
+    return np.moveaxis(out, -1, 0)
+
+
 def _stats_product(resp_t, Tt):
     """R^T T (K, P) of a block's responsibilities resp_t (K, B) and statistics Tt (P, B),
     both stored along the rows B. BLAS runs the two orientations of this product at

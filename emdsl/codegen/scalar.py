@@ -153,15 +153,13 @@ class ScalarEmitter:
             if into:
                 s(f'buf = st["tbuf_{x}"][..., :hi - lo]')
             if fm.shift is not None and into:
-                s(f'{x} = np.moveaxis(np.subtract(np.moveaxis({x}, 0, -1), st["centre_cols_{x}"], '
-                  f"out=buf[{self.data_slot()}]), -1, 0)  # the centred data (no cancellation), "
-                  "written row by row of the buffer")
+                s(f'{x} = _to_columns({x}, st["centre_cols_{x}"], buf[{self.data_slot()}])'
+                  "  # the centred data (no cancellation), in the buffer's layout")
             elif fm.shift is not None:
                 s(f'{x} = {x} - np.expand_dims(st["centre"]["{fm.shift}"], '
                   f"{self.shift_positions()})  # the centred data (no cancellation)")
             elif into and self.data_slot() == 0:
-                s(f"np.copyto(buf[0], np.moveaxis({x}, 0, -1))  # statistic 0 is the datum itself")
-                s(f"{x} = {self.slot_view(0)}")
+                s(f"{x} = _to_columns({x}, 0.0, buf[0])  # statistic 0 is the datum itself")
             exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data

@@ -63,8 +63,8 @@ def _log_normalise(Lt, rows=None):
     end of the normal range take slow paths - numpy 2.4's AVX2 exp costs ~1 ns per element
     down to -707 and 16 ns at -708 (71 at -709), glibc's scalar exp treats |x| > 512 as a
     special case - and well separated components make such ratios the common case; a
-    responsibility of e^-500 (7e-218) instead of a smaller one changes no sum of them (it
-    is 2e-202 of the largest, 1). Without ``rows`` the sum of
+    responsibility of e^-500 (7e-218) instead of a smaller one changes no sum of them (the
+    largest is 1, so 2^-52 of it is 1e202 times more). Without ``rows`` the sum of
     the logs of the normalisers (each in [1, K]) is taken as the logs of products of up
     to 2^1000 each: a few logs per block instead of one per row (float64 log costs
     ~20 ns where numpy has no SIMD version), the rounding the same as summing B logs.

@@ -226,8 +226,9 @@ class ScalarEmitter:
                                   (a, b))
             return
         for i in range(len(self.fm.t)):
-            t = self.summed_t(self.stat(i))
             if self.matmul_layout():
+                t = f"t_{x}_{i}"
+                s(f"{t} = {self.summed_t(self.stat(i))}  # (B, ...) statistic {i}, once per block")
                 a, b = f"eta_{x}_{i}.reshape(len(eta_{x}_{i}), -1)", f"{t}.reshape(len({t}), -1).T"
                 self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, M) @ (M, B)",
                                       (a, b))
@@ -250,8 +251,9 @@ class ScalarEmitter:
                 s(f'_add(ess, "S_{x}_{i}", S_{x}[:, {i}])')
             return
         for i in range(len(self.fm.t)):
-            t = self.summed_t(self.stat(i))
             if self.matmul_layout():
+                t = f"t_{x}_{i}"
+                s(f"{t} = {self.summed_t(self.stat(i))}  # (B, ...) statistic {i}, once per block")
                 s(f'_add(ess, "S_{x}_{i}", (resp_t @ {t}.reshape(len({t}), -1))'
                   f'.reshape((len(resp_t),) + {t}.shape[1:]))  # (K, B) @ (B, M)')
             elif "k" in el:

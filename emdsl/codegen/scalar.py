@@ -147,9 +147,14 @@ class ScalarEmitter:
             s(f'    """{what} over rows lo:hi of {x}' + (f" - {fm.shift}" if fm.shift else "")
               + '."""')
             s.indent()
+            into = name.startswith("_t")
+            if not into and not fm.logh.free_symbols:   # a number: the data are not read
+                s(f"return np.full(hi - lo, ({py(fm.logh)}) * "
+                  f'int(np.prod(st["shape_{x}"][1:])))  # the same for every row')
+                s.dedent()
+                continue
             s('hyp = st["hyp"]')
             s(f'{x} = st["data_{x}"][lo:hi]')
-            into = name.startswith("_t")
             if into:
                 s(f'buf = st["tbuf_{x}"][..., :hi - lo]')
             if fm.shift is not None and into:

@@ -162,14 +162,16 @@ class MvNormalEmitter:
         if self.shared:
             self.w.log_joint_term(s, f'lin_{x} @ t_block["{x}"].T', "(K, D) @ (D, B)",
                                   (f"lin_{x}", f't_block["{x}"].T'))
-            s(f'log_joint -= 0.5 * np.einsum("bi,bi->b", t_block["{x}"] @ lam_{x}, '
-              f't_block["{x}"])  # -1/2 x^T Lambda x: the same for every k')
+            self.w.row_term(s, f'-0.5 * np.einsum("bi,bi->b", t_block["{x}"] @ lam_{x}, '
+                               f't_block["{x}"])', f'-0.5 * float(np.sum(lam_{x} * '
+                               f'ess["Sxx_{x}"][0]))', "-1/2 x^T Lambda x")
         elif self.gu.grid:
             self.w.log_joint_term(s, f'eta_{x} @ t_block["{x}"].T',
                                   "(K, P) @ (P, B): eta . t(x), eq. 12",
                                   (f"eta_{x}", f't_block["{x}"].T'))
         else:
-            self.w.log_joint_term(s, f'eta_{x}[:1] @ t_block["{x}"].T', "the same for every k")
+            self.w.row_term(s, f'(eta_{x}[0] @ t_block["{x}"].T)', f'float(eta_{x}[0] @ '
+                            f'ess["S_{x}"][0])', "eta . t(x) of a density without z")
 
     def stats(self, s):
         x = self.x

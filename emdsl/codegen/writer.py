@@ -47,6 +47,7 @@ class _Writer:
         self.emitters = [EMITTERS[e.kind](e, self) for e in self.r.emissions]
         self.vb = VariationalWriter(self)
         self.key = self._compression_key()
+        self.row_terms = None   # while the E-step's block loop is written: see row_term
         self.point = {n: v for n, v in self.r.params.items() if n not in us.variational}
 
     def emitter(self, emission):
@@ -308,7 +309,9 @@ class _Writer:
         s.indent()
         s('hi = min(n_rows, lo + st["block"])')
         s("log_joint = resp_t[:, lo:hi]  # (K, B) log p(x_n, z_n = k), normalised in place below")
+        self.row_terms = [] if not self.key else None   # terms the same for every k: see below
         self.emission_block(s)
+        row_terms, self.row_terms = self.row_terms or [], None
         if ref.axes == ():
             self.log_joint_term(s, "log_prior_z[:, None]", "log p(z_n = k)")
         else:
@@ -323,8 +326,14 @@ class _Writer:
         else:
             s("loglik += _log_normalise(log_joint, None if rows is None else rows[lo:hi])"
               "  # r[n, k] and sum_n log p(x_n) (eq. 39, 44)")
+        if row_terms:   # they cancel in r[n, k]; log p(x_n) gets them row by row if asked
+            s("if rows is not None:")
+            for per_row, _, what in row_terms:
+                s(f"    rows[lo:hi] += {per_row}  # {what}, row by row")
         s("block_stats(ess, t_block, log_joint)  # while the block is in cache")
         s.dedent()
+        for _, total, what in row_terms:
+            s(f"loglik += {total}  # {what}, summed over the rows from the statistics")
         s(f"loglik += {logh_sum(const)}  # log h(x) terms")
         if const:   # the same terms row by row
             s("if rows is not None:")
@@ -360,6 +369,17 @@ class _Writer:
         self.block_started = False
         for em in self.emitters:
             em.block(s)
+
+    def row_term(self, s, per_row, total, what):
+        """A term of log p(x_n, z_n = k) that is the same for every k, per row ``per_row``
+        (B,), from the block's t(x): it cancels in the responsibilities, so the E-step
+        leaves it out of log_joint and adds ``total`` (its sum over the rows, from the
+        statistics) to the log likelihood, and the per-row values only when asked. Callers
+        that need the log joint itself (the local fit) get it added to log_joint."""
+        if self.row_terms is not None:
+            self.row_terms.append((per_row, total, what))
+        else:
+            self.log_joint_term(s, f"{per_row}[None]", f"{what}: the same for every k")
 
     def log_joint_term(self, s, value, comment, product=None):
         """Add a term to the block's log_joint (K, B): the first term of a block is

@@ -106,7 +106,12 @@ class MvNormalEmitter:
         return f'_mvn_width(st["data_{self.x}"].shape[1])'
 
     def after_blocks(self, s):
-        if not self.shared:
+        if self.shared:
+            s(f'st["buffer_{self.x}"] = np.empty((st["data_{self.x}"].shape[1], st["block"]))'
+              "  # one block of the centred data, element by row, reused by every block")
+            s(f'st["centre_cols_{self.x}"] = st["centre"]["shift_{self.x}"][:, None]'
+              "  # the shift laid out like the buffer")
+        else:
             s(f'st["buffer_{self.x}"] = np.empty((_mvn_width(st["data_{self.x}"].shape[1]), '
               f'st["block"]))  # t(x) of one block, reused by every block')
 
@@ -117,8 +122,12 @@ class MvNormalEmitter:
         s(f"def _t_{x}(st, lo, hi):")
         if self.shared:
             s(f'    """Rows lo:hi of {x} - shift (B, D): the quadratic statistics are taken')
-            s('    from these directly (the spread is shared by every cell)."""')
-            s(f'    return st["data_{x}"][lo:hi] - st["centre"]["shift_{x}"]')
+            s('    from these directly (the spread is shared by every cell). A view of the')
+            s(f'    block buffer st["buffer_{x}"] (D, B), valid until the next block\'s call: its')
+            s("    rows are the elements, so the products read them contiguously (and writing")
+            s('    them so is 3-6x faster than a (B, D) subtract for D <= 5)."""')
+            s(f'    return _to_columns(st["data_{x}"][lo:hi], st["centre_cols_{x}"], '
+              f'st["buffer_{x}"][:, :hi - lo])')
             return
         s(f'    """t(x) = [x, x_i x_j (i <= j)] of rows lo:hi of {x} - shift: (B, P), written')
         s(f'    into the block buffer st["buffer_{x}"] (valid until the next block\'s call)."""')

@@ -24,21 +24,25 @@ FORMATS = {"md": "markdown", "tex": "latex", "html": "html", "text": "text"}
 
 # ----------------------------------------------------------------------------- helpers
 def _set_value(text: str):
-    """``K=3`` -> ("K", 3), ``a=0.5`` -> ("a", 0.5); anything else is a usage error."""
+    """``K=3`` -> ("K", 3), ``a=0.5`` -> ("a", 0.5), ``K=1..4`` -> ("K", [1, 2, 3, 4]) (a
+    range, for emdsl select), ``s=1.5,4,9`` -> ("s", [1.5, 4, 9]) (a list: a vector hyper,
+    or the values of a dim for select); anything else is a usage error."""
     name, eq, val = text.partition("=")
     if not eq or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    if ".." in val or "," in val:   # a range or list of values (emdsl select)
+    if ".." in val:   # a range of values (emdsl select)
         from .selection import parse_range
         try:
             return name.strip(), parse_range(val)
         except EmmError as exc:
             raise argparse.ArgumentTypeError(f"{name}: {exc.msg}") from None
     try:
-        num = float(val)
+        nums = [float(v) for v in val.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{name}: expected a number, got {val!r}") from None
-    return name.strip(), int(num) if num.is_integer() and abs(num) < 2**53 else num
+        want = "a list of numbers such as 1.5,4,9" if "," in val else "a number"
+        raise argparse.ArgumentTypeError(f"{name}: expected {want}, got {val!r}") from None
+    nums = [int(n) if n.is_integer() and abs(n) < 2**53 else n for n in nums]
+    return name.strip(), nums if "," in val else nums[0]
 
 
 def _write(path: str, content) -> None:

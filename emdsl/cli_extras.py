@@ -49,9 +49,13 @@ def select_command(args, load, agree, write) -> int:
     from .io.data import read_data_file
     from .selection import select
     model, sets = load(args.model), dict(args.set or [])
-    ranges = [k for k, v in sets.items() if isinstance(v, list)]
+    ranges = [k for k, v in sets.items() if isinstance(v, list)
+              and model.checked.role(k) == "dim"]   # (a list for a hyper is its vector)
     if len(ranges) != 1:
         raise EmmError("select needs one dim given as a range, e.g. --set K=1..10")
+    if not all(isinstance(v, int) for v in sets[ranges[0]]):
+        raise EmmError(f"the values of dim {ranges[0]} must be whole numbers, got "
+                       f"{sets[ranges[0]]}")
     dim = ranges[0]
     values = sets.pop(dim)
     arrays, dims = read_data_file(args.data, model.checked, drop_missing=args.drop_missing)

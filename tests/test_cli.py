@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,31 @@ def test_fit_set_agreeing_with_the_data_file(tmp_path, capsys):
     status, _, err = run(capsys, "fit", GMM, "--data", sim, "--set", "K=3")
     assert status == 1
     assert "K = 2 (from sim.npz)" in err and "K = 3 (given as --set K=3)" in err
+
+
+def test_a_vector_hyper_of_real_numbers_by_set(tmp_path, capsys):
+    """--set s=1.5,4,9 gives a vector hyper (the Python API's value, to the digit);
+    a list of a dim's values is for select only, and must be whole numbers there."""
+    model = tmp_path / "shapes.emm"
+    model.write_text("model Shapes\ndim N\ndim K = 3\ndata y[N] : pos\n"
+                     "hyper shp : pos[K]\nparam w : simplex[K]\nparam rate[K] : pos\n"
+                     "latent z[N] : cat[K]\nfor n in 1:N {\n  z[n] ~ Categorical(w)\n"
+                     "  y[n] ~ Gamma(shp[z[n]], rate[z[n]])\n}\n")
+    y = np.random.default_rng(0).gamma(np.repeat([1.5, 4.0, 9.0], 100), 1.0)
+    np.savetxt(tmp_path / "y.csv", y, header="y", comments="")
+    status, out, err = run(capsys, "fit", model, "--data", tmp_path / "y.csv", "--seed", "0",
+                           "--set", "shp=1.5,4,9", "-o", tmp_path / "r.json")
+    assert status == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = emdsl.load(model).fit(y=y, shp=np.array([1.5, 4.0, 9.0]), seed=0)
+    got = json.loads((tmp_path / "r.json").read_text())
+    assert got["objective"] == pytest.approx(want.objective, rel=1e-12)
+    status, _, err = run(capsys, "fit", model, "--data", tmp_path / "y.csv",
+                         "--set", "shp=1.5,x,9")
+    assert status == 2 and "shp: expected a list of numbers such as 1.5,4,9" in err
+    status, _, err = run(capsys, "select", GMM, "--data", FAITHFUL, "--set", "K=1.5,2")
+    assert status == 1 and "must be whole numbers" in err
 
 
 def test_data_error_dim_zero(tmp_path, capsys):

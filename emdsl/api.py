@@ -224,11 +224,19 @@ class Model:
         is not finite) raise :class:`~emdsl.errors.EmmFitError` with advice."""
         opts = _fit_options({k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS})
         items, size = self._items()
-        if (stream is not None or opts["method"] != "batch") and not items:
-            raise EmmDataError(f"model {self.name}'s data are not indexed by the plate of its "
-                               f"items ('{size}'), so they cannot be cut into chunks of items "
-                               "(documents of tokens: later work)", hint="use method='batch' "
-                               "with the data in memory")
+        if stream is not None or opts["method"] != "batch":
+            pointers = [v.name for v in self.checked.vars.values() if v.role == "data"
+                        and v.name not in items and v.kind == "cat" and v.elem_dims
+                        and ast.show(v.elem_dims[0]) == size]   # e.g. doc[T] : cat[D]
+            if stream is not None:   # chunks carry them with the items' data, or fail
+                pointers = [p for p in pointers if p in kwargs]
+            if not items or pointers:
+                what = (f"{', '.join(pointers)} point{'s' if len(pointers) == 1 else ''} "
+                        f"into the items ('{size}') from another plate" if pointers else
+                        f"are not indexed by the plate of its items ('{size}')")
+                raise EmmDataError(f"model {self.name}'s data {what}, so they cannot be "
+                                   "cut into chunks of items (documents of tokens: later "
+                                   "work)", hint="use method='batch' with the data in memory")
         from .runtime.distributed import is_dask
         dask_data = {k: v for k, v in kwargs.items() if k in items and is_dask(v)}
         if dask_data:

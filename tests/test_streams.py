@@ -158,3 +158,48 @@ def test_long_data_report_every_bad_value(gmm):
     with pytest.raises(emdsl.errors.EmmDataError, match=r"has 3 NaN/inf value\(s\), the first "
                        r"at x\[10, 0\]"):
         gmm.fit(x=x, K=3)
+
+
+UNIGRAMS_AND_LENGTHS = """
+model UnigramsAndLengths
+dim T, D, V
+dim K = 2
+data   doc[T] : cat[D]
+data   w[T]   : cat[V]
+data   nl[D]  : count
+param  weights : simplex[K]
+param  phi[K]  : simplex[V]
+param  rate[K] : pos
+latent z[D]    : cat[K]
+for d in 1:D {
+    z[d] ~ Categorical(weights)
+    nl[d] ~ Poisson(rate[z[d]])
+}
+for t in 1:T { w[t] ~ Categorical(phi[z[doc[t]]]) }
+"""
+
+
+def test_data_pointing_into_the_items_from_another_plate():
+    """Items (documents, a count each) with tokens that point into them (doc[T] : cat[D]):
+    online EM in memory cuts the items, not the tokens - a clear error, not scipy's
+    index error; a stream must carry the pointers with the items' data (then it is batch
+    EM in memory, same start); the pointers as keywords beside a stream are an error."""
+    m = emdsl.loads(UNIGRAMS_AND_LENGTHS, name="unigrams_lengths.emm", use_cache=False)
+    rng = np.random.default_rng(0)
+    D, V = 30, 6
+    nl = rng.poisson(6, D) + 1
+    doc = np.repeat(np.arange(D), nl)
+    w = rng.integers(0, V, len(doc))
+    start = {"weights": np.full(2, 0.5), "phi": rng.dirichlet(np.ones(V), 2),
+             "rate": np.array([4.0, 9.0])}
+    for method in ("stepwise", "incremental"):
+        with pytest.raises(emdsl.errors.EmmDataError, match="doc points into the items"):
+            m.fit(doc=doc, w=w, nl=nl, D=D, V=V, method=method, batch_size=10)
+    with pytest.raises(emdsl.errors.EmmDataError, match="doc points into the items"):
+        m.fit(emdsl.chunks({"nl": nl}, rows=10), doc=doc, w=w, D=D, V=V)
+    whole = _quiet(m.fit, doc=doc, w=w, nl=nl, D=D, V=V, init=start, max_iter=8, tol=0)
+    chunked = _quiet(m.fit, emdsl.chunks({"doc": doc, "w": w, "nl": nl}, rows=40), D=D, V=V,
+                     init=start, max_iter=8, tol=0)
+    np.testing.assert_allclose(chunked.elbo, whole.elbo, rtol=1e-10)
+    for k, v in whole.params.items():
+        np.testing.assert_allclose(chunked.params[k], v, rtol=1e-9, atol=1e-12)

@@ -365,14 +365,20 @@ def _recovery(model, res, sim: dict, K: int):
     there is nothing to compare."""
     from scipy.optimize import linear_sum_assignment
     estimates = {k: np.asarray(v) for k, v in res.params.items()}
+    no_mean = []
     for var, q in getattr(model.module, "Q_FACTORS", {}).items():   # a latent's posterior
         post = res.posterior[var]                                   # mean against its draw
         mean = post.get("mean", post.get(f"E[{var}]"))
         if mean is not None and var in sim:
             estimates[var] = np.asarray(mean)
+        elif var in sim:
+            no_mean.append(var)
     informed = _data_informed(model.checked)
     left = sorted(k for k in estimates if k in sim and k not in informed)
     lines = []
+    if no_mean:
+        lines.append(f"  not compared: {', '.join(no_mean)} (no closed form for the "
+                     "posterior mean)")
     if left:
         one = len(left) == 1
         lines.append(f"  not compared: {', '.join(left)} (no data statement reads "

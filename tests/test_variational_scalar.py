@@ -534,3 +534,63 @@ def test_a_hierarchical_prior_elbo_matches_monte_carlo():
     mc = f.mean() - np.sum(special.xlogy(R, R))
     se = f.std() / np.sqrt(S)
     assert abs(ours - mc) < 3 * se + 1e-9 * abs(mc), (ours, mc, se)
+
+
+MEANS_BODY = """
+data x[N] : real
+data b[N] : bin
+hyper a0 : pos = 3.0
+hyper b0 : pos = 2.0
+latent weights : simplex[K]
+latent s2[K] : pos
+latent p[K] : unit
+latent z[N] : cat[K]
+weights ~ Dirichlet(1.0)
+for k in 1:K {
+    s2[k] ~ InvGamma(a0, b0)
+    p[k] ~ Beta(2.0, 2.0)
+}
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ Normal(0, s2[z[n]])
+    b[n] ~ Bernoulli(p[z[n]])
+}
+"""
+
+GLOBAL_BODY = """
+data x[N] : real
+latent mu : real
+latent s2 : pos
+mu ~ Normal(0.0, 10.0)
+s2 ~ InvGamma(3.0, 2.0)
+for n in 1:N { x[n] ~ Normal(mu, s2) }
+"""
+
+
+def test_posterior_means_of_factors_whose_statistics_are_logs():
+    """A Beta's and an InvGamma's statistics are logs (log p, log(1 - p); log s2, 1/s2):
+    their posterior means are exp(A(eta + e_log) - A(eta)), a / (a + b) and
+    scale / (shape - 1) (infinite for shape <= 1: no mean), in a mixture and with
+    global latents only."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, np.repeat([0.5, 1.0, 3.0], 100))
+    b = rng.random(300) < np.repeat([0.2, 0.5, 0.9], 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = _load(MEANS_BODY).fit(x=x, b=b, seed=0, max_iter=30)
+    post, par = res.posterior, res.params
+    np.testing.assert_allclose(post["p"]["E[p]"], par["p.a"] / (par["p.a"] + par["p.b"]),
+                               rtol=1e-12)
+    np.testing.assert_allclose(post["s2"]["E[s2]"], stats.invgamma.mean(
+        par["s2.shape"], scale=par["s2.scale"]), rtol=1e-12)
+    mod = _load(MEANS_BODY).module
+    q = {"s2.shape": np.array([0.5, 1.0, 2.0]), "s2.scale": np.ones(3),
+         "p.a": np.ones(3), "p.b": np.ones(3), "weights.concentration": np.ones(3)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no division warning where there is no mean
+        means = mod.expectations(q, {"K": 3})
+    np.testing.assert_array_equal(means["s2"]["E[s2]"], [np.inf, np.inf, 1.0])
+    g = emdsl.loads("model G\ndim N\n" + GLOBAL_BODY, name="g.emm", use_cache=False)
+    res = g.fit(x=x)
+    assert res.posterior["s2"]["E[s2]"] == pytest.approx(stats.invgamma.mean(
+        res.params["s2.shape"], scale=res.params["s2.scale"]), rel=1e-12)

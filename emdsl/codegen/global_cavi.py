@@ -9,7 +9,7 @@ from .. import __version__
 from ..families.runtime import runtime_source
 from ..inference.variational_scalar import expected
 from .util import (Source, comment_safe, hyper_locals, known, module_imports, py,
-                   value_source)
+                   value_source, variable_mean)
 
 
 def generate_global(g) -> str:
@@ -332,9 +332,11 @@ class _GlobalWriter:
         s.indent()
         self.q_locals(s)
         s.dedent()
+        s.indent()
         for q in g.scalars:
             items = ", ".join(f'"E[{T}]": {E}' for T, E in zip(q.T, q.E))
-            s(f'    out["{q.var}"] = {{{items}}}')
+            s(f'out["{q.var}"] = {{{variable_mean(s, q)}{items}}}')
+        s.dedent()
         s("    return out")
         s("")
         s("")

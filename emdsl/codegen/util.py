@@ -195,3 +195,22 @@ def logh_sum(const: list, per_row: bool = False) -> str:
     (totals ``st["logh_<x>"]``, or per row ``st["logh_rows_<x>"]``)."""
     field = "logh_rows_" if per_row else "logh_"
     return " + ".join(f'st["{field}{x}"]' for x in const) if const else "0.0"
+
+
+def variable_mean(s, q) -> str:
+    """Write E_q[v] of scalar q factor ``q`` (``ScalarQ.variable_mean``) into a local
+    (q's parameters already locals) when it is not among v's statistics; returns the
+    dict entry for it ('' when v is a statistic or has no closed mean)."""
+    found = q.variable_mean()
+    if found is None or q.symbol in q.T:
+        return ""
+    mean, conds = found
+    name = f"mean_{q.var}"
+    if conds:
+        s('with np.errstate(divide="ignore", invalid="ignore"):')
+        s(f"    {name} = np.where({' & '.join(f'({py(c)})' for c in conds)}, {py(mean)}, "
+          f"np.inf)  # E[{q.symbol}] = exp(A(eta + e_log) - A(eta)); infinite where it "
+          "does not exist")
+    else:
+        s(f"{name} = {py(mean)}  # E[{q.symbol}] = exp(A(eta + e_log) - A(eta))")
+    return f'"E[{q.var}]": {name}, '

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ..frontend import ast
-from .util import known, py, value_source
+from .util import known, py, value_source, variable_mean
 
 # the kind (for neutral values and checks) of each variational parameter
 FIELD_KINDS = {"concentration": "pos", "mean": "real", "beta": "pos", "scale": "spd",
@@ -396,7 +396,10 @@ def write_expectations(vw, s):
                 for E, m in zip(sq.given.E, sq.given.mean_map):
                     s(f"    {E} = {py(m)}")
             items = ", ".join(f'"E[{T}]": {py(m)}' for T, m in sq.expected_statistics().items())
-            s(f'    out["{q.var}"] = {{{items}}}')
+            s.indent()
+            mean = variable_mean(s, sq) if sq.given is None else ""
+            s.dedent()
+            s(f'    out["{q.var}"] = {{{mean}{items}}}')
         elif q.family == "Dirichlet":
             vw.w.runtime.add("_dirichlet_expected_log")
             a = f'np.asarray(params["{key(q.var, "concentration")}"], dtype=float)'

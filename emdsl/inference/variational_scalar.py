@@ -88,6 +88,30 @@ class ScalarQ:
                 continue
         return out
 
+    def variable_mean(self):
+        """E_q[v] in q's parameters P, and the conditions on P under which it is finite:
+        v's statistic's expectation when v is one; where log v is a statistic T_j
+        instead (Beta, InvGamma), E[v] = E[exp(log v)] = exp(A(eta + e_j) - A(eta)), the
+        ratio of two normalisers (finite when eta + e_j is a natural parameter: each
+        shifted parameter still in its kind, e.g. an InvGamma's shape - 1 > 0). None
+        when neither is a statistic."""
+        if self.symbol in self.T:
+            return self.mean_map[self.T.index(self.symbol)], []
+        log_v = sp.log(self.symbol)
+        if log_v not in self.T:
+            return None
+        j = self.T.index(log_v)
+        to_P = dict(zip(self.H, self.eta))
+        shifted = {P: inv.xreplace({self.H[j]: self.H[j] + 1}).xreplace(to_P)
+                   for P, inv in zip(self.P, self.inverse)}
+        diff = (self.A.xreplace(shifted) - self.A).replace(
+            sp.loggamma, lambda x: sp.log(sp.gamma(x)))   # arguments positive: P's kinds
+        mean = sp.gammasimp(sp.powsimp(sp.expand_power_exp(sp.exp(sp.expand(diff)))))
+        bounds = {"pos": lambda e: [e > 0], "unit": lambda e: [e > 0, e < 1]}
+        conds = [c for P, kind in zip(self.P, self.kinds) if shifted[P] != P
+                 for c in bounds.get(kind, lambda e: [])(shifted[P])]
+        return mean, conds
+
     def centred_mean_map(self, shift) -> tuple:
         """E[T_j(v - shift)]: the mean map with the location parameter moved by -shift
         (a location family: v - shift is in the same family)."""

@@ -256,6 +256,8 @@ class Model:
             raise EmmDataError(problems[0], hint="change the hyper at fit time or in the model")
         _check_sizes(self.module, h, in_memory=not dask_data and stream is None
                      and opts["method"] == "batch")
+        if bound is not None:
+            batch.warn_far_from_zero(self.module, bound.data)
         init = opts.get("init")
         if init:
             shapes = dict(self.module.param_shapes(h))

@@ -108,6 +108,10 @@ class _GlobalWriter:
         s(f"Q_FACTORS = {qs!r}")
         s("LOCAL_FACTORS = ()")
         s(f"DATA = {tuple(v.name for v in cm.vars.values() if v.role == 'data')!r}")
+        raw = tuple(dict.fromkeys(
+            str(st.factor.target) for st in g.statements
+            if any(sp.degree(t.f, st.y) >= 2 for t in st.terms if t.f.is_polynomial(st.y))))
+        s(f"RAW_MOMENTS = {raw!r}  # data whose y^2 is summed without a centring shift")
         mark = len(s.lines)
         item = g.statements[0].factor.loops[0].stop
         s("")

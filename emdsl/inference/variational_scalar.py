@@ -122,8 +122,18 @@ class ScalarQ:
         """KL(q(v | .) || p(v | .)) in P and the prior's arguments (for a structured v, at
         q's parameters P w(u): a function of u)."""
         sub = dict(zip(self.P, self.prior))
-        out = sum((e - e.subs(sub)) * m for e, m in zip(self.eta, self.mean_map))
-        out = out - self.A + self.A.subs(sub)
+        q_at = {}
+        if self.location is not None and not self.scaling:
+            # a location family: KL is the same with both locations moved by -(q's), so
+            # q's is 0 and the prior's is the difference - nothing of the size of the
+            # locations themselves is formed (their squares over q's variance cancelled
+            # to rounding before: a 1e7 offset lost the ELBO's decimals)
+            loc = self.P[self.location]
+            q_at = {loc: sp.Integer(0)}
+            sub = {**sub, loc: self.prior[self.location] - loc}
+        out = sum((e.xreplace(q_at) - e.xreplace(sub)) * m.xreplace(q_at)
+                  for e, m in zip(self.eta, self.mean_map))
+        out = out - self.A.xreplace(q_at) + self.A.xreplace(sub)
         if self.scaling:
             out = sp.expand_log(out.xreplace(self.scaling), force=True)
         return out

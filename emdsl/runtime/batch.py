@@ -30,6 +30,33 @@ class DegenerateVarianceWarning(UserWarning):
     """A scalar variance collapsed onto a point and is held at its floor by ``reg``."""
 
 
+class PrecisionWarning(UserWarning):
+    """Data far from 0 relative to their spread enter statistics that are not centred
+    (sums of y and y^2 whose combination cancels): the updates lose digits."""
+
+
+def warn_far_from_zero(module, data: dict) -> None:
+    """A PrecisionWarning for each datum in ``module.RAW_MOMENTS`` (data whose y^2 the
+    statistics sum without a centring shift) whose mean is more than 1e4 of its standard
+    deviations from 0: sum y^2 - 2 m sum y + N m^2 then loses ~(mean / sd)^2 eps of the
+    spread (1e-8 relative at 1e4)."""
+    for name in getattr(module, "RAW_MOMENTS", ()):
+        if name not in data:
+            continue
+        y = np.asarray(data[name], dtype=float)
+        if y.size < 2:
+            continue
+        mean, sd = float(np.mean(y)), float(np.std(y))
+        if abs(mean) > 1e4 * sd:
+            warnings.warn(PrecisionWarning(
+                f"data '{name}' lie far from 0 for their spread (mean {mean:.6g}, standard "
+                f"deviation {sd:.3g}): this model's statistics are sums of {name} and "
+                f"{name}^2, which cancel in its updates and lose about "
+                f"{max(0.0, 2 * np.log10(abs(mean) / max(sd, 1e-300))):.0f} of 16 digits; "
+                f"subtract a constant near {mean:.6g} from '{name}' (and from the "
+                "locations of its prior) before fitting"), stacklevel=3)
+
+
 OBJECTIVES = {"EM": "log likelihood", "MAP-EM": "log posterior",
               "CAVI": "ELBO", "variational EM": "ELBO",
               "SVI": "ELBO (progressive estimate)"}   # what each algorithm's trace is

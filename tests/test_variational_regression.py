@@ -186,3 +186,31 @@ def test_a_noise_precision_whose_rate_is_a_latent():
     e_beta = q["beta.shape"] / q["beta.rate"]
     assert new["lam.shape"] == pytest.approx(HYP["a0"] + P / 2 + HYP["c0"])
     assert new["lam.rate"] == pytest.approx(HYP["b0"] + np.trace(Eww) / 2 + e_beta, rel=1e-10)
+
+
+def test_a_non_conjugate_data_statement_is_located_at_itself():
+    """A product of two latents in a Normal mean, mu[g[n]] * s with s ~ Gamma: s^2 is not
+    among a Gamma's statistics; the error points at the data statement (not at the
+    declaration of s) and quotes the statement, not the loop around it."""
+    src = """model Product
+dim N, G
+data g[N] : cat[G]
+data y[N] : real
+latent s : pos
+latent mu[G] : real
+s ~ Gamma(2.0, 1.0)
+for j in 1:G { mu[j] ~ Normal(0.0, 10.0) }
+for n in 1:N { y[n] ~ Normal(mu[g[n]] * s, 1.0) }
+"""
+    with pytest.raises(emdsl.errors.NonConjugateError,
+                       match=r"this statement is not conjugate to the Gamma factor of latent "
+                             r"'s': the term s\*\*2") as e:
+        emdsl.loads(src, name="product.emm", use_cache=False)
+    assert (e.value.span.line, e.value.span.col) == (9, 16)
+    hier = src.replace("mu[j] ~ Normal(0.0, 10.0)", "mu[j] ~ Gamma(s, 1.0)").replace(
+        "latent mu[G] : real", "latent mu[G] : pos").replace("Normal(mu[g[n]] * s, 1.0)",
+                                                             "Poisson(mu[g[n]])").replace(
+        "data y[N] : real", "data y[N] : count")
+    with pytest.raises(emdsl.errors.NonConjugateError, match="'mu\\[j\\] ~ Gamma\\(s, 1.0\\)' "
+                       "is not conjugate"):
+        emdsl.loads(hier, name="hier.emm", use_cache=False)

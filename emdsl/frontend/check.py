@@ -346,8 +346,10 @@ class _Checker:
         args, kws = self._bind_args(fam, s.dist, loops)
         self._support(v, fam, tgt.span)
         self._sizes_agree(v, fam, s.dist, dict(args), tgt.span)
-        line = _source_line(self.src, s.span.line).strip()
-        f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line)
+        line = _source_line(self.src, s.span.line)
+        if s.span.end_line == s.span.line and s.span.end_col > s.span.col:
+            line = line[s.span.col - 1:s.span.end_col - 1]   # the statement, not its loops
+        f = Factor(name, tuple(index), fam, args, kws, loops, s.span, line.strip())
         if prev is None or literal_value(index[0]) is None:
             self.sampled[name] = f
         self.factors.append(f)

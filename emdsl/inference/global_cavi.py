@@ -219,9 +219,15 @@ def derive_global(plan, view, names) -> GlobalCAVI:
         try:
             c, _ = linear_in(sp.expand(sp.expand_log(total, force=True)), q)
         except NotExponentialFamily as exc:
-            raise _err(cm, q.var, f"the statements are not conjugate to the {q.family} "
-                       f"factor of latent '{q.var}': the term {exc.term} is not a multiple "
-                       f"of its statistics") from None
+            culprit = next((st_ for st_ in stmts if _breaks(st_, q)), None)
+            where = culprit.factor if culprit is not None else cm.vars[q.var]
+            raise NonConjugateError(
+                f"{'this statement is' if culprit is not None else 'the statements are'} not "
+                f"conjugate to the {q.family} factor of latent '{q.var}': the term "
+                f"{exc.term} is not a multiple of its statistics "
+                f"({', '.join(str(T) for T in q.T)})", where.span,
+                "mean-field CAVI needs each statement's log density linear in every "
+                "latent's statistics given the others", cm.model.source) from None
         # expanded: a latent without a plate sums each term over the groups separately
         out.messages[q.var] = tuple(sp.expand(expected(cj, [o for o in scalars if o is not q]))
                                     for cj in c)
@@ -392,6 +398,16 @@ def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
                                 cm.model.source)
     group, groups = next(iter(covs)) if covs else (None, None)
     return DataStatement(f, y, w, X, terms, group, groups)
+
+
+def _breaks(stmt, q) -> bool:
+    """Whether data statement ``stmt`` alone is not linear in q's statistics."""
+    part = sum(t.g * t.B for t in stmt.terms)
+    try:
+        linear_in(sp.expand(sp.expand_log(part, force=True)), q)
+    except NotExponentialFamily:
+        return True
+    return False
 
 
 def _err(cm, var, what) -> NonConjugateError:

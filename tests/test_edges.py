@@ -160,3 +160,48 @@ def test_a_start_with_an_empty_component_gives_finite_params(name):
         params = m.module.m_step(m.module.expected_stats(st, resp), None, h, 1e-6)
     for k, v in params.items():
         assert np.all(np.isfinite(v)), f"{k}: {v}"
+
+
+def test_under_map_an_empty_component_takes_its_priors_mode():
+    """MAP-EM: a component without items maximises its log prior alone, so its params
+    are the prior's mode (Gamma(3, 0.5): (3 - 1) / 0.5 = 4; InvGamma(3, 2): 2 / 4 = 0.5;
+    Normal(0, 100): 0) and, with a Dirichlet prior, its weight stays above 0, so it wins
+    items back - its previous value left the fit stuck far below (a component started
+    at 1e8 never recovered)."""
+    src = """model MapEmpty
+dim N
+dim K = 2
+data y[N] : count
+data x[N] : real
+param w : simplex[K]
+param rate[K] : pos
+param mu[K] : real
+param v[K] : pos
+latent z[N] : cat[K]
+w ~ Dirichlet(2.0)
+for k in 1:K {
+  rate[k] ~ Gamma(3.0, 0.5)
+  mu[k] ~ Normal(0.0, 100.0)
+  v[k] ~ InvGamma(3.0, 2.0)
+}
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  y[n] ~ Poisson(rate[z[n]])
+  x[n] ~ Normal(mu[z[n]], v[z[n]])
+}
+"""
+    m = emdsl.loads(src, name="map_empty.emm", use_cache=False)
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, 400)
+    y, x = rng.poisson(np.where(z, 12.0, 3.0)), rng.normal(np.where(z, 2.0, -2.0), 0.7)
+    start = {"w": np.array([0.5, 0.5]), "rate": np.array([6.0, 1e8]),
+             "mu": np.array([0.0, 1e8]), "v": np.array([1.0, 1.0])}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = m.fit(y=y, x=x, init=start, max_iter=1, tol=0)
+        far = m.fit(y=y, x=x, init=start, max_iter=500)
+        good = m.fit(y=y, x=x, seed=0, n_init=3)
+    np.testing.assert_allclose([one.params["rate"][1], one.params["mu"][1], one.params["v"][1]],
+                               [4.0, 0.0, 0.5], atol=1e-9)
+    assert far.objective == pytest.approx(good.objective, rel=1e-8)
+    assert sorted(far.params["rate"]) == pytest.approx(sorted(good.params["rate"]), rel=1e-5)

@@ -97,6 +97,19 @@ def _keep_empty(new, old, count):
     return np.where(mask, old(), new)
 
 
+def _keep_unless_prior(new, old, count):
+    """Under MAP, an empty cell's update is the maximiser of its log prior alone - the
+    prior's mode - and stays (a component that lost its items restarts from the mode
+    and can win items back); only where that is not finite (a prior without a mode) is
+    the previous value kept, as ``_keep_empty`` does for maximum likelihood."""
+    empty = np.broadcast_to(count, new.shape[:np.ndim(count)]) <= 1e-8
+    if not np.any(empty):
+        return new
+    bad = ~np.isfinite(new)
+    bad = bad.reshape(bad.shape[:empty.ndim] + (-1,)).any(-1) if new.ndim > empty.ndim else bad
+    return _keep_empty(new, old, np.where(empty & bad, 0.0, 1.0))
+
+
 def _toward_infinity(new, old):
     """Where a closed-form M-step is infinite (Q grows without bound that way: separated
     data, as a logistic component whose items all have y = 0), one unit from the previous

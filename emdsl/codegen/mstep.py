@@ -187,8 +187,18 @@ class MStepWriter:
             if any(a.kind == "latent" for a in g.axes):
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
-                s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
-                  f'old, hyp), {cnt})  # an empty cell keeps its value (or a neutral start)')
+                s(f'new["{p}"] = {self._keep(p)}(new["{p}"], lambda: _param_value("{p}", {{}}, '
+                  f'old, hyp), {cnt})  # {self._keep_note(p)}')
+
+    def _keep(self, p) -> str:
+        """The helper that decides an empty cell's value: under maximum likelihood it keeps
+        its previous value (nothing informs it); with a prior (MAP) the update is the
+        prior's mode there, kept unless it is not finite (a prior without a mode)."""
+        return "_keep_unless_prior" if p in self.r.priors else "_keep_empty"
+
+    def _keep_note(self, p) -> str:
+        return ("an empty cell takes its prior's mode (or keeps its value if there is none)"
+                if p in self.r.priors else "an empty cell keeps its value (or a neutral start)")
 
     def _form_locals(self, s, g, fm, value):
         """Locals an emission's part of Q reads: its statistics, and the other params and
@@ -270,8 +280,8 @@ class MStepWriter:
         tail = "" if gu.mean.axes else "[0]"
         s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
         if gu.mean.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
-              f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
+            s(f'new["{p}"] = {self._keep(p)}(new["{p}"], lambda: _param_value("{p}", {{}}, '
+              f'old, hyp), count_k)  # {self._keep_note(p)}')
 
     def _gaussian_spread(self, s, gu, beta):
         p, kw = gu.spread.param, gu.keyword
@@ -322,8 +332,8 @@ class MStepWriter:
         tail = "" if gu.spread.axes else "[0]"
         s(f'new["{p}"] = value{tail}')
         if gu.spread.axes:
-            s(f'new["{p}"] = _keep_empty(new["{p}"], lambda: _param_value("{p}", {{}}, '
-              f'old, hyp), count_k)  # an empty cell keeps its value (or a neutral start)')
+            s(f'new["{p}"] = {self._keep(p)}(new["{p}"], lambda: _param_value("{p}", {{}}, '
+              f'old, hyp), count_k)  # {self._keep_note(p)}')
 
     @staticmethod
     def _spread_factor(slot, keyword) -> str:

@@ -198,7 +198,7 @@ for n in 1:N {
              "mu": np.array([0.0, 1e8]), "v": np.array([1.0, 1.0])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        one = m.fit(y=y, x=x, init=start, max_iter=1, tol=0)
+        one = m.fit(y=y, x=x, init=start, max_iter=1, tol=0, reg=0)
         far = m.fit(y=y, x=x, init=start, max_iter=500)
         good = m.fit(y=y, x=x, seed=0, n_init=3)
     np.testing.assert_allclose([one.params["rate"][1], one.params["mu"][1], one.params["v"][1]],

@@ -83,3 +83,24 @@ def test_matches_sklearn_covariance_type(kind, dataset, n_iter):
     scale = np.abs(cov).max() if kind != "tied" else np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
     assert_close(p[name], cov, RTOL, RTOL * scale, name)
     assert r.elbo[-1] == pytest.approx(gm.lower_bound_ * len(X), rel=RTOL)
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_reg_is_sklearns_reg_covar(kind):
+    """`reg` is added to every covariance's diagonal - a full or tied matrix, the
+    variances of a diagonal or spherical one alike - as scikit-learn's ``reg_covar``:
+    params equal after 5 iterations with reg = reg_covar = 0.05."""
+    X = DATASETS[sorted(DATASETS)[0]]()
+    w0, mu0, spread0, prec0 = start(X, kind)
+    name = MODELS[kind][2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = sklearn_mixture.GaussianMixture(
+            n_components=K, covariance_type=kind, reg_covar=0.05, tol=0, max_iter=5,
+            weights_init=w0, means_init=mu0, precisions_init=prec0, random_state=0).fit(X)
+        r = compiled(kind).fit(x=X, K=K, reg=0.05, tol=0, max_iter=5,
+                               init={"weights": w0, "mu": mu0, name: spread0})
+    assert_close(r.params["mu"], gm.means_, RTOL, RTOL * np.abs(gm.means_).max(axis=0), "mu")
+    assert_close(r.params[name], gm.covariances_, RTOL, RTOL * np.abs(gm.covariances_).max(),
+                 name)

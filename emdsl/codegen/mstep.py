@@ -8,11 +8,13 @@ from .util import known, py, value_source
 
 _CLIP = {"pos": "np.maximum({v}, np.finfo(float).tiny)",
          "unit": "np.clip({v}, 1e-12, 1 - 1e-12)"}
-# a scalar spread param held away from 0 by the `reg` option: variance, sd, precision
-_FLOOR = {"var": "np.maximum({v}, reg)", "sd": "np.maximum({v}, np.sqrt(reg))",
-          "prec": "(np.minimum({v}, 1.0 / reg) if reg > 0 else {v})"}
+# a scalar spread param regularised by the `reg` option as covariance diagonals are:
+# reg added to the variance, in the param's own terms (variance, sd or precision)
+_REG = {"var": "{v} + reg", "sd": "np.sqrt({v} ** 2 + reg)", "prec": "{v} / (1.0 + reg * {v})"}
 _WHAT = {"var": "variance", "sd": "standard deviation", "prec": "precision"}
-_AT_FLOOR = {"var": "{v} <= reg", "sd": "{v} <= np.sqrt(reg)", "prec": "{v} >= 1.0 / reg"}
+# collapsed onto a point: the variance before reg was at most reg
+_COLLAPSED = {"var": "{v} <= 2 * reg", "sd": "{v} <= np.sqrt(2 * reg)",
+              "prec": "{v} >= 0.5 / reg"}
 
 
 def spread_keyword(g, p):
@@ -180,10 +182,10 @@ class MStepWriter:
             kind = self.cm.vars[p].kind
             val = _CLIP.get(kind, "{v}").format(v=p)
             s(f'new["{p}"] = {val}')
-            floor = spread_keyword(g, p)
-            if floor is not None:
-                s(f'new["{p}"] = {_FLOOR[floor].format(v=f"new[{p!r}]")}  # a {floor} '
-                  "collapsing onto a point is floored by reg, as covariances are")
+            spread = spread_keyword(g, p)
+            if spread is not None:
+                s(f'new["{p}"] = {_REG[spread].format(v=f"new[{p!r}]")}  # reg added to the '
+                  "variance, as to covariance diagonals (a collapse onto a point stops at reg)")
             if any(a.kind == "latent" for a in g.axes):
                 lat = [i for i, a in enumerate(g.axes) if a.kind == "latent"][0]
                 cnt = "count_k" if lat == 0 else f"np.moveaxis(count_k[None], -1, {lat})"
@@ -395,15 +397,15 @@ class MStepWriter:
         s("")
         s("")
         s("def floored(params, reg):")
-        s('    """(param, cells, what) for the scalar spreads held at their floor by ``reg``')
-        s('    (a variance that collapsed onto a point)."""')
+        s('    """(param, cells, what) for the scalar spreads that collapsed onto a point and')
+        s('    are held there by ``reg`` (their variance before reg at most reg)."""')
         s("    out = []")
         spreads = [(p, spread_keyword(g, p)) for g in self.us.groups for p in g.params
                    if spread_keyword(g, p) is not None]
         if spreads:
             s("    if reg > 0:")
         for p, kw in spreads:
-            test = _AT_FLOOR[kw].format(v=f'np.asarray(params["{p}"])')
+            test = _COLLAPSED[kw].format(v=f'np.asarray(params["{p}"])')
             s(f"        cells = int(np.sum({test}))")
             s("        if cells:")
             s(f'            out.append(("{p}", cells, "{_WHAT[kw]}"))')

@@ -27,7 +27,7 @@ class EmptyComponentWarning(UserWarning):
 
 
 class DegenerateVarianceWarning(UserWarning):
-    """A scalar variance collapsed onto a point and is held at its floor by ``reg``."""
+    """A scalar variance collapsed onto a point and is held away from 0 by ``reg``."""
 
 
 class PrecisionWarning(UserWarning):
@@ -199,7 +199,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                 empty_seen.add(("floor", name))
                 notes.append((DegenerateVarianceWarning,
                               f"the {what} '{name}' collapsed onto a point in {cells} cell(s) "
-                              f"and is held at its floor set by reg={reg:g} (the likelihood "
+                              f"and is held at about reg={reg:g} (the likelihood "
                               "is unbounded there); try another seed, fewer components or a "
                               "larger reg"))
         if checkpoint is not None and checkpoint.due(it + 1):

@@ -357,9 +357,16 @@ class _Checker:
     def _target_index(self, v: Var, index, loops, span):
         """A sampled variable's indices are plain loop variables or integer constants."""
         if len(index) != len(v.shape):
+            hint = index_hint(v, loops, set(self.declared) | set(self.dims) | set(self.vars)) \
+                if v.shape else f"write `{v.name} ~ ...` without an index"
+            if len(index) == len(v.shape) + len(v.elem_dims) and v.elem_dims \
+                    and v.kind != "cat":   # an element of a vector, one statement each
+                hint = (f"'{v.name}' is declared {v.kind}[...]: to draw its elements one by "
+                        f"one, make them plates - `{v.role} {v.name}"
+                        f"[{', '.join(ast.show(e) for e in v.shape + v.elem_dims)}] : "
+                        f"{v.kind}`")
             raise self.err(f"'{v.name}' has {len(v.shape)} plate index(es) but is sampled with "
-                           f"{len(index)}", span, index_hint(v, loops, set(self.declared) | set(self.dims) | set(self.vars))
-                           if v.shape else f"write `{v.name} ~ ...` without an index")
+                           f"{len(index)}", span, hint)
         loop_vars = {lp.var: lp for lp in loops}
         for i, e in enumerate(index):
             if isinstance(e, ast.Name) and e.id in loop_vars:
@@ -472,9 +479,13 @@ class _Checker:
             rank = 0
         if rank != fam.support_rank:
             what = ("scalar", "vector", "matrix")
+            hint = "index the variable down to one element of the right shape"
+            if fam.support_rank == 0 and rank == 1:
+                hint = (f"a scalar family draws one number: declare `{v.role} {v.name}"
+                        f"[{', '.join(ast.show(e) for e in v.shape + v.elem_dims)}] : "
+                        f"{v.kind}` and draw each element in a loop over its plates")
             raise self.err(f"{fam.name} draws a {what[fam.support_rank]} but '{v.name}' "
-                           f"elements are {what[min(rank, 2)]}s", span,
-                           "index the variable down to one element of the right shape")
+                           f"elements are {what[min(rank, 2)]}s", span, hint)
 
     # ------------------------------------------------------------------ expressions
     def _expr(self, e: ast.Expr, loops):

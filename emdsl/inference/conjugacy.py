@@ -113,8 +113,10 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
              if r.arg == "p" and cm.role(r.var) == "param"]
     assign_ref = _param_ref(cm, prefs[0], z, plate, ()) if prefs else None
     if assign_ref is None or prefs[0].text != ast.show(assign.arg["p"]):
-        raise _unsupported(cm, assign.span, "mixture weights that are not a param",
-                           "use a `param weights : simplex[K]`")
+        raise _unsupported(cm, assign.span, "mixture weights that are not a param (known "
+                           "weights - a hyper, an expression - are later work)",
+                           "declare `param weights : simplex[K]` and draw the latent from "
+                           "Categorical(weights)")
     priors = {}
     for name in params:
         for i in fg.sampling_factors(name):
@@ -140,6 +142,14 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
     via = ""
     if not f.loops or f.loops[0].var != plate.var:
         via = _group_selector(cm, f, factor_refs, z)
+        if not via and any(ax.kind == "gate" and ax.name == z.name and ax.inner and
+                           ax.inner[0].kind == "group" for r in factor_refs[1:]
+                           for ax in r.axes):   # z[doc[t]] written, not derived here
+            raise _unsupported(cm, f.span, f"a {f.family.name} datum selecting latent "
+                               f"'{z.name}' per group of items", "this version derives one "
+                               "latent per group for Categorical data (a mixture of "
+                               f"unigrams, `w[t] ~ Categorical(phi[{z.name}[doc[t]]])`); "
+                               "other families per item of a group are later work")
         if not via:
             raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
                                f"'{z.name}'", f"sample it inside `for {plate.var} in ...`, or "

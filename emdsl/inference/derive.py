@@ -349,16 +349,25 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
         pf = report.priors.get(p)
         if pf is None:
             continue
-        if not pf.family.scalar:
-            raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on scalar "
-                                    f"param '{p}'", pf.span, None, cm.model.source)
+        if not pf.family.scalar:   # p's emissions factorise into scalars per element
+            v = cm.vars[p]
+            decl = ", ".join([ast.show(e) for e in v.shape + v.elem_dims])
+            raise NonConjugateError(
+                f"not supported yet: a {pf.family.name} prior on '{p}', which a diagonal "
+                "or spherical covariance splits into one scalar Normal per element",
+                pf.span, f"give each element a scalar prior: declare `param {p}[{decl}] : "
+                f"{v.kind}` and write `{p}[k, d] ~ Normal(...)` in a loop over its elements",
+                cm.model.source)
         for _, e in pf.args:
             for sub in ast.walk_expr(e):
                 if isinstance(sub, ast.Name) and cm.role(sub.id) == "param":
                     raise NonConjugateError(
                         f"not supported yet: a prior on '{p}' that depends on '{sub.id}' "
                         "(hierarchical priors)", sub.span,
-                        "prior arguments may use hypers, dims and numbers", cm.model.source)
+                        "scalar prior arguments may use hypers, dims and numbers; a mean "
+                        "prior scaled by the precision is derived in the vector form "
+                        "(`mu[k] ~ MvNormal(m0, prec=beta0 * Lambda[k])`, Normal-Wishart)",
+                        cm.model.source)
         lp = pf.family.log_density(symbols[p], *family_args(cm, pf, symbols))
         priors[p] = lp
         Q += lp

@@ -242,3 +242,29 @@ def test_unsupported_shapes_say_what_to_write_instead(src, words):
     with pytest.raises(emdsl.EmmError) as info:
         emdsl.loads(src, name="h.emm", use_cache=False)
     assert words in str(info.value) and "h.emm:" in str(info.value)
+
+
+def test_data_outside_a_familys_support_for_the_params_are_named():
+    """A count above a Binomial's (known) trials has probability 0 under every component:
+    the fit's error names the items (not 'a component may have collapsed', whose advice
+    cannot help)."""
+    src = """model B
+dim N
+dim K = 2
+data y[N] : count
+hyper n0 : count = 5
+param w : simplex[K]
+param p[K] : unit
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  y[n] ~ Binomial(n0, p[z[n]])
+}
+"""
+    m = emdsl.loads(src, name="binomial_trials.emm", use_cache=False)
+    y = np.random.default_rng(0).binomial(5, 0.4, 50)
+    y[[3, 17]] = 7
+    with pytest.raises(emdsl.EmmFitError) as info:
+        m.fit(y=y, seed=0)
+    assert "2 item(s) (3, 17, 0-based) have probability 0" in str(info.value)
+    assert info.value.hint is None

@@ -137,6 +137,28 @@ def given_params(mod, st, h, reg, init) -> tuple[dict, bool]:
     return given, set(mod.PARAMS) <= set(given)  # complete: restarts would all be the same
 
 
+def _impossible_items(mod, st, params, h) -> str:
+    """Which items have probability 0 under every component at ``params`` (their log
+    likelihood -inf: a datum outside a family's support for these params, such as a count
+    above a Binomial's trials), as a sentence; '' when none can be named."""
+    rows = np.zeros(st["n_rows"])
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mod.e_step(st, params, h, rows=rows)
+    except TypeError:   # a module without per-row log likelihoods
+        return ""
+    bad = np.flatnonzero(rows == -np.inf)
+    if "inverse" in st:   # compressed rows: the items that are copies of them
+        bad = np.flatnonzero(np.isin(st["inverse"], bad))
+    if not len(bad):
+        return ""
+    shown = ", ".join(str(i) for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return (f"{len(bad)} item(s) ({shown}, 0-based) have probability 0 under every "
+            "component: their data lie outside a family's support for these params (a count "
+            "above a Binomial's trials, a value a known param rules out) - check those items "
+            "and the model's known values")
+
+
 def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt, local_iter,
              checkpoint=None, resume=None):
     trace, notes = (list(resume["trace"]) if resume else []), []
@@ -153,11 +175,12 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
             resp, ess, loglik = mod.e_step(st, params, h)
         value = loglik + mod.log_prior(params, h)
         if not np.isfinite(value):
+            impossible = _impossible_items(mod, st, params, h) if loglik == -np.inf else ""
             raise FloatingPointError(
-                f"the objective became {value} at iteration {it + 1}: a component may have "
-                "collapsed onto a few points (the likelihood is then unbounded), a prior with a "
-                "shape or concentration below 1 may be pushing a param to its boundary, or the "
-                "data may lie outside the support of a family")
+                f"the objective became {value} at iteration {it + 1}: " + (impossible or
+                "a component may have collapsed onto a few points (the likelihood is then "
+                "unbounded), a prior with a shape or concentration below 1 may be pushing a "
+                "param to its boundary, or the data may lie outside the support of a family"))
         trace.append(value)
         if verbose:
             change = value - trace[-2] if len(trace) > 1 else float("nan")

@@ -1,14 +1,18 @@
 """Honest answers at the edges: unbounded priors, collapsing variances, families that
-ignore a variable, params no data can identify, empty components at the start."""
+ignore a variable, params no data can identify, empty components at the start, and the
+located errors for shapes this version does not derive."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import emdsl
 from emdsl.runtime.batch import DegenerateVarianceWarning
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 pytestmark = [pytest.mark.filterwarnings("ignore::emdsl.runtime.batch.EmptyComponentWarning"),
               pytest.mark.filterwarnings("ignore::emdsl.runtime.batch.ConvergenceWarning")]
@@ -268,3 +272,10 @@ for n in 1:N {
         m.fit(y=y, seed=0)
     assert "2 item(s) (3, 17, 0-based) have probability 0" in str(info.value)
     assert info.value.hint is None
+
+
+def test_a_deleted_latent_statement_is_named_before_the_params_it_leaves_unused():
+    src = (MODELS_DIR / "gaussian_mixture.emm").read_text().replace(
+        "z[n] ~ Categorical(weights)", "")
+    with pytest.raises(emdsl.EmmError, match="latent 'z' is never sampled"):
+        emdsl.loads(src, name="no_z.emm", use_cache=False)

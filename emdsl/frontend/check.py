@@ -543,11 +543,12 @@ class _Checker:
 
     # ------------------------------------------------------------------ roles
     def _roles(self):
-        for v in self.vars.values():
-            sampled = v.name in self.sampled
-            if v.role == "latent" and not sampled:
+        for v in self.vars.values():   # first: a missing statement leaves its params unused
+            if v.role == "latent" and v.name not in self.sampled:
                 raise self.err(f"latent '{v.name}' is never sampled", v.span,
                                f"add a statement `{v.name}[...] ~ Family(...)`")
+        for v in self.vars.values():
+            sampled = v.name in self.sampled
             if v.role == "data" and not sampled and v.name not in self.used:
                 raise self.err(f"data '{v.name}' is neither modelled nor used", v.span,
                                "sample it with `~`, use it in an expression, or remove it")

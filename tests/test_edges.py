@@ -279,3 +279,22 @@ def test_a_deleted_latent_statement_is_named_before_the_params_it_leaves_unused(
         "z[n] ~ Categorical(weights)", "")
     with pytest.raises(emdsl.EmmError, match="latent 'z' is never sampled"):
         emdsl.loads(src, name="no_z.emm", use_cache=False)
+
+
+def test_only_the_params_the_data_cannot_tell_apart_are_named():
+    src = """model MB
+dim N, D
+dim K = 2
+data x[N, D] : real
+param w : simplex[K]
+param mu[K] : real
+param b[D] : real
+param s2 : pos
+latent z[N] : cat[K]
+for n in 1:N {
+  z[n] ~ Categorical(w)
+  for d in 1:D { x[n, d] ~ Normal(mu[z[n]] + b[d], s2) }
+}
+"""
+    with pytest.raises(emdsl.NonConjugateError, match="the params mu, b cannot be identified"):
+        emdsl.loads(src, name="mb.emm", use_cache=False)

@@ -144,9 +144,12 @@ def _identifiable(cm, e: Emission, ef, params) -> None:
     J = np.array(rows)
     if not np.all(np.isfinite(J)):
         return
-    sv = np.linalg.svd(J, compute_uv=False)
-    if sv[-1] <= 1e-9 * max(sv[0], 1e-300) or J.shape[0] < len(params):
-        names = ", ".join(str(u) for u in params)
+    _, sv, vt = np.linalg.svd(J)
+    rank = int(np.sum(sv > 1e-9 * max(sv[0], 1e-300)))
+    if rank < len(params):
+        null = vt[rank:]   # directions the data cannot see: the params that move along them
+        tied = [u for j, u in enumerate(params) if np.abs(null[:, j]).max() > 1e-6]
+        names = ", ".join(str(u) for u in (tied if len(tied) >= 2 else params))
         raise NonConjugateError(
             f"the params {names} cannot be identified from the data: '{e.factor.text.strip()}' "
             f"depends on them only through fewer combinations than there are params",

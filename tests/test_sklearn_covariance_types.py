@@ -60,21 +60,27 @@ def start(X, kind, seed=3):
     return np.full(K, 1.0 / K), means, spread, prec
 
 
+def fit_both(kind, X, n_iter, reg=0.0):
+    """scikit-learn's GaussianMixture (reg_covar = reg) and emdsl's fit from one start."""
+    w0, mu0, spread0, prec0 = start(X, kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = sklearn_mixture.GaussianMixture(
+            n_components=K, covariance_type=kind, reg_covar=reg, tol=0, max_iter=n_iter,
+            weights_init=w0, means_init=mu0, precisions_init=prec0, random_state=0).fit(X)
+        r = compiled(kind).fit(x=X, K=K, reg=reg, tol=0, max_iter=n_iter,
+                               init={"weights": w0, "mu": mu0, MODELS[kind][2]: spread0})
+    return gm, r
+
+
 @pytest.mark.parametrize("n_iter", [1, 5, 30])
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 @pytest.mark.parametrize("kind", sorted(MODELS))
 def test_matches_sklearn_covariance_type(kind, dataset, n_iter):
     X = DATASETS[dataset]()
-    w0, mu0, spread0, prec0 = start(X, kind)
     name = MODELS[kind][2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkConvergenceWarning)
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm = sklearn_mixture.GaussianMixture(
-            n_components=K, covariance_type=kind, reg_covar=0, tol=0, max_iter=n_iter,
-            weights_init=w0, means_init=mu0, precisions_init=prec0, random_state=0).fit(X)
-        r = compiled(kind).fit(x=X, K=K, reg=0, tol=0, max_iter=n_iter,
-                             init={"weights": w0, "mu": mu0, name: spread0})
+    gm, r = fit_both(kind, X, n_iter)
     assert r.n_iter == n_iter == gm.n_iter_
     p = r.params
     assert_close(p["weights"], gm.weights_, RTOL, what="weights")
@@ -91,16 +97,8 @@ def test_reg_is_sklearns_reg_covar(kind):
     variances of a diagonal or spherical one alike - as scikit-learn's ``reg_covar``:
     params equal after 5 iterations with reg = reg_covar = 0.05."""
     X = DATASETS[sorted(DATASETS)[0]]()
-    w0, mu0, spread0, prec0 = start(X, kind)
     name = MODELS[kind][2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SkConvergenceWarning)
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm = sklearn_mixture.GaussianMixture(
-            n_components=K, covariance_type=kind, reg_covar=0.05, tol=0, max_iter=5,
-            weights_init=w0, means_init=mu0, precisions_init=prec0, random_state=0).fit(X)
-        r = compiled(kind).fit(x=X, K=K, reg=0.05, tol=0, max_iter=5,
-                               init={"weights": w0, "mu": mu0, name: spread0})
+    gm, r = fit_both(kind, X, 5, reg=0.05)
     assert_close(r.params["mu"], gm.means_, RTOL, RTOL * np.abs(gm.means_).max(axis=0), "mu")
     assert_close(r.params[name], gm.covariances_, RTOL, RTOL * np.abs(gm.covariances_).max(),
                  name)

@@ -48,11 +48,12 @@ def warn_far_from_zero(module, data: dict) -> None:
             continue
         mean, sd = float(np.mean(y)), float(np.std(y))
         if abs(mean) > 1e4 * sd:
+            lost = min(16.0, 2 * np.log10(abs(mean) / sd)) if sd > 0 else 16.0
             warnings.warn(PrecisionWarning(
                 f"data '{name}' lie far from 0 for their spread (mean {mean:.6g}, standard "
                 f"deviation {sd:.3g}): this model's statistics are sums of {name} and "
                 f"{name}^2, which cancel in its updates and lose about "
-                f"{max(0.0, 2 * np.log10(abs(mean) / max(sd, 1e-300))):.0f} of 16 digits; "
+                f"{lost:.0f} of 16 digits; "
                 f"subtract a constant near {mean:.6g} from '{name}' (and from the "
                 "locations of its prior) before fitting"), stacklevel=3)
 

@@ -280,6 +280,10 @@ def gaussian_updates(doc: Document, us: UpdateSet) -> None:
                      rf"{tex_name(m)} = (-2J)^{{-1}} h")
             doc.para("Without a prior, and when the cells share the precision, it is "
                      "Sx / N: the inverse mean map.")
+            if gu.mean.scale is not None or gu.mean.offset is not None or gu.mean.sign < 0:
+                doc.para(f"That mode is the mean argument `{ast.show(f.arg['mean'])}` as a "
+                         f"whole; it is a bijective map of `{m}` (a known scale and shift), "
+                         f"so `{m}` is the mode mapped back.")
             doc.implemented(f"the update of `{m}`", assignment=m)
         if sp_:
             conj = f.family.numerics.MESSAGES[gu.keyword][0]

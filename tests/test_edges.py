@@ -236,6 +236,10 @@ param w : simplex[K]
      "param pi : simplex[K]\nparam rate[K] : pos\nlatent z[D] : cat[K]\n"
      "for d in 1:D { z[d] ~ Categorical(pi) }\nfor t in 1:T { y[t] ~ Poisson(rate[z[doc[t]]]) }\n",
      "a Poisson datum selecting latent 'z' per group of items"),
+    (_GMM_HEAD + "param mu[K] : real[D]\nparam S : spd[D]\nhyper c : pos\nhyper m0 : real[D]\n"
+     "hyper S0 : spd[D]\nlatent z[N] : cat[K]\nfor k in 1:K { mu[k] ~ MvNormal(m0, S0) }\n"
+     "for n in 1:N {\n  z[n] ~ Categorical(w)\n  x[n] ~ MvNormal(c * mu[z[n]], S)\n}\n",
+     "which the MvNormal's mean scales by a known factor"),
     ("model W\ndim N\ndim K = 2\ndata y[N] : count\nhyper w0 : simplex[K]\n"
      "param rate[K] : pos\nlatent z[N] : cat[K]\nfor n in 1:N {\n  z[n] ~ Categorical(w0)\n"
      "  y[n] ~ Poisson(rate[z[n]])\n}\n", "known weights - a hyper, an expression - are later"),

@@ -102,3 +102,49 @@ def test_reg_is_sklearns_reg_covar(kind):
     assert_close(r.params["mu"], gm.means_, RTOL, RTOL * np.abs(gm.means_).max(axis=0), "mu")
     assert_close(r.params[name], gm.covariances_, RTOL, RTOL * np.abs(gm.covariances_).max(),
                  name)
+
+
+SCALED = """model Scaled
+dim N, D
+dim K = 3
+data   x[N]    : real[D]
+param  w       : simplex[K]
+param  mu[K]   : real[D]
+param  S[K]    : spd[D]
+hyper  c       : real[D]
+hyper  m0      : real[D]
+latent z[N]    : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    x[n] ~ MvNormal(MEAN, S[z[n]])
+}
+"""
+
+
+@pytest.mark.parametrize("mean, to_mu", [
+    ("c * mu[z[n]] + m0", lambda E, c, m0: (E - m0) / c),
+    ("m0 - mu[z[n]] / c", lambda E, c, m0: (m0 - E) * c),
+    ("mu[z[n]] * c", lambda E, c, m0: E / c),
+])
+def test_means_through_a_known_scale_and_shift_match_sklearn(mean, to_mu):
+    """An MvNormal mean c * mu + m0 (c a known vector, element by element) is a bijective
+    map of mu: its maximum-likelihood mu is scikit-learn's full-covariance mean mapped
+    back, after 1, 5 and 30 iterations from the same start."""
+    X = DATASETS[sorted(DATASETS)[0]]()
+    c, m0 = np.array([2.0, -0.5]), np.array([1.0, 30.0])
+    w0, means, cov, _ = start(X, "tied")
+    m = emdsl.loads(SCALED.replace("MEAN", mean), name="scaled.emm", use_cache=False)
+    for n_iter in (1, 5, 30):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkConvergenceWarning)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gm = sklearn_mixture.GaussianMixture(
+                n_components=K, reg_covar=0, tol=0, max_iter=n_iter, weights_init=w0,
+                means_init=means, precisions_init=np.repeat(np.linalg.inv(cov)[None], K, 0),
+                random_state=0).fit(X)
+            r = m.fit(x=X, c=c, m0=m0, reg=0, tol=0, max_iter=n_iter,
+                      init={"w": w0, "mu": to_mu(means, c, m0), "S": np.repeat(cov[None], K, 0)})
+        want = to_mu(gm.means_, c, m0)
+        assert_close(r.params["mu"], want, RTOL, RTOL * np.abs(want).max(axis=0), "mu")
+        assert_close(r.params["S"], gm.covariances_, RTOL,
+                     RTOL * np.abs(gm.covariances_).max(), "S")

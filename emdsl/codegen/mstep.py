@@ -280,7 +280,10 @@ class MStepWriter:
                 s("msg_J = msg_J - 0.5 * prior_prec")
             s(f"centred_mean = {mode}(msg_h, msg_J)  # the mode of the Gaussian form")
         tail = "" if gu.mean.axes else "[0]"
-        s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}')
+        unscale = ""
+        if gu.mean.scale is not None:   # the mean is P c (or P / c): P is the MLE mapped back
+            unscale = f" {'*' if gu.mean.divide else '/'} ({known(gu.mean.scale)})"
+        s(f'new["{p}"] = {sign}(centred_mean - ({beta})){tail}{unscale}')
         if gu.mean.axes:
             s(f'new["{p}"] = {self._keep(p)}(new["{p}"], lambda: _param_value("{p}", {{}}, '
               f'old, hyp), count_k)  # {self._keep_note(p)}')
@@ -293,7 +296,10 @@ class MStepWriter:
         self.w.runtime.update({"_mvn_scatter", msg, mode})
         sign = "-" if gu.mean.sign < 0 else ""
         if gu.mean.param:
-            mean = f'{sign}np.atleast_2d(new["{gu.mean.param}"]) + {beta}'
+            scaled = f'new["{gu.mean.param}"]'
+            if gu.mean.scale is not None:
+                scaled = f"{scaled} {'/' if gu.mean.divide else '*'} ({known(gu.mean.scale)})"
+            mean = f"{sign}np.atleast_2d({scaled}) + {beta}"
         else:
             mean = f"np.atleast_2d({known(gu.mean.known)}) - shift"
         s(f"mean_cells = np.broadcast_to({mean}, sum_x.shape)  # the new centred means")

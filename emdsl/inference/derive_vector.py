@@ -28,14 +28,14 @@ from ..families import VECTOR_FAMILIES
 
 @dataclass
 class Slot:
-    """One argument of an MvNormal: ``sign * P + offset`` (mean) or ``P * scale`` /
-    ``P / scale`` (spread) with P a param, or a ``known`` expression."""
+    """One argument of an MvNormal: ``sign * P * scale + offset`` (mean) or ``P * scale``
+    / ``P / scale`` (spread) with P a param, or a ``known`` expression."""
     param: str | None
     axes: tuple = ()
     offset: ast.Expr | None = None   # mean: a known vector added
     sign: int = 1                    # mean: +P or (only with an offset) -P
-    scale: ast.Expr | None = None    # spread: a known scalar factor
-    divide: bool = False             # spread: P / scale
+    scale: ast.Expr | None = None    # a known factor (mean: a number or a vector)
+    divide: bool = False             # P / scale
     known: ast.Expr | None = None
 
 
@@ -100,19 +100,39 @@ def _known(cm, e: ast.Expr, what: str) -> bool:
     return True
 
 
-def _mean_slot(cm, e: ast.Expr, axes: dict) -> Slot:
+def _scaled_ref(cm, e: ast.Expr):
+    """(param, known scale or None, divide) when ``e`` is a param, ``c * P``, ``P * c``
+    or ``P / c`` with c known (a number or a vector, element by element); else None."""
     p = _ref(cm, e)
     if p:
-        return Slot(p, axes.get(p, ()))
+        return p, None, False
+    if isinstance(e, ast.BinOp) and e.op in "*/":
+        for side, other in ((e.left, e.right), (e.right, e.left)):
+            p = _ref(cm, side)
+            if p and not (e.op == "/" and side is e.right) and _known(cm, other, "mean"):
+                return p, other, e.op == "/"
+    return None
+
+
+def _mean_slot(cm, e: ast.Expr, axes: dict) -> Slot:
+    """``sign * P * scale + offset``: a param, scaled by a known factor and shifted by a
+    known vector - a bijective map of P, so the maximum-likelihood P is the mean's MLE
+    mapped back."""
+    found = _scaled_ref(cm, e)
+    if found:
+        p, scale, divide = found
+        return Slot(p, axes.get(p, ()), scale=scale, divide=divide)
     if isinstance(e, ast.BinOp) and e.op in "+-":
         for side, other, sign in ((e.left, e.right, 1), (e.right, e.left, -1 if e.op == "-"
                                                          else 1)):
-            p = _ref(cm, side)
-            if p and _known(cm, other, "mean"):
+            found = _scaled_ref(cm, side)
+            if found and _known(cm, other, "mean"):
+                p, scale, divide = found
                 if side is e.left:
                     offset = other if e.op == "+" else ast.Neg(other, other.span)
-                    return Slot(p, axes.get(p, ()), offset=offset)
-                return Slot(p, axes.get(p, ()), offset=other, sign=sign)
+                    return Slot(p, axes.get(p, ()), offset=offset, scale=scale, divide=divide)
+                return Slot(p, axes.get(p, ()), offset=other, sign=sign, scale=scale,
+                            divide=divide)
     _known(cm, e, "mean")
     return Slot(None, known=e)
 
@@ -134,6 +154,11 @@ def _mean_prior(cm, gu: GaussianUpdate, pf: Factor):
     """A MvNormal prior on the mean param: known mean; known spread, or the emission's
     spread param scaled by a known number (the Normal-Wishart pattern)."""
     want = VECTOR_FAMILIES["MvNormal"].numerics.MESSAGES["mean"][0]
+    if gu.mean.scale is not None:
+        raise NonConjugateError(f"not supported yet: a prior on '{gu.mean.param}', which the "
+                                "MvNormal's mean scales by a known factor", pf.span,
+                                f"write the mean as '{gu.mean.param}' plus a known vector to "
+                                "give it a prior", cm.model.source)
     if pf.family.name != want:
         raise NonConjugateError(f"not supported yet: a {pf.family.name} prior on mean "
                                 f"'{gu.mean.param}'", pf.span, f"use a {want} prior (conjugate)",

@@ -110,7 +110,7 @@ def variational_factors(us, names: frozenset) -> list[QFactor]:
               and gu.mean_prior is not None and gu.spread_prior is not None
               and gu.prior_spread is not None and gu.prior_spread.param == spread
               and gu.prior_keyword == "prec" and gu.spread.scale is None
-              and gu.mean.offset is None and gu.mean.sign > 0
+              and gu.mean.offset is None and gu.mean.sign > 0 and gu.mean.scale is None
               and gu.mean.axes == gu.spread.axes and len(gu.mean.axes) == 1)
         if not nw:
             p = mine[0]

@@ -240,6 +240,10 @@ param w : simplex[K]
      "hyper S0 : spd[D]\nlatent z[N] : cat[K]\nfor k in 1:K { mu[k] ~ MvNormal(m0, S0) }\n"
      "for n in 1:N {\n  z[n] ~ Categorical(w)\n  x[n] ~ MvNormal(c * mu[z[n]], S)\n}\n",
      "which the MvNormal's mean scales by a known factor"),
+    (_GMM_HEAD + "param mu[K] : real[D]\nparam S : spd[D]\nhyper c : pos[K]\n"
+     "latent z[N] : cat[K]\nfor n in 1:N {\n  z[n] ~ Categorical(w)\n"
+     "  x[n] ~ MvNormal(mu[z[n]], c[z[n]] * S)\n}\n",
+     "a known factor of an MvNormal cov that depends on the latent 'z'"),
     ("model W\ndim N\ndim K = 2\ndata y[N] : count\nhyper w0 : simplex[K]\n"
      "param rate[K] : pos\nlatent z[N] : cat[K]\nfor n in 1:N {\n  z[n] ~ Categorical(w0)\n"
      "  y[n] ~ Poisson(rate[z[n]])\n}\n", "known weights - a hyper, an expression - are later"),

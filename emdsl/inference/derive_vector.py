@@ -91,7 +91,13 @@ def _ref(cm, e: ast.Expr):
 def _known(cm, e: ast.Expr, what: str) -> bool:
     """Whether ``e`` holds no param, latent or datum (raises, naming it, when it does)."""
     for sub in ast.walk_expr(e):
-        if isinstance(sub, ast.Name) and cm.role(sub.id) in ("param", "latent", "data"):
+        if isinstance(sub, ast.Name) and cm.role(sub.id) == "latent":
+            raise NonConjugateError(f"not supported yet: a known factor of an MvNormal {what} "
+                                    f"that depends on the latent '{sub.id}' (one per "
+                                    "component)", sub.span, "a known factor the same for "
+                                    f"every component is derived (`c * S`, `mu[{sub.id}[n]] "
+                                    "+ m0`); per component, make it a param", cm.model.source)
+        if isinstance(sub, ast.Name) and cm.role(sub.id) in ("param", "data"):
             raise NonConjugateError(f"not supported yet: an MvNormal {what} that is an "
                                     f"expression of '{sub.id}'", sub.span,
                                     f"write the {what} as a param"

@@ -291,7 +291,9 @@ class _Writer:
         s(self.cite(r.assign))
         ref = r.assign_ref
         weights = f'log(params["{ref.param}"])'
-        if ref.param in self.us.variational:
+        if ref.param is None:   # known weights
+            weights = f"np.log(np.asarray({known(ref.known)}, dtype=float))"
+        elif ref.param in self.us.variational:
             weights = self.vb.expected_log_simplex(ref.param)
         if ref.axes == ():
             s(f'log_prior_z = {weights}  # (K,) log p(z = k)')

@@ -31,8 +31,9 @@ class Axis:
 
 @dataclass(frozen=True)
 class ParamRef:
-    param: str
+    param: str | None
     axes: tuple[Axis, ...]
+    known: object = None   # a known expression instead of a param (the latent's weights)
 
     @property
     def uses_latent(self) -> bool:
@@ -112,11 +113,15 @@ def analyse(fg: FactorGraph) -> ConjugacyReport:
     prefs = [r for r in fg.refs(fg.sampling_factors(z.name)[0])[1:]
              if r.arg == "p" and cm.role(r.var) == "param"]
     assign_ref = _param_ref(cm, prefs[0], z, plate, ()) if prefs else None
-    if assign_ref is None or prefs[0].text != ast.show(assign.arg["p"]):
-        raise _unsupported(cm, assign.span, "mixture weights that are not a param (known "
-                           "weights - a hyper, an expression - are later work)",
-                           "declare `param weights : simplex[K]` and draw the latent from "
-                           "Categorical(weights)")
+    p_arg = assign.arg["p"]
+    known = not any(isinstance(e, ast.Name) and cm.role(e.id) in ("param", "latent", "data")
+                    for e in ast.walk_expr(p_arg))
+    if assign_ref is None and known:   # known weights (a hyper): nothing to update
+        assign_ref = ParamRef(None, (), known=p_arg)
+    elif assign_ref is None or prefs[0].text != ast.show(p_arg):
+        raise _unsupported(cm, assign.span, "mixture weights that are an expression of a "
+                           "param", "declare `param weights : simplex[K]` and draw the latent "
+                           "from Categorical(weights), or give known weights as a hyper")
     priors = {}
     for name in params:
         for i in fg.sampling_factors(name):

@@ -416,7 +416,7 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
 # ----------------------------------------------------------------------------- simplex M-steps
 def _simplex_updates(cm, report: ConjugacyReport) -> list:
     out = []
-    sources = [("assign", report.assign_ref)]
+    sources = [("assign", report.assign_ref)] if report.assign_ref.param else []
     sources += [(e, e.refs[0]) for e in report.emissions if e.kind == "categorical"]
     for src, ref in sources:
         v = report.params[ref.param]

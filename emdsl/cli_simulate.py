@@ -276,9 +276,15 @@ def _most_separated(model, args, sets: dict, covariates: dict, first: dict, late
     """The first random truth whose components the data tell apart (a mean largest
     responsibility of at least SEPARATED on a simulation of at most 400 items), else the
     best of CANDIDATES."""
+    from .frontend import ast
     cm = model.checked
     plate = cm.item_latent().shape[0]
     n = min(400, _size(cm, plate, sets))
+    pointers = [k for k in covariates if cm.vars[k].kind == "cat" and cm.vars[k].elem_dims
+                and ast.show(cm.vars[k].elem_dims[0]) == ast.show(plate)
+                and cm.vars[k].shape[:1] != (plate,)]   # doc[T] : cat[D]: items' groups
+    if pointers:   # they name every group: the simulation keeps them all
+        n = _size(cm, plate, sets)
     small = {**sets, plate.id: n} if plate.id in cm.dims else dict(sets)
     covs = {k: np.asarray(v)[:n] if cm.vars[k].shape[:1] == (plate,) else v
             for k, v in covariates.items()}

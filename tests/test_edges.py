@@ -232,10 +232,11 @@ param w : simplex[K]
      "latent z[N] : cat[K]\nfor k in 1:K { mu[k] ~ MvNormal(m0, S0) }\n"
      "for n in 1:N {\n  z[n] ~ Categorical(w)\n  x[n] ~ MvNormal(mu[z[n]], v[z[n]] * eye(D))\n}\n",
      "splits into one scalar Normal per element"),
-    ("model U\ndim T, D\ndim K = 3\ndata doc[T] : cat[D]\ndata y[T] : count\n"
+    ("model U\ndim T, D, J\ndim K = 3\ndata doc[T] : cat[D]\ndata y[T, J] : count\n"
      "param pi : simplex[K]\nparam rate[K] : pos\nlatent z[D] : cat[K]\n"
-     "for d in 1:D { z[d] ~ Categorical(pi) }\nfor t in 1:T { y[t] ~ Poisson(rate[z[doc[t]]]) }\n",
-     "a Poisson datum selecting latent 'z' per group of items"),
+     "for d in 1:D { z[d] ~ Categorical(pi) }\n"
+     "for t in 1:T { for j in 1:J { y[t, j] ~ Poisson(rate[z[doc[t]]]) } }\n",
+     "a Poisson datum in an inner plate selecting latent 'z' per group of items"),
     (_GMM_HEAD + "param mu[K] : real[D]\nparam S : spd[D]\nhyper c : pos\nhyper m0 : real[D]\n"
      "hyper S0 : spd[D]\nlatent z[N] : cat[K]\nfor k in 1:K { mu[k] ~ MvNormal(m0, S0) }\n"
      "for n in 1:N {\n  z[n] ~ Categorical(w)\n  x[n] ~ MvNormal(c * mu[z[n]], S)\n}\n",

@@ -20,6 +20,9 @@ class ScalarEmitter:
         self.e, self.w = e, w
         self.x = e.factor.target
         self.fm = next(fm for fm in w.us.forms if fm.emission is e)
+        # y[t] ~ F(theta[z[doc[t]]]): items of their own plate, each of a group (a row);
+        # a row's statistics are those of its items summed, A(theta) counted once per item
+        self.via = e.via
 
     # ------------------------------------------------------------------ letters
     def data_letters(self) -> str:
@@ -115,6 +118,21 @@ class ScalarEmitter:
     def prepare(self, s):
         s(f'st["data_{self.x}"] = np.asarray(data["{self.x}"], dtype=float)')
         s(f'st["shape_{self.x}"] = st["data_{self.x}"].shape')
+        if self.via:
+            x = self.x
+            s(f'st["via_{x}"] = np.asarray(data["{self.via}"], dtype=np.int64)  # the row (group) '
+              f"of each {x}")
+            s(f'st["count_{x}"] = np.bincount(st["via_{x}"], minlength=n_rows).astype(float)'
+              f"  # the {x} of each row")
+
+    def features(self) -> str:
+        """Source of the (rows, F) array k-means++ starts from: the datum per row, or for
+        items of a group the mean of its items."""
+        x = self.x
+        if self.via:
+            return (f'(np.bincount(st["via_{x}"], weights=st["data_{x}"], minlength=st['
+                    f'"n_rows"]) / np.maximum(st["count_{x}"], 1.0))[:, None]')
+        return f'np.asarray(data["{x}"], dtype=float).reshape(st["n_rows"], -1)'
 
     def width(self) -> str:
         return f'{max(1, len(self.fm.t))} * int(np.prod(st["shape_{self.x}"][1:]))'
@@ -129,25 +147,48 @@ class ScalarEmitter:
           '(st["block"],))  # one block of each t(x) (and of the centred data), statistic '
           "by element by row: a block's statistics are one (S M, B) operand of one matrix "
           "product, and the buffer is reused by every block")
-        s(f'st["logh_rows_{self.x}"] = np.concatenate([_logh_{self.x}(st, lo, min(n_rows, lo + '
-          f'st["block"])) for lo in range(0, n_rows, st["block"])] or [np.zeros(0)])'
-          "  # log h(x) per row")
+        if self.via:
+            self.group_sums(s)
+        else:
+            s(f'st["logh_rows_{self.x}"] = np.concatenate([_logh_{self.x}(st, lo, min(n_rows, '
+              f'lo + st["block"])) for lo in range(0, n_rows, st["block"])] or [np.zeros(0)])'
+              "  # log h(x) per row")
         s(f'st["logh_{self.x}"] = float(st["logh_rows_{self.x}"].sum())  # sum of log h(x)')
+
+    def group_sums(self, s):
+        """Rows that are groups of items: each statistic and log h(x) summed over the
+        items of each row, once (the items' t(x) in blocks of the buffer's size)."""
+        x, S = self.x, len(self.fm.t)
+        s(f'st["gsum_{x}"] = np.zeros(({S}, n_rows))  # t(x) summed over the items of each row')
+        s(f'st["logh_rows_{x}"] = np.zeros(n_rows)  # log h(x) summed per row')
+        s(f'n_{x} = len(st["data_{x}"])')
+        s(f'for lo in range(0, n_{x}, st["block"]):')
+        s(f'    hi = min(n_{x}, lo + st["block"])')
+        s(f'    rows_{x} = st["via_{x}"][lo:hi]')
+        if S:
+            s(f'    t_{x} = _items_t_{x}(st, lo, hi).reshape({S}, hi - lo)')
+            s(f"    for i in range({S}):")
+            s(f'        st["gsum_{x}"][i] += np.bincount(rows_{x}, weights=t_{x}[i], '
+              "minlength=n_rows)")
+        s(f'    st["logh_rows_{x}"] += np.bincount(rows_{x}, weights=_items_logh_{x}(st, lo, hi), '
+          "minlength=n_rows)")
 
     def functions(self, s):
         """``_t_x(st, lo, hi)`` (t(x) of rows lo:hi of the centred data) and ``_logh_x``."""
         x, fm = self.x, self.fm
-        for name, what in ((f"_t_{x}", "t(x): an (S, ..., B) array, statistic by the data's "
-                                       "inner axes by row (a view of the block buffer "
-                                       f'st["tbuf_{x}"]: valid until the next block\'s call)'),
-                           (f"_logh_{x}", "log h(x) of each row (B,)")):
+        items = "_items" if self.via else ""   # rows that are groups: the items' own first
+        for name, what in ((f"{items}_t_{x}", "t(x): an (S, ..., B) array, statistic by the "
+                                              "data's inner axes by row (a view of the block "
+                                              f'buffer st["tbuf_{x}"]: valid until the next '
+                                              "block's call)"),
+                           (f"{items}_logh_{x}", "log h(x) of each row (B,)")):
             s("")
             s("")
             s(f"def {name}(st, lo, hi):")
-            s(f'    """{what} over rows lo:hi of {x}' + (f" - {fm.shift}" if fm.shift else "")
-              + '."""')
+            s(f'    """{what} over {"items" if self.via else "rows"} lo:hi of {x}'
+              + (f" - {fm.shift}" if fm.shift else "") + '."""')
             s.indent()
-            into = name.startswith("_t")
+            into = "_t_" in name
             if not into and not fm.logh.free_symbols:   # a number: the data are not read
                 s(f"return np.full(hi - lo, ({py(fm.logh)}) * "
                   f'int(np.prod(st["shape_{x}"][1:])))  # the same for every row')
@@ -165,7 +206,7 @@ class ScalarEmitter:
                   f"{self.shift_positions()})  # the centred data (no cancellation)")
             elif into and self.data_slot() == 0:
                 s(f"{x} = _to_columns({x}, 0.0, buf[0])  # statistic 0 is the datum itself")
-            exprs = list(fm.t) if name.startswith("_t") else [fm.logh]
+            exprs = list(fm.t) if into else [fm.logh]
             used = set().union(*[t.free_symbols for t in exprs])
             if fm.shift is not None and fm.shift in used:  # log h of a known mean's data
                 over = self.shift_positions()
@@ -180,6 +221,12 @@ class ScalarEmitter:
                 s(f"return np.broadcast_to({py(fm.logh)}, {x}.shape).reshape(hi - lo, -1)"
                   ".sum(axis=1)")
             s.dedent()
+        if self.via:
+            s("")
+            s("")
+            s(f"def _t_{x}(st, lo, hi):")
+            s(f'    """t(x) summed over the {x} of each of rows lo:hi (groups): (S, B), a view."""')
+            s(f'    return st["gsum_{x}"][:, lo:hi]')
 
     # ------------------------------------------------------------------ E-step
     def natural(self, s, const):
@@ -216,6 +263,8 @@ class ScalarEmitter:
         s(f'A_{x} = np.einsum("{letters}->{keep}", A_{x})'
           + (f" * ({mult})  # once per element of the summed inner loops" if mult else ""))
         const.append(x)   # its log h(x): st["logh_<x>"], per row st["logh_rows_<x>"]
+        if self.via:   # once per item: n_row A(theta_k), a term of each block
+            return None
         return f"A_{x}"   # folded into the per-k constant
 
     def stacked(self) -> bool:
@@ -229,6 +278,9 @@ class ScalarEmitter:
             a, b = f"eta_{x}", f't_block["{x}"].reshape(-1, hi - lo)'
             self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, S M) @ (S M, B)",
                                   (a, b))
+            if self.via:
+                self.w.log_joint_term(s, f'-A_{x}[:, None] * st["count_{x}"][lo:hi][None, :]',
+                                      f"- n_row A(theta_k): A once per {x} of the row")
             return
         for i in range(len(self.fm.t)):
             if self.matmul_layout():
@@ -278,7 +330,10 @@ class ScalarEmitter:
         shape = f'ess["S_{x}_0"].shape'
         mult = self.multiplicity()
         times = f" * ({mult})" if mult else ""
-        if "k" in el:
+        if self.via:   # the items of the rows, by component
+            s(f'ess["N_{x}"] = np.broadcast_to(resp.T @ st["count_{x}"], {shape})  # '
+              f"expected {x} per component")
+        elif "k" in el:
             s(f'ess["N_{x}"] = np.broadcast_to(np.expand_dims(count_k, '
               f'{tuple(i for i, c in enumerate(el) if c != "k")}), {shape}){times}')
         else:

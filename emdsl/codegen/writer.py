@@ -487,7 +487,7 @@ class _Writer:
 
     # ------------------------------------------------------------------ init / fit
     def init_and_fit(self, s):
-        dense = [e.factor.target for e in self.r.emissions if e.kind != "categorical"]
+        dense = [self.emitter(e) for e in self.r.emissions if e.kind != "categorical"]
         s("")
         s("")
         s("def init(st, data, hyp, rng, reg=1e-6):")
@@ -496,8 +496,9 @@ class _Writer:
         s.indent()
         s("n_comp = n_components(hyp)")
         if dense:
-            feats = ", ".join(f'np.asarray(data["{x}"], dtype=float).reshape(st["n_rows"], -1)'
-                              for x in dense)
+            feats = ", ".join(em.features() if hasattr(em, "features") else
+                              f'np.asarray(data["{em.x}"], dtype=float).reshape(st["n_rows"], -1)'
+                              for em in dense)
             s(f"features = np.concatenate([{feats}], axis=1)")
             s("resp = _kmeanspp_resp(features, n_comp, rng)")
         else:

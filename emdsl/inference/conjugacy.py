@@ -150,11 +150,10 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
         if not via and any(ax.kind == "gate" and ax.name == z.name and ax.inner and
                            ax.inner[0].kind == "group" for r in factor_refs[1:]
                            for ax in r.axes):   # z[doc[t]] written, not derived here
-            raise _unsupported(cm, f.span, f"a {f.family.name} datum selecting latent "
-                               f"'{z.name}' per group of items", "this version derives one "
-                               "latent per group for Categorical data (a mixture of "
-                               f"unigrams, `w[t] ~ Categorical(phi[{z.name}[doc[t]]])`); "
-                               "other families per item of a group are later work")
+            raise _unsupported(cm, f.span, f"a {f.family.name} datum in an inner plate "
+                               f"selecting latent '{z.name}' per group of items", "a latent "
+                               "per group selects data of one plate, the group's items: "
+                               f"`for t in 1:T {{ y[t] ~ Poisson(rate[{z.name}[doc[t]]]) }}`")
         if not via:
             raise _unsupported(cm, f.span, f"datum '{f.target}' outside the plate of latent "
                                f"'{z.name}'", f"sample it inside `for {plate.var} in ...`, or "
@@ -217,9 +216,10 @@ def _emission(fg: FactorGraph, number: int, f: Factor, z: Var, plate: Loop) -> E
 
 
 def _group_selector(cm, f: Factor, refs, z: Var) -> str:
-    """The category datum through which a Categorical emission in its own plate selects
-    the latent (``phi[z[doc[t]]]``: 'doc'), or '' when it does not."""
-    if f.family.scalar or f.family.numerics.KIND != "categorical" or len(f.loops) != 1:
+    """The category datum through which an emission in its own plate selects the latent
+    (``phi[z[doc[t]]]``, ``rate[z[doc[t]]]``: 'doc'), or '' when it does not."""
+    if len(f.loops) != 1 or not (f.family.scalar or
+                                 f.family.numerics.KIND == "categorical"):
         return ""
     item = Axis_("loop", f.loops[0].var)
     found = set()

@@ -273,15 +273,20 @@ class ScalarEmitter:
         return self.matmul_layout() and not self.summed_positions() and bool(self.fm.t)
 
     def block(self, s):
-        x, tl, el = self.x, self.data_letters(), self.grid_letters()
+        x = self.x
         if self.stacked():   # eta stacked before the loop: one product for every statistic
             a, b = f"eta_{x}", f't_block["{x}"].reshape(-1, hi - lo)'
             self.w.log_joint_term(s, f"{a} @ {b}", f"eta . t(x), {x}: (K, S M) @ (S M, B)",
                                   (a, b))
-            if self.via:
-                self.w.log_joint_term(s, f'-A_{x}[:, None] * st["count_{x}"][lo:hi][None, :]',
-                                      f"- n_row A(theta_k): A once per {x} of the row")
-            return
+        else:
+            self.unstacked_terms(s)
+        if self.via:   # not folded into the per-k constant: it counts each row's items
+            self.w.log_joint_term(s, f'-A_{x}[:, None] * st["count_{x}"][lo:hi][None, :]',
+                                  f"- n_row A(theta_k): A once per {x} of the row")
+
+    def unstacked_terms(self, s):
+        """eta . t(x) statistic by statistic (layouts one product does not cover)."""
+        x, tl, el = self.x, self.data_letters(), self.grid_letters()
         for i in range(len(self.fm.t)):
             if self.matmul_layout():
                 t = f"t_{x}_{i}"

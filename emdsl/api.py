@@ -122,7 +122,9 @@ def _fit_options(opts: dict) -> dict:
         except (TypeError, ValueError):
             raise EmmDataError(f"fit option {name} must be a{'n integer' if cast is int else ' number'}"
                                f", got {val!r}") from None
-        if not np.isfinite(num) or num < low or (strict and num == low):
+        if not isinstance(num, int) and not np.isfinite(num):   # (ints of any size are)
+            raise EmmDataError(f"fit option {name} must be a finite number, got {val!r}")
+        if num < low or (strict and num == low):
             raise EmmDataError(f"fit option {name} must be {'>' if strict else '>='} {low}, "
                                f"got {val!r}")
         opts[name] = num

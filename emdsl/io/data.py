@@ -253,7 +253,8 @@ def _plain(val):
 
 def _dim_value(cm, name, val, what) -> int:
     val = _plain(val)  # 3, 3.0, np.int64(3) and np.array(3) are all fine
-    ok = isinstance(val, (int, float)) and not isinstance(val, bool) and np.isfinite(val)
+    ok = isinstance(val, (int, float)) and not isinstance(val, bool) and (
+        isinstance(val, int) or np.isfinite(val))   # a Python int of any size is finite
     if ok and float(val) == int(val) and int(val) >= 1:
         return int(val)
     raise _err(cm, None, f"dim '{name}' must be a positive integer, got {what}")

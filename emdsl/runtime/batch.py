@@ -207,7 +207,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                               f"the objective decreased from {prev:.10g} to {value:.10g} at "
                               f"iteration {it + 1}; with reg > 0 small decreases can occur, "
                               "otherwise please report this model"))
-            elif abs(value - prev) <= tol * abs(value):
+            elif abs(value - prev) < tol * abs(value):
                 converged = True
                 break
         for _ in range(local_iter if local and local_fit is None else 0):  # from where they are

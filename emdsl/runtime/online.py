@@ -127,7 +127,7 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
                 notes.append((ObjectiveDecreaseWarning,
                               f"the objective decreased from {prev:.10g} to {value:.10g} in "
                               f"pass {it + 1} of {name}; please report this model"))
-            if abs(value - prev) <= tol * abs(value):
+            if abs(value - prev) < tol * abs(value):
                 converged = True
                 break
         if method == "batch":

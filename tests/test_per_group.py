@@ -15,6 +15,7 @@ from scipy.special import digamma, logsumexp
 
 import emdsl
 from emdsl.runtime.batch import ConvergenceWarning, ObjectiveDecreaseWarning
+from test_scalar_layouts import assert_e_step_in_any_blocks
 
 MIXED = """model Mixed
 dim T, D, V
@@ -52,6 +53,11 @@ for k in 1:K { rate[k] ~ Gamma(2.0, 0.5) }
 for d in 1:D { z[d] ~ Categorical(pi) }
 for t in 1:T { y[t] ~ Poisson(rate[z[doc[t]]]) }
 """
+
+# the same model by maximum likelihood: its weights and rates point params, no priors
+COUNTS = (BAYES.replace("latent pi", "param pi").replace("latent rate", "param rate")
+          .replace("pi ~ Dirichlet(1.0)\n", "")
+          .replace("for k in 1:K { rate[k] ~ Gamma(2.0, 0.5) }\n", ""))
 
 
 def _groups(rng, D, most=6):
@@ -102,29 +108,13 @@ def test_blocks_per_group_log_likelihoods_and_the_bayesian_version():
     D = 1300
     z, doc = _groups(rng, D, most=4)
     y = rng.poisson(np.array([2.0, 9.0])[z[doc]])
-    m = emdsl.loads(BAYES.replace("latent pi", "param pi").replace("latent rate", "param rate")
-                    .replace("pi ~ Dirichlet(1.0)\n", "")
-                    .replace("for k in 1:K { rate[k] ~ Gamma(2.0, 0.5) }\n", ""),
-                    name="counts.emm", use_cache=False)
-    mod = m.module
+    m = emdsl.loads(COUNTS, name="counts.emm", use_cache=False)
     p = {"pi": np.array([0.4, 0.6]), "rate": np.array([1.5, 6.0])}
     L = np.log(p["pi"]) + np.stack([np.bincount(doc, weights=stats.poisson.logpmf(
         y, p["rate"][k]), minlength=D) for k in range(2)], 1)
     b = m._bind({"doc": doc, "y": y, "D": D})
-    h = {**b.dims, **b.hypers}
-    saved = mod.BLOCK_BYTES
-    try:
-        for block_bytes in (1, 2 ** 40):     # 512-row blocks (the last partial), one block
-            mod.BLOCK_BYTES = block_bytes
-            st = mod.prepare(b.data, h)
-            rows = np.zeros(D)
-            resp, _, ll = mod.e_step(st, p, h, rows=rows)
-            np.testing.assert_allclose(rows, logsumexp(L, 1), rtol=1e-12)
-            assert ll == pytest.approx(logsumexp(L, 1).sum(), rel=1e-12)
-            np.testing.assert_allclose(resp, np.exp(L - logsumexp(L, 1, keepdims=True)),
-                                       atol=1e-12)
-    finally:
-        mod.BLOCK_BYTES = saved
+    assert_e_step_in_any_blocks(m.module, b.data, {**b.dims, **b.hypers}, p, L, per_row=True,
+                                resp_atol=1e-12)
     bayes = emdsl.loads(BAYES, name="bayes_counts.emm", use_cache=False)
     q = {"pi.concentration": np.array([10.0, 10.0]), "rate.shape": np.array([3.0, 12.0]),
          "rate.rate": np.array([1.0, 1.0])}
@@ -144,8 +134,6 @@ def test_blocks_per_group_log_likelihoods_and_the_bayesian_version():
 def test_the_cli_check_recovers_a_simulation_with_groups(tmp_path, capsys):
     from emdsl.cli import main
     src = tmp_path / "counts.emm"
-    src.write_text(BAYES.replace("latent pi", "param pi").replace("latent rate", "param rate")
-                   .replace("pi ~ Dirichlet(1.0)\n", "")
-                   .replace("for k in 1:K { rate[k] ~ Gamma(2.0, 0.5) }\n", ""))
+    src.write_text(COUNTS)
     assert main(["check", str(src), "--set", "T=4000", "D=500"]) == 0
     assert "recovered" in capsys.readouterr().out

@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 
 import emdsl
 from emdsl.runtime.batch import ConvergenceWarning, ObjectiveDecreaseWarning
+from test_scalar_layouts import assert_e_step_in_any_blocks
 
 N, K = 1300, 3
 
@@ -89,24 +90,8 @@ def test_e_step_log_likelihood_per_row_and_in_total_match_scipy(name):
     p = {"w": rng.dirichlet(np.ones(K)), **params(rng)}
     b = m._bind({**kw, "K": K})
     h = {**b.dims, **b.hypers}
-    mod = m.module
     log_joint = np.log(p["w"]) + reference(p, kw)
-    per_row = logsumexp(log_joint, axis=1)
-    resp = np.exp(log_joint - per_row[:, None])
-    saved = mod.BLOCK_BYTES
-    try:
-        for block_bytes in (1, 2 ** 40):     # 512-row blocks (the last partial), one block
-            mod.BLOCK_BYTES = block_bytes
-            st = mod.prepare(b.data, h)
-            r, _, ll = mod.e_step(st, p, h)
-            assert ll == pytest.approx(per_row.sum(), rel=1e-12)
-            np.testing.assert_allclose(r, resp, atol=1e-10)
-            rows = np.zeros(st["n_rows"])
-            r, _, ll = mod.e_step(st, p, h, rows=rows)
-            np.testing.assert_allclose(rows, per_row, rtol=1e-12)
-            assert ll == pytest.approx(per_row.sum(), rel=1e-12)
-    finally:
-        mod.BLOCK_BYTES = saved
+    assert_e_step_in_any_blocks(m.module, b.data, h, p, log_joint, per_row=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)      # 25 iterations at tol 0
         warnings.simplefilter("error", ObjectiveDecreaseWarning)

@@ -80,6 +80,31 @@ CASES = {
 }
 
 
+def assert_e_step_in_any_blocks(mod, data, hyp, params, log_joint, per_row=False,
+                                resp_atol=1e-10):
+    """Generated module ``mod``'s E-step in 512-row blocks (the last one partial) and in one
+    block against a reference log joint (N, K) at ``params``: the log likelihood to 1e-12,
+    the responsibilities to ``resp_atol``, and with ``per_row`` each row's log p(x_n) to
+    1e-12 (``rows=``), the total unchanged by asking for them."""
+    want_rows = logsumexp(log_joint, axis=1)
+    resp = np.exp(log_joint - want_rows[:, None])
+    saved = mod.BLOCK_BYTES
+    try:
+        for block_bytes in (1, 2 ** 40):
+            mod.BLOCK_BYTES = block_bytes
+            st = mod.prepare(data, hyp)
+            r, _, ll = mod.e_step(st, params, hyp)
+            assert ll == pytest.approx(want_rows.sum(), rel=1e-12)
+            np.testing.assert_allclose(r, resp, atol=resp_atol)
+            if per_row:
+                rows = np.zeros(st["n_rows"])
+                _, _, ll = mod.e_step(st, params, hyp, rows=rows)
+                np.testing.assert_allclose(rows, want_rows, rtol=1e-12)
+                assert ll == pytest.approx(want_rows.sum(), rel=1e-12)
+    finally:
+        mod.BLOCK_BYTES = saved
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_e_step_matches_scipy_in_any_blocks(name):
     source, data, params, reference = CASES[name]
@@ -91,18 +116,7 @@ def test_e_step_matches_scipy_in_any_blocks(name):
     h = {**b.dims, **b.hypers}
     mod = m.module
     log_joint = np.log(p["w"]) + reference(p, *(b.data[v] for v in mod.DATA))
-    loglik = logsumexp(log_joint, axis=1).sum()
-    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-    saved = mod.BLOCK_BYTES
-    try:
-        for block_bytes in (1, 2 ** 40):     # 512-row blocks (the last partial), one block
-            mod.BLOCK_BYTES = block_bytes
-            st = mod.prepare(b.data, h)
-            r, _, ll = mod.e_step(st, p, h)
-            assert ll == pytest.approx(loglik, rel=1e-12)
-            np.testing.assert_allclose(r, resp, atol=1e-10)
-    finally:
-        mod.BLOCK_BYTES = saved
+    assert_e_step_in_any_blocks(mod, b.data, h, p, log_joint)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)      # 25 iterations at tol 0
         warnings.simplefilter("error", ObjectiveDecreaseWarning)

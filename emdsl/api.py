@@ -300,7 +300,7 @@ class Model:
                     source = ArraySource(self.module, bound.data, h, items, size)
                 return self._own(self._fit_online(method, source, opts), h, size)
         except (FloatingPointError, np.linalg.LinAlgError) as exc:
-            data_fault = "probability 0 under every component" in str(exc)
+            data_fault = isinstance(exc, batch.ImpossibleDataError)
             raise EmmFitError(str(exc), hint=None if data_fault else "try another seed, "
                               "n_init > 1, fewer components or a larger `reg`") from None
         except DriverError as exc:   # an option or a combination the drivers do not take

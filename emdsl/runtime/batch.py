@@ -138,6 +138,11 @@ def given_params(mod, st, h, reg, init) -> tuple[dict, bool]:
     return given, set(mod.PARAMS) <= set(given)  # complete: restarts would all be the same
 
 
+class ImpossibleDataError(FloatingPointError):
+    """Items with probability 0 under every component: the data, not the fit, are at
+    fault (another seed or a larger reg cannot help)."""
+
+
 def _impossible_items(mod, st, params, h) -> str:
     """Which items have probability 0 under every component at ``params`` (their log
     likelihood -inf: a datum outside a family's support for these params, such as a count
@@ -177,7 +182,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
         value = loglik + mod.log_prior(params, h)
         if not np.isfinite(value):
             impossible = _impossible_items(mod, st, params, h) if loglik == -np.inf else ""
-            raise FloatingPointError(
+            raise (ImpossibleDataError if impossible else FloatingPointError)(
                 f"the objective became {value} at iteration {it + 1}: " + (impossible or
                 "a component may have collapsed onto a few points (the likelihood is then "
                 "unbounded), a prior with a shape or concentration below 1 may be pushing a "

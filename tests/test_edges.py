@@ -101,6 +101,57 @@ for n in 1:N {
     assert r.params["s2"][1] == pytest.approx(1e-4) and np.all(np.isfinite(r.elbo))
 
 
+_MATRIX_SPREAD = """model C
+dim N
+dim D
+dim K = 2
+data   x[N]     : real[D]
+param  w        : simplex[K]
+param  mu[K]    : real[D]
+param  S{axis}    : spd[D]
+latent z[N]     : cat[K]
+for n in 1:N {{
+    z[n] ~ Categorical(w)
+    x[n] ~ MvNormal(mu[z[n]], {kw}S{index})
+}}
+"""
+
+
+@pytest.mark.parametrize("kw", ["", "prec="])
+def test_a_collapsing_covariance_is_floored_by_reg_with_a_warning(kw):
+    """A component on two points in three dimensions: its covariance is singular before
+    reg, held at reg along the flat's normal, and named - as a scalar variance is."""
+    m = emdsl.loads(_MATRIX_SPREAD.format(axis="[K]", kw=kw, index="[z[n]]"),
+                    name="collapse.emm")
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(size=(200, 3)), [[9.0, 9.0, 9.0], [9.0, 9.5, 9.0]]])
+    S0 = np.stack([np.eye(3), 0.1 * np.eye(3)])
+    init = {"w": np.array([0.99, 0.01]), "mu": np.array([[0.0] * 3, [9.0, 9.25, 9.0]]),
+            "S": np.linalg.inv(S0) if kw else S0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = m.fit(x=x, init=init, reg=1e-4, max_iter=30)
+    named = [str(w.message) for w in caught
+             if issubclass(w.category, DegenerateVarianceWarning)]
+    assert len(named) == 1 and "'S'" in named[0] and "in 1 cell(s)" in named[0]
+    cov = np.linalg.inv(r.params["S"]) if kw else r.params["S"]
+    assert np.linalg.eigvalsh(cov[1]).min() == pytest.approx(1e-4, rel=1e-6)
+    assert np.linalg.eigvalsh(cov[0]).min() > 0.1 and np.all(np.isfinite(r.elbo))
+
+
+@pytest.mark.parametrize("axis, index", [("[K]", "[z[n]]"), ("", "")])
+def test_a_healthy_covariance_gives_no_degenerate_warning(axis, index):
+    m = emdsl.loads(_MATRIX_SPREAD.format(axis=axis, kw="", index=index), name="ok.emm")
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 6.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateVarianceWarning)
+        m.fit(x=x, seed=0, max_iter=50)
+    flat = np.column_stack([x[:, :2], x[:, 0] + x[:, 1]])   # a plane: singular for every k
+    with pytest.warns(DegenerateVarianceWarning, match="'S' collapsed"):
+        m.fit(x=flat, seed=0, max_iter=20, reg=1e-5)
+
+
 @pytest.mark.parametrize("logpdf, what", [
     ("-log(s)", "does not depend on its variable 'x'"),
     ("-x / s - log(s) + 0 * t", "ignores its parameter 't'"),

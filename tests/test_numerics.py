@@ -139,3 +139,33 @@ for n in 1:N {
         fits.append((r.n_iter, r.elbo[-1]))
     assert fits[0][0] == fits[1][0]
     np.testing.assert_allclose(fits[1][1], fits[0][1], rtol=1e-9)
+
+
+_POISSON_MIXTURE = """model P
+dim N
+dim K = 2
+data   x[N]     : count
+param  w        : simplex[K]
+param  rate[K]  : pos
+latent z[N]     : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    x[n] ~ Poisson(rate[z[n]])
+}
+"""
+
+
+@pytest.mark.parametrize("method", ["batch", "incremental"])
+def test_an_objective_of_exactly_zero_meets_the_stopping_rule(method):
+    """Counts of 2^53: a component at rate 2^53 gives log p = 0 to the last bit, so the
+    objective is exactly 0 and has no relative change; it converges once it stops
+    changing, and tol = 0 still runs max_iter."""
+    m = emdsl.loads(_POISSON_MIXTURE, name="zero.emm")
+    x = np.full(3, 2 ** 53)
+    opts = dict(seed=0, method=method, **({"batch_size": 3} if method != "batch" else {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = m.fit(x=x, max_iter=50, **opts)
+        assert r.elbo[-1] == 0.0 and r.converged and r.n_iter < 10
+        r = m.fit(x=x, max_iter=7, tol=0, **opts)
+    assert r.n_iter == 7 and not r.converged

@@ -403,16 +403,34 @@ class MStepWriter:
         s("")
         s("")
         s("def floored(params, reg):")
-        s('    """(param, cells, what) for the scalar spreads that collapsed onto a point and')
-        s('    are held there by ``reg`` (their variance before reg at most reg)."""')
+        s('    """(param, cells, what) for the spreads that collapsed onto a point (a covariance:')
+        s('    onto a point or a flat) and are held there by ``reg`` (a variance, or a')
+        s('    covariance\'s smallest eigenvalue, at most reg before reg was added)."""')
         s("    out = []")
         spreads = [(p, spread_keyword(g, p)) for g in self.us.groups for p in g.params
                    if spread_keyword(g, p) is not None]
-        if spreads:
+        matrices = {gu.spread.param: gu.keyword for gu in self.us.gaussian
+                    if gu.spread.param and gu.spread.param not in self.us.variational}
+        if spreads or matrices:
             s("    if reg > 0:")
         for p, kw in spreads:
             test = _COLLAPSED[kw].format(v=f'np.asarray(params["{p}"])')
             s(f"        cells = int(np.sum({test}))")
             s("        if cells:")
             s(f'            out.append(("{p}", cells, "{_WHAT[kw]}"))')
+        for p, kw in matrices.items():
+            # a covariance whose smallest eigenvalue is at most 2 reg (a precision: largest
+            # at least 1 / (2 reg)); one Cholesky factor tells that none is, cheaply
+            clear = "value - 2 * reg * eye" if kw == "cov" else "0.5 / reg * eye - value"
+            test = ("np.linalg.eigvalsh(value).min(-1) <= 2 * reg" if kw == "cov" else
+                    "np.linalg.eigvalsh(value).max(-1) >= 0.5 / reg")
+            s(f'        value = np.asarray(params["{p}"], dtype=float)')
+            s("        eye = np.eye(value.shape[-1])")
+            s("        try:")
+            s(f"            np.linalg.cholesky({clear})  # positive definite: no cell collapsed")
+            s("        except np.linalg.LinAlgError:")
+            s(f"            cells = int(np.sum({test}))")
+            s("            if cells:")
+            s(f"                out.append((\"{p}\", cells, "
+              f"\"{'covariance' if kw == 'cov' else 'precision matrix'}\"))")
         s("    return out")

@@ -212,7 +212,7 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
                               f"the objective decreased from {prev:.10g} to {value:.10g} at "
                               f"iteration {it + 1}; with reg > 0 small decreases can occur, "
                               "otherwise please report this model"))
-            elif abs(value - prev) < tol * abs(value):
+            elif settled(value, prev, tol):
                 converged = True
                 break
         for _ in range(local_iter if local and local_fit is None else 0):  # from where they are
@@ -227,10 +227,10 @@ def _one_run(mod, st, params, h, max_iter, tol, reg, verbose, callback, attempt,
             if ("floor", name) not in empty_seen:
                 empty_seen.add(("floor", name))
                 notes.append((DegenerateVarianceWarning,
-                              f"the {what} '{name}' collapsed onto a point in {cells} cell(s) "
-                              f"and is held at about reg={reg:g} (the likelihood "
-                              "is unbounded there); try another seed, fewer components or a "
-                              "larger reg"))
+                              f"the {what} '{name}' collapsed in {cells} cell(s) (the data "
+                              "there lie on a point, or a covariance's on a flat) and is held "
+                              f"at about reg={reg:g} (the likelihood is unbounded there); try "
+                              "another seed, fewer components or a larger reg"))
         if checkpoint is not None and checkpoint.due(it + 1):
             checkpoint.save(it + 1, params, trace)
     if not converged:
@@ -272,6 +272,12 @@ def factor_posterior(mod, params, h) -> dict:
     expect = mod.expectations(params, h) if factors else {}
     return {var: {**{f: params[f"{var}.{f}"] for f in q["fields"]}, **expect.get(var, {})}
             for var, q in factors.items()}
+
+
+def settled(value, prev, tol) -> bool:
+    """The stopping rule: the objective's relative change is under tol - or, for tol > 0,
+    it did not change at all (an objective of exactly 0 has no relative change)."""
+    return abs(value - prev) < tol * abs(value) or (tol > 0 and value == prev)
 
 
 def _rel_change(trace):

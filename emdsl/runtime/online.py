@@ -45,7 +45,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .batch import (ConvergenceWarning, FitResult, ObjectiveDecreaseWarning, _rel_change,
-                    factor_posterior, given_params)
+                    factor_posterior, given_params, settled)
 from .sources import count_items
 
 
@@ -127,7 +127,7 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
                 notes.append((ObjectiveDecreaseWarning,
                               f"the objective decreased from {prev:.10g} to {value:.10g} in "
                               f"pass {it + 1} of {name}; please report this model"))
-            if abs(value - prev) < tol * abs(value):
+            if settled(value, prev, tol):
                 converged = True
                 break
         if method == "batch":

@@ -123,6 +123,35 @@ def test_malformed_streams_are_clear_errors(gmm, stream, words):
         gmm.fit(stream, K=3)
 
 
+@pytest.mark.parametrize("keywords, chunks, words", [
+    ({"x": np.zeros((10, 2))}, None, "'x' is given both as a keyword and in chunk 1"),
+    ({"N": 7}, None, "dim 'N' is given as 7 but the stream .* holds 10 items"),
+    ({}, [{"alpha": 2.0}, {"alpha": 3.0}],
+     "chunk 2 of the stream disagrees with chunk 1: the hyper 'alpha' has other values"),
+    ({"alpha": 2.0}, [{"alpha": 3.0}, {}], "'alpha' is given both as a keyword and in chunk 1"),
+])
+def test_values_given_twice_or_differing_between_chunks_are_errors(keywords, chunks, words):
+    """Nothing is silently dropped: a keyword the chunks also hold (with other values), a
+    number of items the stream contradicts, a hyper that differs between chunks."""
+    m = emdsl.load(MODELS / "gmm_identity_map.emm")
+    x = np.random.default_rng(0).normal(size=(10, 2))
+    parts = [{"x": x[:5]}, {"x": x[5:]}]
+    if chunks:
+        parts = [{**p, **c} for p, c in zip(parts, chunks)]
+    with pytest.raises(emdsl.errors.EmmDataError, match=words):
+        m.fit(parts, **keywords)
+
+
+def test_the_same_values_given_twice_are_taken():
+    m = emdsl.load(MODELS / "gmm_identity_map.emm")
+    x = np.random.default_rng(0).normal(size=(10, 2))
+    parts = [{"x": x[:5], "alpha": 3.0}, {"x": x[5:], "alpha": 3.0}]
+    start = {"weights": np.full(3, 1 / 3), "mu": x[:3]}
+    r = _quiet(m.fit, parts, N=10, alpha=3.0, init=start, max_iter=5)
+    whole = _quiet(m.fit, x=x, alpha=3.0, init=start, max_iter=5)
+    np.testing.assert_allclose(r.elbo, whole.elbo, rtol=1e-10)
+
+
 def test_minibatches_of_grouped_data_are_refused():
     """Stepwise and incremental EM update LDA's topics from part of the items; a stream
     of whole documents takes batch CAVI (tests/test_grouped.py), in memory SVI."""
@@ -203,3 +232,14 @@ def test_data_pointing_into_the_items_from_another_plate():
     np.testing.assert_allclose(chunked.elbo, whole.elbo, rtol=1e-10)
     for k, v in whole.params.items():
         np.testing.assert_allclose(chunked.params[k], v, rtol=1e-9, atol=1e-12)
+
+
+def test_a_first_chunk_of_fewer_items_than_components_is_not_the_whole_start(gmm):
+    """The start is drawn from the leading chunks up to enough items, not from a first
+    chunk of two items (which left two of three components on nothing)."""
+    x = _blobs(seed=3)
+    parts = [{"x": x[:2]}] + [{"x": x[i:i + 100]} for i in range(2, len(x), 100)]
+    streamed = _quiet(gmm.fit, parts, K=3, seed=0, max_iter=300)
+    whole = _quiet(gmm.fit, x=x, K=3, seed=0, n_init=3, max_iter=300)
+    assert streamed.elbo[-1] == pytest.approx(whole.elbo[-1], rel=1e-6)
+    assert np.all(streamed.params["weights"] > 0.2)

@@ -156,6 +156,15 @@ def _csv(path: Path, cm, rows: int, drop_missing: bool = False):
                            "used")
 
 
+def _same(a, b) -> bool:
+    """Whether two given values are the same numbers (shape and every element)."""
+    try:
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and bool(np.all(a == b))
+    except (TypeError, ValueError):
+        return False
+
+
 def bind_stream(cm, stream: Chunks, values: dict, items: tuple, size: str):
     """(dims and hypers of the whole stream, a function giving a fresh iterator of checked
     chunk dicts): every chunk is bound like ``fit``'s arrays on the first pass (each error
@@ -178,23 +187,41 @@ def bind_stream(cm, stream: Chunks, values: dict, items: tuple, size: str):
         lengths = {len(np.asarray(chunk[k])) for k in items if k in chunk}
         if lengths == {0}:
             raise EmmDataError(f"chunk {i + 1} of the stream is empty (no items)")
+        for k in chunk:
+            if k in values and not _same(values[k], chunk[k]):
+                raise EmmDataError(f"'{k}' is given both as a keyword and in chunk {i + 1} "
+                                   f"of the stream ({stream.what}), with other values",
+                                   hint=f"give '{k}' once: leave out {k}=... or take it "
+                                   "out of the chunks")
         try:
             b = bind(cm, {**fixed, **chunk})
         except EmmDataError as exc:
             raise EmmDataError(f"chunk {i + 1} of the stream: {exc.msg}", exc.span, exc.hint,
                                exc.source) from None
         dims = {k: v for k, v in b.dims.items() if k != size}
+        shared = {**b.hypers, **{k: v for k, v in b.data.items() if k not in items}}
         if first is None:
-            first = b
+            first, first_shared = b, shared
         elif dims != {k: v for k, v in first.dims.items() if k != size}:
             diff = next(k for k in dims if dims[k] != first.dims.get(k))
             raise EmmDataError(f"chunk {i + 1} of the stream disagrees with chunk 1: dim "
                                f"'{diff}' is {dims[diff]} there and {first.dims[diff]} in "
                                "chunk 1", hint="every chunk holds the same data with the "
                                "same shapes, apart from the number of items")
+        for k, v in shared.items():   # a hyper or a datum of no item: one value for all
+            if not _same(v, first_shared[k]):
+                what = "hyper" if k in b.hypers else "datum"
+                raise EmmDataError(f"chunk {i + 1} of the stream disagrees with chunk 1: "
+                                   f"the {what} '{k}' has other values there",
+                                   hint=f"'{k}' is one value for the whole data set: give "
+                                   "it once, as a keyword")
         total += b.dims[size]
     if first is None:
         raise EmmDataError("the data stream holds no chunks")
+    if size in values and not _same(values[size], total):
+        raise EmmDataError(f"dim '{size}' is given as {values[size]} but the stream "
+                           f"({stream.what}) holds {total} items",
+                           hint=f"leave out {size}=... (the stream determines it)")
     h = {**first.dims, **first.hypers, size: total}
     data_names = [v.name for v in cm.vars.values() if v.role == "data"]
 

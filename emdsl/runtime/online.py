@@ -83,7 +83,8 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
         raise DriverError(f"n_init > 1 takes method='batch' with the data in memory ({method} "
                           "over minibatches, chunks or partitions runs one start)")
     if resume is None:
-        params = _start(source, init, reg, rng, B)
+        start_items = 20000 if method == "batch" else max(10 * B, 20000)
+        params = _start(source, init, reg, rng, start_items)
     if grouped:
         from .svi import SVIPass
         sweep = SVIPass(source, kappa, delay, B, rng, local_iter)
@@ -147,10 +148,11 @@ def run(mod, source, *, method: str, batch_size=None, kappa=None, delay=None, se
                      converged, notes, algorithm)
 
 
-def _start(source, init, reg, rng, B) -> dict:
+def _start(source, init, reg, rng, size) -> dict:
     """The starting params: those ``init`` gives, the rest from the module's ``init`` on a
-    subset of the items (a random one of at most max(10 B, 20000) items in memory, the
-    first chunk of a stream): memory set by it, not by N."""
+    subset of at most ``size`` items (max(10 B, 20000) for minibatches of B, 20000 for
+    batch passes; a random subset in memory, the leading chunks of a stream, the first
+    whole): memory set by it, not by N."""
     mod, h = source.mod, source.h
     if init and getattr(mod, "LATENT", None) in init:   # responsibilities of every item
         if not hasattr(source, "data"):
@@ -162,7 +164,7 @@ def _start(source, init, reg, rng, B) -> dict:
         given, complete = given_params(mod, None, h, reg, init)
     if complete:
         return dict(given)
-    chunk = source.start(rng, max(10 * B, 20000))
+    chunk = source.start(rng, size)
     hc = source.dims(count_items(chunk, source.items))
     st = mod.prepare(chunk, hc, source.centre)
     start = mod.init(st, chunk, hc, rng, reg)

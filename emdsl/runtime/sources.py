@@ -125,7 +125,18 @@ class StreamSource(_Source):
         return self.fresh()
 
     def start(self, rng, size):
-        return next(iter(self.fresh()))
+        """The leading items of the stream: whole chunks until ``size`` items (the first
+        chunk whatever its length), so that a start does not see only a chunk's few."""
+        parts, m = [], 0
+        for chunk in self.fresh():
+            parts.append(chunk)
+            m += count_items(chunk, self.items)
+            if m >= size:
+                break
+        if len(parts) == 1:
+            return parts[0]
+        return {k: (np.concatenate([p[k] for p in parts])[:max(size, len(parts[0][k]))]
+                    if k in self.items else v) for k, v in parts[0].items()}
 
     def grouped(self, grouped):
         """The backend of batch CAVI over chunks of whole groups (``grouped.py``)."""

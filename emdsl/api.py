@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import types
 from pathlib import Path
@@ -342,8 +343,12 @@ class Model:
             return
         if opts.get("n_init", 1) > 1:
             raise EmmDataError("checkpoint / resume take one start: n_init must be 1")
-        shape = {k: opts.get(k) for k in ("seed", "batch_size", "kappa", "delay", "reg",
-                                          "local_iter")}
+        if resume is not None and opts.get("init"):
+            raise EmmDataError("init and resume both give the fit's start",
+                               hint="leave out init: resume continues from the params the "
+                               "checkpoint holds")
+        defaults = inspect.signature(online.run).parameters   # a default spelt out is the same
+        shape = {k: opts.get(k, defaults[k].default) for k in ck.OPTIONS}
         shape["dims and hypers"] = {k: np.asarray(v).tolist() for k, v in sorted(h.items())}
         shape["data"] = source_kind
         ident = ck.identity(self.name, self.checked.model.source, method,
@@ -355,6 +360,11 @@ class Model:
             opts["checkpoint"] = ck.Checkpoint(path, every or 1, ident)
         if resume is not None:
             opts["resume"] = ck.load(resume, ident)
+            done = opts["resume"]["iteration"]
+            if opts.get("max_iter", done) < done:
+                raise EmmDataError(f"checkpoint '{resume}' holds {done} iterations and "
+                                   f"max_iter={opts['max_iter']} asks for fewer",
+                                   hint=f"give max_iter >= {done} (the run's total count)")
 
     def _bind_dask(self, kwargs, dask_data, size) -> dict:
         """Dims and hypers of a fit on dask arrays: the first partition is checked like

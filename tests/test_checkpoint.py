@@ -94,8 +94,16 @@ def test_bad_checkpoints_are_clear_errors(gmm, tmp_path):
         gmm.fit(x=x, K=3, seed=0, method="stepwise", resume=path)
     with pytest.raises(emdsl.errors.EmmDataError, match="its number of items is 300"):
         gmm.fit(x=x[:200], K=3, seed=0, resume=path)
-    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit option seed is 0, this "
+                       "fit's is 1"):
         gmm.fit(x=x, K=3, seed=1, resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit option reg is 1e-06, this "
+                       "fit's is 0.001"):
+        gmm.fit(x=x, K=3, reg=1e-3, resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="holds 2 iterations and max_iter=1"):
+        gmm.fit(x=x, K=3, max_iter=1, resume=path)
+    with pytest.raises(emdsl.errors.EmmDataError, match="init and resume both give"):
+        gmm.fit(x=x, K=3, init={"mu": x[:3]}, resume=path)
     other = emdsl.load(MODELS / "gmm_identity_map.emm", use_cache=False)
     with pytest.raises(emdsl.errors.EmmDataError, match="its model is 'GaussianMixture'"):
         other.fit(x=x, K=3, seed=0, resume=path)
@@ -110,6 +118,17 @@ def test_bad_checkpoints_are_clear_errors(gmm, tmp_path):
         gmm.fit(x=x, K=3, resume=tmp_path / "missing.npz")
     with pytest.raises(emdsl.errors.EmmDataError, match="checkpoint_every needs checkpoint"):
         gmm.fit(x=x, K=3, checkpoint_every=2)
+
+
+def test_defaults_spelt_out_resume_as_left_out(gmm, tmp_path):
+    """seed=0, reg=1e-6 and local_iter=100 written out are the run that left them out."""
+    x = _blobs(5, n=300)
+    path = tmp_path / "run.npz"
+    _fit(gmm, x=x, K=3, max_iter=2, checkpoint=path, tol=0.0)
+    whole = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0)
+    resumed = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0, seed=0, reg=1e-6, local_iter=100,
+                   resume=path)
+    np.testing.assert_array_equal(resumed.elbo, whole.elbo)
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(gmm, tmp_path, monkeypatch):
@@ -131,9 +150,9 @@ def test_a_checkpoint_of_other_dims_or_data_is_refused(gmm, tmp_path):
     x = _blobs(4, n=300)
     path = tmp_path / "run.npz"
     _fit(gmm, x=x, K=3, seed=0, max_iter=2, checkpoint=path)
-    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+    with pytest.raises(emdsl.errors.EmmDataError, match="its dims and hypers is .*'K': 3"):
         gmm.fit(x=x, K=4, seed=0, resume=path)
-    with pytest.raises(emdsl.errors.EmmDataError, match="its fit options"):
+    with pytest.raises(emdsl.errors.EmmDataError, match="its data is 'arrays in memory'"):
         gmm.fit(emdsl.chunks({"x": x}, rows=100), K=3, seed=0, method="batch", resume=path)
     with pytest.raises(emdsl.errors.EmmDataError, match="is a directory"):
         gmm.fit(x=x, K=3, checkpoint=tmp_path)

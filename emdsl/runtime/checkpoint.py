@@ -26,6 +26,8 @@ import numpy as np
 from ..errors import EmmDataError
 
 FORMAT = "emdsl-checkpoint-1"
+# the fit options that shape a run: a resumed fit must give the same (defaults spelt out)
+OPTIONS = ("seed", "batch_size", "kappa", "delay", "reg", "local_iter")
 
 
 def identity(model_name: str, source: str, method: str, n: int, options: dict) -> dict:
@@ -84,10 +86,17 @@ def load(path, ident: dict) -> dict:
     if meta.get("format") != FORMAT:
         raise EmmDataError(f"'{path}' is not an emdsl checkpoint")
     for key, what in (("model", "model"), ("source", "model source"), ("method", "method"),
-                      ("items", "number of items"), ("options", "fit options")):
+                      ("items", "number of items")):
         if meta.get(key) != ident.get(key):
             raise EmmDataError(f"checkpoint '{path}' is from another run: its {what} is "
                                f"{meta.get(key)!r}, this fit's is {ident.get(key)!r}",
+                               hint="resume with the model, data and options that wrote it")
+    saved, given = meta.get("options") or {}, ident.get("options") or {}
+    for k in sorted(set(saved) | set(given)):
+        if saved.get(k) != given.get(k):
+            raise EmmDataError(f"checkpoint '{path}' is from another run: its "
+                               f"{'fit option ' + k if k in OPTIONS else k} is "
+                               f"{saved.get(k)!r}, this fit's is {given.get(k)!r}",
                                hint="resume with the model, data and options that wrote it")
     state = {"iteration": meta["iteration"], "rng": meta["rng"], "values": meta["values"],
              "trace": [float(v) for v in members.pop("trace")]}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EmmDataError
+from .frontend import ast
 
 
 def _csv_bytes(model, arrays: dict) -> str:
@@ -365,6 +366,17 @@ def check_command(args, load) -> int:
     return 0 if ok else 1
 
 
+def _component_axes(model, name: str) -> list:
+    """The axes of variable ``name``'s array that run over the discrete latent's
+    components, by its declared shape (``mu[K] : real[D]``: axis 0; ``w : simplex[K]``:
+    axis 0 of the element; a param whose size happens to equal K is not one)."""
+    cm = model.checked
+    comp = ast.show(cm.vars[model.module.LATENT].elem_dims[0])
+    v = cm.vars[name]
+    dims = list(v.shape) + list(v.elem_dims) * (2 if v.kind == "spd" else 1)
+    return [i for i, d in enumerate(dims) if ast.show(d) == comp]
+
+
 def _recovery(model, res, sim: dict, K: int):
     """(the worst relative error, one line per compared variable) of fit ``res`` against
     the truth in ``sim``, its K components matched (0: no discrete latent); None when
@@ -396,14 +408,16 @@ def _recovery(model, res, sim: dict, K: int):
     if not truth:
         return None
     est = {k: np.asarray(estimates[k], dtype=float) for k in truth}
-    lead = [k for k in truth if truth[k].ndim and truth[k].shape[0] == K]
-    cost = sum(np.abs(truth[k][:, None] - est[k][None]).reshape(K, K, -1).sum(-1) for k in lead)
-    perm = linear_sum_assignment(cost)[1] if lead else np.arange(K)  # undo label switching
-    perm = perm if K else slice(None)
+    axes = {k: _component_axes(model, k) for k in truth} if K else {}
+    cost = sum(np.abs(np.moveaxis(truth[k], ax[0], 0)[:, None]
+                      - np.moveaxis(est[k], ax[0], 0)[None]).reshape(K, K, -1).sum(-1)
+               for k, ax in axes.items() if ax)
+    perm = linear_sum_assignment(cost)[1] if np.ndim(cost) else np.arange(K)  # label switching
     worst = 0.0
     for k, true in truth.items():
-        e = est[k][perm] if k in lead else est[k][..., perm] if true.ndim and \
-            true.shape[-1] == K else est[k]
+        e = est[k]
+        for ax in axes.get(k, ()):
+            e = np.take(e, perm, axis=ax)
         err, scale = float(np.max(np.abs(e - true))), float(np.max(np.abs(true))) or 1.0
         worst = max(worst, err / scale)
         lines.append(f"  {k:<10} max |estimate - truth| = {err:.4g}  (relative {err / scale:.3g})")

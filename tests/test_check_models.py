@@ -207,3 +207,29 @@ def test_a_notebook_shows_the_source_in_a_fence_no_comment_can_close():
     md = emdsl.loads(src, name="p.emm", use_cache=False)._repr_markdown_()
     fence = md.split("\n")[2]
     assert fence == "`````" and md.count(fence) >= 2
+
+
+def test_check_matches_components_by_the_declared_plates(tmp_path, capsys):
+    """A shared param whose size happens to equal K (c : real[D], D = K) is neither
+    permuted with the components nor used to match them."""
+    src = """model SharedOfSizeK
+dim N
+dim K = 3
+dim D = 3
+data   y[N]     : real
+data   v[N]     : real[D]
+param  w        : simplex[K]
+param  mu[K]    : real
+param  c        : real[D]
+latent z[N]     : cat[K]
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    y[n] ~ Normal(mu[z[n]], 1)
+    v[n] ~ MvNormal(c, eye(D))
+}
+"""
+    path = tmp_path / "shared_k.emm"
+    path.write_text(src)
+    assert main(["check", str(path), "--set", "N=3000"]) == 0
+    out = capsys.readouterr().out
+    assert "recovered" in out and "NOT" not in out

@@ -80,6 +80,9 @@ def _read_covariates(model, path, sets: dict) -> dict:
     return {v.name: arrays[v.name] for v in covs}
 
 
+PER_ITEM = 20   # check: rows per item when the rows point into the items (tokens of a document)
+
+
 def _default_sizes(model, sets: dict) -> None:
     """For ``check``: the sizes the user did not give, chosen so that the params can be
     recovered (sizes with a default keep it). K, the values of the discrete latent: 3. A
@@ -88,7 +91,8 @@ def _default_sizes(model, sets: dict) -> None:
     in ``w[t] : cat[V]``): 3 K; the features of binary or count data (little information
     each): 5 K; any other size: 3. The items: 3,000 per group when they are grouped (a
     group's own params are estimated from its items alone), else 2,000 per component (a
-    small component's covariance is estimated from a few hundred)."""
+    small component's covariance is estimated from a few hundred); rows that point into
+    the items (T in ``doc[t] : cat[D]`` with D the items): PER_ITEM per item."""
     from .frontend import ast
     cm = model.checked
     sampled = {f.target for f in cm.factors}
@@ -114,15 +118,22 @@ def _default_sizes(model, sets: dict) -> None:
             for e in (*v.shape[1:], *v.elem_dims):
                 if dim_of(e):
                     role.setdefault(dim_of(e), "features")
+    # the plates of data that point into the items (T in doc[T] : cat[D], D the items'):
+    # PER_ITEM rows per item, sized after the items
+    rows = {dim_of(v.shape[0]) for v in cm.vars.values() if v.role == "data" and v.shape
+            and v.kind == "cat" and dim_of(v.elem_dims[0]) in plate and dim_of(v.shape[0])}
     for name, d in cm.dims.items():
-        if name not in sets and d.default is None and name not in plate:
+        if name not in sets and d.default is None and name not in plate and name not in rows:
             sets[name] = {"groups": 3 * K, "categories": 3 * K, "features": 5 * K}.get(
                 role.get(name), 3)
     groups = int(np.prod([_size(cm, ast.Name(n, None), sets) for n, r in role.items()
-                          if r == "groups"]))
+                          if r == "groups" and n not in plate]))
     for name in plate:
         if name not in sets and cm.dims[name].default is None:
             sets[name] = 3000 * groups if groups > 1 else 2000 * K
+    for name in rows:
+        if name not in sets and cm.dims[name].default is None:
+            sets[name] = PER_ITEM * _size(cm, ast.Name(plate[0], None), sets)
 
 
 def _size(cm, e, sets: dict) -> int:

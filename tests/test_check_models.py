@@ -233,3 +233,29 @@ for n in 1:N {
     assert main(["check", str(path), "--set", "N=3000"]) == 0
     out = capsys.readouterr().out
     assert "recovered" in out and "NOT" not in out
+
+
+def test_check_sizes_rows_that_point_into_the_items(tmp_path, capsys):
+    """A mixture of unigrams (one latent per document, tokens pointing into the documents):
+    check sizes the documents as items and gives each of them tokens, without --set."""
+    src = """model Unigrams
+dim D, T
+dim V = 20
+dim K = 3
+data   doc[T]   : cat[D]
+data   w[T]     : cat[V]
+param  pi       : simplex[K]
+param  phi[K]   : simplex[V]
+latent z[D]     : cat[K]
+for d in 1:D {
+    z[d] ~ Categorical(pi)
+}
+for t in 1:T {
+    w[t] ~ Categorical(phi[z[doc[t]]])
+}
+"""
+    path = tmp_path / "unigrams.emm"
+    path.write_text(src)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "doc (120000,)" in out and "recovered" in out and "NOT" not in out

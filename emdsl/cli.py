@@ -45,20 +45,43 @@ def _set_value(text: str):
     return name.strip(), nums if "," in val else nums[0]
 
 
-def _write(path: str, content) -> None:
-    """Write ``content`` (str, bytes, or a function of a binary file) to ``path``
-    atomically (``io.files.atomic_write``)."""
-    from .io.files import atomic_write
+class _Sets(argparse.Action):
+    """``--set NAME=V ...`` (repeatable) into one dict; a name given twice with different
+    values is a usage error naming both (the last one won silently)."""
 
-    def write(fh):
-        if callable(content):
-            content(fh)
-        else:
-            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+    def __call__(self, parser, namespace, values, option_string=None):
+        sets = dict(getattr(namespace, self.dest, None) or {})
+        for name, val in values:
+            if name in sets and sets[name] != val:
+                parser.error(f"--set {name} is given twice: {name}={_shown(sets[name])} and "
+                             f"{name}={_shown(val)}")
+            sets[name] = val
+        setattr(namespace, self.dest, sets)
+
+
+def _shown(val) -> str:
+    return ",".join(map(str, val)) if isinstance(val, list) else str(val)
+
+
+def _write(path: str, content, *more) -> None:
+    """Write ``content`` (str, bytes, or a function of a binary file) to ``path``
+    atomically (``io.files.atomic_write_all``); ``more``: further (path, content) pairs
+    written with it as one (all of them, or none)."""
+    from .io.files import atomic_write_all
+
+    def writer(content):
+        def write(fh):
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+        return write
+    files = [(path, content), *more]
     try:
-        atomic_write(path, write)
+        atomic_write_all([(p, writer(c)) for p, c in files])
     except OSError as exc:
-        raise EmmError(f"cannot write '{path}': {exc.strerror}") from None
+        where = exc.filename or path
+        raise EmmError(f"cannot write '{where}': {exc.strerror or exc}") from None
 
 
 def _load(path: str):
@@ -149,6 +172,10 @@ def _agree(sets: dict, found: dict) -> None:
 
 def cmd_fit(args) -> int:
     from .io.data import read_data_file
+    if args.output and Path(args.output).suffix.lower() not in (".json", ".npz"):
+        raise EmmError(f"cannot write the result to '{args.output}'",
+                       hint="name it RESULT.json (params and trace; the posterior beside "
+                       "it) or RESULT.npz (everything, read back by emdsl.load_result)")
     model, sets = _load(args.model), dict(args.set or [])
     if args.chunk_rows is not None:   # streamed: the file is read chunk by chunk, every pass
         from .io.chunks import chunks
@@ -192,8 +219,8 @@ def cmd_fit(args) -> int:
         latent = model.module.LATENT if args.chunk_rows is not None else None
         # a streamed fit's responsibilities are not held in memory: left out
         posterior = {k: res.posterior[k] for k in res.posterior if k != latent}
-        _write(beside, lambda fh: np.savez(fh, **flat_posterior(posterior)))
-        _write(args.output, json.dumps(doc, indent=1) + "\n")
+        _write(args.output, json.dumps(doc, indent=1) + "\n",
+               (beside, lambda fh: np.savez(fh, **flat_posterior(posterior))))
     return 0
 
 
@@ -243,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("model", metavar="MODEL", help="the .emm model file")
         p.set_defaults(func=func)
         if sets:
-            p.add_argument("--set", nargs="+", action="extend", type=_set_value,
+            p.add_argument("--set", nargs="+", action=_Sets, type=_set_value,
                            metavar="NAME=V", help="dims and hypers, e.g. --set K=3 alpha=0.5")
             p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
         if func in (cmd_sample, cmd_check):

@@ -59,10 +59,14 @@ def select_command(args, load, agree, write) -> int:
     dim = ranges[0]
     values = sets.pop(dim)
     arrays, dims = read_data_file(args.data, model.checked, drop_missing=args.drop_missing)
+    if dim in dims:
+        raise EmmError(f"select varies dim {dim}, but the data file {Path(args.data).name} "
+                       f"fixes it ({dim} = {dims[dim]})", hint=f"take {dim} out of the data "
+                       "file, or select another dim")
     agree(sets, {k: (v, f"from {Path(args.data).name}") for k, v in dims.items()})
     opts = {k: getattr(args, k) for k in ("seed", "max_iter", "tol", "n_init", "reg")
             if getattr(args, k, None) is not None}
-    sel = select(model, dim, values, args.criterion, **dims, **arrays, **sets, **opts)
+    sel = select(model, dim, values, args.criterion, **{**dims, **arrays, **sets}, **opts)
     print(sel.table())
     if args.plot:
         sel.plot(args.plot)

@@ -194,6 +194,51 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
     return out
 
 
+def _given_params(model, path: Path) -> dict:
+    """The params in ``path``: the JSON of ``fit -o r.json``, the .npz of ``fit -o r.npz``
+    (both must be a fit of this model: its name and its params), or any other .npz (its
+    members named as params of the model; the others, e.g. data, are not read)."""
+    cm = model.checked
+    if path.suffix.lower() not in (".json", ".npz"):
+        raise EmmDataError(f"cannot read params from '{path}': not a .json or .npz file",
+                           hint="use the JSON or .npz written by `emdsl fit -o`, or a .npz "
+                           "of arrays named as the model's params")
+    try:
+        if path.suffix.lower() == ".json":
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            source, values = doc.get("model"), doc["params"]
+        else:
+            with np.load(path, allow_pickle=False) as z:
+                stored = {k: z[k] for k in z.files}
+            meta = json.loads(bytes(stored["meta"]).decode()) if "meta" in stored else {}
+            if isinstance(meta, dict) and "model" in meta:   # a saved result (fit -o r.npz)
+                source = meta["model"]
+                values = {k[len("params/"):]: v for k, v in stored.items()
+                          if k.startswith("params/")}
+            else:
+                source, values = None, {k: v for k, v in stored.items()
+                                        if cm.role(k) == "param"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError,
+            UnicodeDecodeError) as exc:
+        raise EmmDataError(f"cannot read params from '{path}': {exc}",
+                           hint="use the JSON or .npz written by `emdsl fit -o`, or a .npz "
+                           "of arrays named as the model's params") from None
+    if source is not None and source != model.name:
+        raise EmmDataError(f"'{path}' holds a fit of model {source}, not of {model.name}",
+                           hint=f"give params of {model.name} (fit it with `emdsl fit`)")
+    others = sorted(k for k in values if cm.role(k) != "param" and "." not in k)
+    if others:   # (a variational fit's q fields, "mu.mean", are not params: not read)
+        raise EmmDataError(f"'{path}' gives {', '.join(others)}, which "
+                           f"{'is not a param' if len(others) == 1 else 'are not params'} "
+                           f"of {model.name}")
+    given = {k: np.asarray(v, dtype=float) for k, v in values.items() if cm.role(k) == "param"}
+    if not given:
+        names = [v.name for v in cm.vars.values() if v.role == "param"]
+        raise EmmDataError(f"'{path}' holds no params of {model.name}",
+                           hint=f"name its arrays as the params: {', '.join(names)}")
+    return given
+
+
 def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
     ``sets`` are read off their shapes), else drawn at random from ``seed`` (default
@@ -203,18 +248,7 @@ def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
     from .runtime.sample import dim_value
     cm, given = model.checked, {}
     if args.params:
-        path = Path(args.params)
-        try:
-            if path.suffix.lower() == ".json":
-                doc = json.loads(path.read_text(encoding="utf-8"))["params"]
-                given = {k: np.asarray(v, dtype=float) for k, v in doc.items()
-                         if cm.role(k) == "param"}   # (a variational fit's q fields: not)
-            else:
-                with np.load(path, allow_pickle=False) as z:
-                    given = {k: z[k] for k in z.files if cm.role(k) == "param"}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise EmmDataError(f"cannot read params from '{path}': {exc}",
-                               hint="use the JSON written by `emdsl fit -o` or a .npz") from None
+        given = _given_params(model, Path(args.params))
         for name, arr in given.items():
             v = cm.vars.get(name)
             for e, n in zip(v.shape + v.elem_dims if v else (), arr.shape):

@@ -11,6 +11,8 @@ one to a file (format from its suffix) without a display.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .errors import EmmError
@@ -174,8 +176,11 @@ def factor_graph(fg, ax=None):
 
 def save(fig, path) -> None:
     """Write ``fig`` to ``path`` (png, svg, pdf ... from the suffix)."""
-    try:
-        fig.savefig(path, dpi=120, bbox_inches="tight")
+    from .io.files import atomic_write
+    fmt = Path(path).suffix.lstrip(".").lower() or None
+    try:   # atomically, as every output: a failed drawing leaves no half picture
+        atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=120,
+                                                  bbox_inches="tight"))
     except (OSError, ValueError) as exc:
         raise EmmError(f"cannot write the picture '{path}': {exc}") from None
     finally:

@@ -298,8 +298,8 @@ def test_check_with_a_literal_or_computed_category_count(decl, tmp_path, capsys)
 
 def test_sample_dim_must_be_a_positive_integer(tmp_path, capsys):
     for bad, shown in (("N=0", "N = 0"), ("K=2.5", "K = 2.5"), ("D=-1", "D = -1")):
-        status, _, err = run(capsys, "sample", GMM, "--set", "N=5", "D=2", "K=2", bad,
-                             "-o", tmp_path / "s.npz")
+        sets = {"N": "N=5", "D": "D=2", "K": "K=2", bad[0]: bad}.values()
+        status, _, err = run(capsys, "sample", GMM, "--set", *sets, "-o", tmp_path / "s.npz")
         assert status == 1, err
         assert f"dim '{bad[0]}' must be a positive integer" in err and shown in err
     assert list(tmp_path.iterdir()) == []
@@ -425,3 +425,93 @@ def test_verbose_fits_show_the_progress_line_on_a_terminal(monkeypatch, capsys):
                   callback=lambda it, v, p: seen.append(it))
     out = capsys.readouterr()
     assert seen == [0, 1, 2] and "pass     3  objective" in out.err and "iter" not in out.out
+
+
+# ----------------------------------------------------------------------------- outputs
+def _umask_mode():
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def test_outputs_have_an_ordinary_file_mode(tmp_path, capsys):
+    """Written through a temporary file, but with the mode open() gives (not 0600); a
+    replaced file keeps its own."""
+    out_json = tmp_path / "r.json"
+    assert run(capsys, "fit", POISSON, "--data", tmp_path / "d.npz")[0] == 1   # (missing)
+    assert run(capsys, "sample", POISSON, "--set", "N=200", "-o", tmp_path / "d.npz")[0] == 0
+    assert run(capsys, "fit", POISSON, "--data", tmp_path / "d.npz", "-o", out_json)[0] == 0
+    for p in (tmp_path / "d.npz", out_json, tmp_path / "r.posterior.npz"):
+        assert p.stat().st_mode & 0o777 == _umask_mode()
+    out_json.chmod(0o640)
+    assert run(capsys, "fit", POISSON, "--data", tmp_path / "d.npz", "-o", out_json)[0] == 0
+    assert out_json.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_failed_result_write_leaves_neither_file(tmp_path, capsys, monkeypatch):
+    """The JSON and the posterior beside it are written as one: a failure in either
+    leaves no file (the posterior was left behind a failed JSON)."""
+    assert run(capsys, "sample", POISSON, "--set", "N=200", "-o", tmp_path / "d.npz")[0] == 0
+
+    def broken(*a, **k):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(np, "savez", broken)
+    status, _, err = run(capsys, "fit", POISSON, "--data", tmp_path / "d.npz",
+                         "-o", tmp_path / "r.json")
+    assert status == 1 and "cannot write" in err and "No space left" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
+
+
+def test_a_result_file_of_another_kind_is_refused_before_fitting(tmp_path, capsys):
+    status, out, err = run(capsys, "fit", POISSON, "--data", FAITHFUL, "-o", tmp_path / "r.txt")
+    assert status == 1 and "cannot write the result to" in err and "RESULT.json" in err
+    assert out == "" and list(tmp_path.iterdir()) == []
+
+
+def test_a_name_set_twice_with_different_values_is_a_usage_error(capsys):
+    status, _, err = run(capsys, "fit", POISSON, "--data", FAITHFUL, "--set", "K=2", "K=3")
+    assert status == 2 and "--set K is given twice: K=2 and K=3" in err
+    status, _, err = run(capsys, "check", POISSON, "--set", "K=2", "--set", "K=2", "N=300",
+                         "--n-init", "1")
+    assert status in (0, 1) and "given twice" not in err
+
+
+def test_select_refuses_a_dim_the_data_file_fixes(tmp_path, capsys):
+    assert run(capsys, "sample", POISSON, "--set", "N=200", "-o", tmp_path / "d.npz")[0] == 0
+    with np.load(tmp_path / "d.npz") as z:
+        np.savez(tmp_path / "k.npz", y=z["y"], K=2)
+    status, _, err = run(capsys, "select", POISSON, "--data", tmp_path / "k.npz",
+                         "--set", "K=1..3")
+    assert status == 1 and "the data file k.npz fixes it (K = 2)" in err
+    status, out, err = run(capsys, "select", POISSON, "--data", tmp_path / "d.npz",
+                           "--set", "K=1..2", "N=200", "--n-init", "1")
+    assert status == 0, err
+
+
+def test_sample_takes_params_of_its_own_model_only(tmp_path, capsys):
+    """--params: a fit's JSON or .npz of this model, or a .npz named by its params; a fit
+    of another model, names that are no params of it, or a CSV are errors (they were
+    read silently, or not at all and the params drawn at random)."""
+    sim = tmp_path / "d.npz"
+    assert run(capsys, "sample", POISSON, "--set", "N=300", "-o", sim)[0] == 0
+    for suffix in ("json", "npz"):
+        res = tmp_path / f"r.{suffix}"
+        assert run(capsys, "fit", POISSON, "--data", sim, "-o", res)[0] == 0
+        fitted = emdsl.load_result(res).params if suffix == "npz" else \
+            json.loads(res.read_text())["params"]
+        status, _, err = run(capsys, "sample", POISSON, "--set", "N=5", "--params", res,
+                             "-o", tmp_path / "s.npz")
+        assert status == 0, err
+        with np.load(tmp_path / "s.npz") as z:
+            np.testing.assert_allclose(z["rate"], fitted["rate"])
+        status, _, err = run(capsys, "sample", str(MODELS / "gamma_mixture.emm"), "--set",
+                             "N=5", "--params", res, "-o", tmp_path / "s.npz")
+        assert status == 1 and "holds a fit of model PoissonMixture, not of" in err
+    np.savez(tmp_path / "p.npz", foo=[1.0])
+    status, _, err = run(capsys, "sample", POISSON, "--set", "N=5", "--params",
+                         tmp_path / "p.npz", "-o", tmp_path / "s.npz")
+    assert status == 1 and "holds no params of PoissonMixture" in err and "weights" in err
+    status, _, err = run(capsys, "sample", POISSON, "--set", "N=5", "--params", FAITHFUL,
+                         "-o", tmp_path / "s.npz")
+    assert status == 1 and "not a .json or .npz file" in err

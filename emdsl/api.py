@@ -226,6 +226,10 @@ class Model:
         Numerical failures (a covariance that is not positive definite, an objective that
         is not finite) raise :class:`~emdsl.errors.EmmFitError` with advice."""
         opts = _fit_options({k: kwargs.pop(k) for k in list(kwargs) if k in FIT_OPTIONS})
+        if opts.get("local_iter") is not None and not getattr(self.module, "LOCAL_FACTORS", ()):
+            raise EmmDataError(f"fit option local_iter sets the sweeps of factors per group of "
+                               f"items (LDA's theta), and {self.name} has none",
+                               hint="leave out local_iter")
         items, size = self._items()
         if stream is not None or opts["method"] != "batch":
             pointers = [v.name for v in self.checked.vars.values() if v.role == "data"

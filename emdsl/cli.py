@@ -79,8 +79,11 @@ def _write(path: str, content, *more) -> None:
     files = [(path, content), *more]
     try:
         atomic_write_all([(p, writer(c)) for p, c in files])
-    except OSError as exc:
-        where = exc.filename or path
+    except OSError as exc:   # named by the file asked for, not by its temporary
+        failed = Path(exc.filename or path)
+        where = next((p for p, _ in files if failed == Path(p) or (
+            failed.parent == Path(p).parent and failed.name.startswith(f".{Path(p).name}."))),
+            path)
         raise EmmError(f"cannot write '{where}': {exc.strerror or exc}") from None
 
 

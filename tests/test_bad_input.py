@@ -140,3 +140,16 @@ def test_check_runs_on_models_without_a_discrete_latent_or_with_real_covariates(
         out, err = capsys.readouterr()
         assert code in (0, 1) and "Traceback" not in err and "internal" not in err
         assert "max |estimate - truth|" in out
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"max_iters": 3}, "did you mean max_iter=...? (a fit option)"),
+    ({"k": 2}, "did you mean K=...?"),
+    ({"Seed": 1}, "did you mean seed=...? (a fit option)"),
+    ({"local_iter": 5}, "fit option local_iter sets the sweeps of factors per group"),
+])
+def test_misspelt_names_and_options_that_do_nothing_are_named(gmm, kwargs, words):
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(emdsl.EmmDataError) as info:
+        gmm.fit(x=x, **kwargs)
+    assert words in info.value.format()

@@ -121,13 +121,12 @@ def test_bad_checkpoints_are_clear_errors(gmm, tmp_path):
 
 
 def test_defaults_spelt_out_resume_as_left_out(gmm, tmp_path):
-    """seed=0, reg=1e-6 and local_iter=100 written out are the run that left them out."""
+    """seed=0 and reg=1e-6 written out are the run that left them out."""
     x = _blobs(5, n=300)
     path = tmp_path / "run.npz"
     _fit(gmm, x=x, K=3, max_iter=2, checkpoint=path, tol=0.0)
     whole = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0)
-    resumed = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0, seed=0, reg=1e-6, local_iter=100,
-                   resume=path)
+    resumed = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0, seed=0, reg=1e-6, resume=path)
     np.testing.assert_array_equal(resumed.elbo, whole.elbo)
 
 

@@ -10,6 +10,7 @@ The file formats are described in :mod:`emdsl.datafiles`.
 """
 from __future__ import annotations
 
+import difflib
 import operator
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ import numpy as np
 from scipy import special
 
 from ..frontend import ast
-from ..frontend.check import CheckedModel, Var
+from ..frontend.check import FIT_OPTIONS, CheckedModel, Var
 from ..errors import EmmDataError
 
 INT_KINDS = ("cat", "count", "bin")
@@ -185,8 +186,12 @@ def bind(cm: CheckedModel, values: dict) -> Bound:
                        f"give starting values with init={{'{name}': ...}}")
         if role is None:
             valid = [v.name for v in data_vars] + list(cm.dims) + [v.name for v in hyper_vars]
+            known = {n.lower(): n for n in list(FIT_OPTIONS) + valid}   # (K for k)
+            close = [known[c] for c in difflib.get_close_matches(name.lower(), known, n=1)]
+            hint = None if not close else f"did you mean {close[0]}=...?" + (
+                " (a fit option)" if close[0] in FIT_OPTIONS and close[0] not in valid else "")
             raise _err(cm, None, f"'{name}' is not a data, dim or hyper of model {cm.name}; "
-                       f"valid names: {', '.join(valid)}")
+                       f"valid names: {', '.join(valid)}", hint)
     for v in data_vars:
         if v.name not in values:
             raise _err(cm, v, f"data '{v.name}' is missing; pass it as {v.name}=... (an array "

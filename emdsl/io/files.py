@@ -22,7 +22,7 @@ def atomic_write(path, write, sync: bool = False) -> None:
 def atomic_write_all(files, sync: bool = False) -> None:
     """Write several files (``[(path, write), ...]``) as one: every temporary file is
     written before any is renamed, so a failure in any write leaves none of them."""
-    temps, target = [], None
+    temps = []
     try:
         for path, write in files:
             target = Path(path)
@@ -37,11 +37,9 @@ def atomic_write_all(files, sync: bool = False) -> None:
             os.chmod(tmp, _mode(target))
         for tmp, target in temps:
             os.replace(tmp, target)
-    except BaseException as exc:
+    except BaseException:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and target is not None:
-            exc.filename = str(target)   # the file asked for, not its temporary
         raise
 
 

@@ -247,6 +247,16 @@ class Model:
         from .runtime.distributed import is_dask
         dask_data = {k: v for k, v in kwargs.items() if k in items and is_dask(v)}
         if dask_data:
+            plain = [k for k in items if k in kwargs and k not in dask_data]
+            if plain:
+                one = len(dask_data) == 1
+                verb = "is a dask array" if one else "are dask arrays"
+                raise EmmDataError(f"{', '.join(dask_data)} {verb} but {', '.join(plain)} "
+                                   f"{'is' if len(plain) == 1 else 'are'} not: the items' "
+                                   "data go to the cluster together, in the same partitions",
+                                   hint="pass every datum indexed by the items as a dask array "
+                                   "with the same chunks along the items (da.from_array(y, "
+                                   "chunks=x.chunks[0]))")
             if stream is not None or opts["method"] != "batch":
                 raise EmmDataError("dask arrays are fitted by batch EM (method='batch'), "
                                    "each iteration mapped over their partitions")

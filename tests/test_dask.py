@@ -89,6 +89,8 @@ def test_what_dask_does_not_take_is_a_clear_error(client):
     with pytest.raises(emdsl.errors.EmmDataError, match="not sorted by group"):
         lda.fit(doc=da.from_array(doc[shuffled], chunks=10),
                 w=da.from_array(w[shuffled], chunks=10), D=4, V=7, K=2)
+    with pytest.raises(emdsl.errors.EmmDataError, match="w is a dask array but doc is not"):
+        lda.fit(doc=doc, w=da.from_array(w, chunks=10), D=4, V=7, K=2)
 
 
 def test_lda_on_a_cluster_is_batch_cavi(client):

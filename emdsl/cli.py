@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmmDataError, EmmError, InternalError
+from .errors import EmmDataError, EmmError, EmmFitError, InternalError
 
 STAGES = ("ast", "graph", "plan", "conj", "updates", "code")
 FORMATS = {"md": "markdown", "tex": "latex", "html": "html", "text": "text"}
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
         status, message = _run(args)
     seen = []
     for w in caught:  # one line each, in order, without source locations
-        text = f"warning: {w.message}".splitlines()[0]
+        text = _cli_words(f"warning: {w.message}".splitlines()[0])
         if text not in seen:
             seen.append(text)
             print(text, file=sys.stderr)
@@ -375,11 +375,39 @@ def main(argv=None) -> int:
     return status
 
 
+# fit options as the Python API spells them in messages -> the command line's flags
+_FLAGS = ("seed", "method", "max_iter", "tol", "n_init", "reg", "batch_size", "kappa", "delay")
+_BARE = ("max_iter", "n_init", "batch_size", "tol", "seed", "reg")   # flags also in prose
+
+
+def _cli_words(text: str) -> str:
+    """A message for the command line: ``method='batch'`` -> ``--method batch``,
+    ``max_iter`` -> ``--max-iter``, `` `reg` `` -> ``--reg`` in its first line and its
+    hint (the API's messages name its keyword arguments; a model's source lines and quoted
+    names are left as they are)."""
+    lines = text.split("\n")
+    return "\n".join(_flags(s) if i == 0 or s.startswith("hint:") else s
+                     for i, s in enumerate(lines))
+
+
+def _flags(text: str) -> str:
+    import re
+    for opt in _FLAGS:
+        flag = "--" + opt.replace("_", "-")
+        text = re.sub(rf"`?(?<![\w./\\'-]){opt}`?=(['\"]?)([^\s,;)'\"]+)\1", rf"{flag} \2",
+                      text)
+        if opt in _BARE:   # (not inside a path or a dotted name)
+            text = re.sub(rf"`?(?<![\w./\\'-]){opt}(?![\w/\\]|\.\w|\s*[=(])`?", flag, text)
+    return text
+
+
 def _run(args) -> tuple[int, str]:
     """Run the subcommand; return (exit status, error message)."""
     try:
         with np.errstate(divide="ignore", under="ignore"):
             return args.func(args), ""
+    except (EmmDataError, EmmFitError) as exc:   # about the run: its options as flags
+        return 1, _cli_words(exc.format())
     except EmmError as exc:
         return 1, exc.format()
     except (FloatingPointError, np.linalg.LinAlgError) as exc:

@@ -232,8 +232,8 @@ def _given_params(model, path: Path) -> dict:
                            f"{'is not a param' if len(others) == 1 else 'are not params'} "
                            f"of {model.name}")
     given = {k: np.asarray(v, dtype=float) for k, v in values.items() if cm.role(k) == "param"}
-    if not given:
-        names = [v.name for v in cm.vars.values() if v.role == "param"]
+    names = [v.name for v in cm.vars.values() if v.role == "param"]
+    if not given and source is None and names:   # (a variational fit's may hold none)
         raise EmmDataError(f"'{path}' holds no params of {model.name}",
                            hint=f"name its arrays as the params: {', '.join(names)}")
     return given

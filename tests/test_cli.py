@@ -515,3 +515,16 @@ def test_sample_takes_params_of_its_own_model_only(tmp_path, capsys):
     status, _, err = run(capsys, "sample", POISSON, "--set", "N=5", "--params", FAITHFUL,
                          "-o", tmp_path / "s.npz")
     assert status == 1 and "not a .json or .npz file" in err
+
+
+def test_messages_name_the_command_lines_flags(capsys):
+    """The API's messages spell its keywords (max_iter, method='batch'); on the command
+    line the same advice names the flags, in the message and the hint, not in a source
+    line or a quoted name."""
+    status, _, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--max-iter", "2")
+    assert status == 0 and "increase --max-iter, loosen --tol" in err and "max_iter" not in err
+    status, _, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--batch-size", "10")
+    assert status == 1 and "fit option --batch-size is for --method stepwise" in err
+    from emdsl.cli import _cli_words
+    assert _cli_words("cannot read /d/reg/seed.csv ('tol' x.max_iter)\n  3 | seed") == \
+        "cannot read /d/reg/seed.csv ('tol' x.max_iter)\n  3 | seed"

@@ -183,6 +183,39 @@ def test_ldac_without_tokens_uses_max_id(tmp_path):
         read_data_file(f, model("gaussian_mixture"))
 
 
+@pytest.mark.parametrize("line, why", [
+    ("1 2:x", "its pair 1, '2:x' has a non-integer count"),
+    ("1 2:-1", "its pair 1, '2:-1' has a negative count"),
+    ("1 a:1", "its pair 1, 'a:1' has a non-integer word id"),
+    ("2 0:1 2:1.5", "its pair 2, '2:1.5' has a non-integer count"),
+    ("1 2", "its pair 1, '2' is not id:count"),
+    ("3 2:1", "it says 3 pairs and has 1"),
+    ("x 2:1", "it starts with 'x', not the number of pairs"),
+])
+def test_an_ldac_line_error_says_what_is_wrong(tmp_path, line, why):
+    f = tmp_path / "c.ldac"
+    f.write_text(f"1 0:1\n{line}\n")
+    with pytest.raises(EmmDataError) as info:
+        read_data_file(f, model("lda"))
+    assert "line 2 of 'c.ldac' is not in LDA-C format" in info.value.msg
+    assert info.value.msg.endswith(why)
+
+
+def test_files_of_another_kind_are_named_as_such(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("y;z\n1;2\n3;4\n")
+    with pytest.raises(EmmDataError) as info:
+        read_data_file(semi, model("poisson_mixture"))
+    assert "';'-separated" in info.value.format()
+    for name in ("g.npz", "g.npy"):
+        (tmp_path / name).write_bytes(b"garbage")
+        with pytest.raises(EmmDataError, match=f"it is not a NumPy .{name[-3:]} file"):
+            read_data_file(tmp_path / name, model("poisson_mixture"))
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object))
+    with pytest.raises(EmmDataError, match="Python objects, which are never loaded"):
+        read_data_file(tmp_path / "o.npy", model("poisson_mixture"))
+
+
 def test_npz_round_trip(tmp_path):
     f = tmp_path / "d.npz"
     z = RNG.integers(0, 3, size=20)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EmmDataError
+from .datafiles import numpy_file_error
 
 
 class Chunks:
@@ -111,7 +112,7 @@ def _npy(path: Path, cm, items: tuple, rows: int, name):
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise EmmDataError(f"cannot read '{path}': {exc}") from None
+        raise numpy_file_error(path, exc) from None
     yield from _slices({name: arr}, (name,), rows)
 
 
@@ -120,7 +121,7 @@ def _npz(path: Path, cm, items: tuple, rows: int):
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
-        raise EmmDataError(f"cannot read '{path}': {exc}") from None
+        raise numpy_file_error(path, exc) from None
     yield from _slices(arrays, items, rows)
 
 

@@ -79,7 +79,7 @@ def read_data_file(path, cm: CheckedModel, columns: dict | None = None,
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise EmmDataError(f"cannot read '{path}': {exc}") from None
+        raise numpy_file_error(path, exc) from None
     for v in data_vars:
         if v.name not in stored:
             raise EmmDataError(f"data '{v.name}' is not in '{path.name}' (it holds "
@@ -152,8 +152,12 @@ def csv_arrays(path: Path, header: list, rows: list, data_vars,
             raise EmmDataError(f"data '{v.name}' ({_decl(v)}) cannot be read from a CSV file",
                                hint="save it in a .npz file instead")
         if not use:
+            other = next((c for c in ";\t|" if len(header) == 1 and c in header[0]), None)
+            hint = (f"the header looks {'tab' if other == chr(9) else repr(other)}-separated; "
+                    "emdsl reads comma-separated CSV files: save it with commas"
+                    if other else "rename the columns or pass arrays")
             raise EmmDataError(f"data '{v.name}' needs {want} in '{path.name}' (its columns: "
-                               f"{', '.join(header)})", hint="rename the columns or pass arrays")
+                               f"{', '.join(header)})", hint=hint)
         plan.append((v, list(use), rank))
     if drop_missing:   # on request only: rows with a missing value in a column used
         used = sorted({h for _, use, _ in plan for h in use}, key=header.index)
@@ -227,3 +231,14 @@ def _columns(v: Var, use, cols, lines, path: Path) -> np.ndarray:
                                    if v.kind in INT_KINDS else
                                    f"'{v.name}' is {v.kind}: every value must be a number") from None
     return out
+
+
+def numpy_file_error(path, exc) -> EmmDataError:
+    """The error for a .npy / .npz file numpy cannot read: numpy's own message, unless it
+    is about pickles, which is what numpy says of any file that is no NumPy array file."""
+    suffix = Path(path).suffix.lower()
+    if "pickle" in str(exc) or "Python objects" in str(exc):
+        return EmmDataError(f"cannot read '{path}': it is not a NumPy {suffix} file (or it "
+                            "holds Python objects, which are never loaded)",
+                            hint="save numeric arrays with numpy.save / numpy.savez")
+    return EmmDataError(f"cannot read '{path}': {exc}")

@@ -45,13 +45,7 @@ def documents(path: Path):
                 continue
             if blank is not None:
                 _bad(path, blank)
-            try:
-                pairs = [[int(x) for x in p.split(":")] for p in parts[1:]]
-                if int(parts[0]) != len(pairs) or any(len(p) != 2 or min(p) < 0
-                                                      for p in pairs):
-                    raise ValueError
-            except ValueError:
-                _bad(path, d)
+            pairs = _pairs(path, d, parts)
             if any(max(p) >= 2 ** 53 for p in pairs):
                 raise EmmDataError(f"line {d + 1} of '{path.name}' has a word id or count "
                                    "beyond 2^53", hint="check the file")
@@ -59,9 +53,28 @@ def documents(path: Path):
             yield pairs[:, 0], pairs[:, 1]
 
 
-def _bad(path: Path, d: int):
+def _pairs(path: Path, d: int, parts: list) -> list:
+    """The [id, count] pairs of line ``d`` (its fields ``parts``), or an error saying what
+    is wrong with it."""
+    for j, p in enumerate(parts[1:]):
+        fields = p.split(":")
+        if len(fields) != 2 or not all(f.isascii() and f.isdigit() for f in fields):
+            why = (f"'{p}' is not id:count" if len(fields) != 2 else
+                   f"'{p}' has a {'negative' if '-' in p else 'non-integer'} "
+                   f"{'word id' if not fields[0].isdigit() else 'count'}")
+            _bad(path, d, f"its pair {j + 1}, {why}")
+    if not (parts[0].isascii() and parts[0].isdigit()):
+        _bad(path, d, f"it starts with '{parts[0]}', not the number of pairs")
+    pairs = [[int(f) for f in p.split(":")] for p in parts[1:]]
+    if int(parts[0]) != len(pairs):
+        _bad(path, d, f"it says {int(parts[0])} pairs and has {len(pairs)}")
+    return pairs
+
+
+def _bad(path: Path, d: int, why: str | None = None):
     raise EmmDataError(f"line {d + 1} of '{path.name}' is not in LDA-C format "
-                       "(`n id:count id:count ...` with n pairs)")
+                       "(`n id:count id:count ...` with n pairs, ids and counts whole "
+                       "numbers >= 0)" + (f": {why}" if why else ""))
 
 
 def _tokens(docs: list) -> tuple:

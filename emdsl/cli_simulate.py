@@ -181,9 +181,12 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
     for v in cm.vars.values():
         if v.role == "data" and v.name not in sampled and v.name not in given:
             shape = tuple(int(eval_const(e, sets)) for e in v.shape)
-            if v.kind == "real":   # standard normal covariates (a design matrix)
-                elem = tuple(int(eval_const(e, sets)) for e in v.elem_dims)
-                out[v.name] = rng.normal(size=shape + elem)
+            elem = tuple(int(eval_const(e, sets)) for e in v.elem_dims)
+            draw = {"real": lambda: rng.normal(size=shape + elem),   # (a design matrix)
+                    "pos": lambda: np.exp(rng.normal(0.0, 0.5, shape + elem)),   # (variances)
+                    "unit": lambda: rng.uniform(0.1, 0.9, shape + elem)}.get(v.kind)
+            if draw is not None and v.kind != "cat":
+                out[v.name] = draw()
                 continue
             if v.kind != "cat":
                 raise EmmDataError(f"check cannot invent the covariate '{v.name}' ({v.kind})",
@@ -386,12 +389,12 @@ def check_command(args, load) -> int:
           f"simulated with seed {args.seed}; n_iter {res.n_iter}, converged {res.converged}")
     latent = getattr(model.module, "LATENT", None)   # K: its values, from the fit's dims
     K = int(model.module.n_components(res.fixed)) if latent else 0
-    found = _recovery(model, res, sim, K)
-    if found is None:
+    worst, lines = _recovery(model, res, sim, K)
+    if lines:
+        print("\n".join(lines))
+    if worst is None:
         print("the simulation holds no true params to compare with")
         return 0
-    worst, lines = found
-    print("\n".join(lines))
     ok = worst < args.tolerance
     if not ok and latent and latent in sim:
         start = model.fit(**data, **sets, seed=args.seed + 1,
@@ -424,8 +427,8 @@ def _component_axes(model, name: str) -> list:
 
 def _recovery(model, res, sim: dict, K: int):
     """(the worst relative error, one line per compared variable) of fit ``res`` against
-    the truth in ``sim``, its K components matched (0: no discrete latent); None when
-    there is nothing to compare."""
+    the truth in ``sim``, its K components matched (0: no discrete latent); the worst is
+    None when there is nothing to compare (the lines say why)."""
     from scipy.optimize import linear_sum_assignment
     estimates = {k: np.asarray(v) for k, v in res.params.items()}
     no_mean = []
@@ -437,8 +440,16 @@ def _recovery(model, res, sim: dict, K: int):
         elif var in sim:
             no_mean.append(var)
     informed = _data_informed(model.checked)
-    left = sorted(k for k in estimates if k in sim and k not in informed)
+    size = model._items()[1]   # latents with the items' plate: one datum informs each
+    own = sorted(k for k in estimates if k in sim and model.checked.role(k) == "latent"
+                 and [ast.show(e) for e in model.checked.vars[k].shape[:1]] == [size])
+    left = sorted(k for k in estimates if k in sim and k not in informed and k not in own)
     lines = []
+    if own:
+        lines.append(f"  not compared: {', '.join(own)} (one value per item, each informed by "
+                     "its own item alone: no number of items recovers "
+                     f"{'it' if len(own) == 1 else 'them'})")
+        informed = informed - set(own)
     if no_mean:
         lines.append(f"  not compared: {', '.join(no_mean)} (no closed form for the "
                      "posterior mean)")
@@ -451,7 +462,7 @@ def _recovery(model, res, sim: dict, K: int):
     truth = {k: sim[k] for k in estimates if k in sim and k in informed
              and sim[k].shape == estimates[k].shape}
     if not truth:
-        return None
+        return None, lines
     est = {k: np.asarray(estimates[k], dtype=float) for k in truth}
     axes = {k: _component_axes(model, k) for k in truth} if K else {}
     cost = sum(np.abs(np.moveaxis(truth[k], ax[0], 0)[:, None]

@@ -155,7 +155,7 @@ def test_a_scale_shared_by_two_priors_hears_both():
     (("beta ~ Gamma(c0, d0)", "beta ~ Gamma(lam, d0)"),   # log Gamma(lam): not conjugate
      "not conjugate to the Gamma factor of latent 'lam'"),
     (("latent beta    : pos", "latent beta[N] : pos"),   # a latent per item
-     r"'beta\[n\]' in .*a latent with a plate is indexed by a categorical covariate"),
+     r"a linear predictor beside latents per group or per item in 'y\[n\] ~ Normal"),
 ])
 def test_shapes_this_version_does_not_derive_are_located(edit, words):
     src = (MODELS / "bayes_linreg.emm").read_text().replace(*edit)

@@ -7,6 +7,7 @@ import sympy as sp
 
 from .. import __version__
 from ..families.runtime import runtime_source
+from ..inference.global_cavi import EACH_ITEM
 from ..inference.variational_scalar import expected
 from .util import (Source, comment_safe, hyper_locals, known, module_imports, py,
                    value_source, variable_mean)
@@ -24,12 +25,16 @@ def summed(expr) -> str:
 
 
 def py_mean(q):
-    """The mean of scalar latent ``q`` under its prior (its first statistic that is the
-    latent itself), as a sympy expression in the prior's arguments."""
-    j = next((j for j, T in enumerate(q.T) if T == q.symbol), None)
-    if j is None:   # pragma: no cover - the prelude's families have v among T(v)
-        raise NotImplementedError(f"no mean of {q.family} among its statistics")
-    return q.mean_map[j].xreplace(dict(zip(q.P, q.prior)))
+    """A typical value of scalar latent ``q`` under its prior, as a sympy expression in
+    the prior's arguments (where a child's factor starts): its mean when v is one of its
+    statistics, else 1 / E[1/v] or exp(E[log v]) (an InvGamma's b / a: finite for every
+    shape, where its mean b / (a - 1) is not)."""
+    v = q.symbol
+    for T, back in ((v, lambda m: m), (1 / v, lambda m: 1 / m), (sp.log(v), sp.exp)):
+        if T in q.T:
+            return back(q.mean_map[q.T.index(T)].xreplace(dict(zip(q.P, q.prior))))
+    raise NotImplementedError(f"no typical value of {q.family} among its statistics"
+                              )   # pragma: no cover - the prelude's families have one
 
 
 class _GlobalWriter:
@@ -152,11 +157,16 @@ class _GlobalWriter:
             s(f'{y} = np.asarray(data["{y}"], dtype=float)')
             if stmt.X:
                 s(f'X_{y} = np.asarray(data["{stmt.X}"], dtype=float)  # (N, P)')
-            if stmt.group:
+            if stmt.group == EACH_ITEM:
+                s(f"group_{y} = np.arange(len({y}))  # every item its own group")
+            elif stmt.group:
                 s(f'group_{y} = np.asarray(data["{stmt.group}"], dtype=np.int64)  # (N,) the '
                   "group of each item")
+            for name in stmt.item_data:
+                s(f'{name} = np.asarray(data["{name}"], dtype=float)  # (N,) known, per item')
             for t in stmt.terms:
-                self.hyper_locals(s, t.f.free_symbols - {stmt.y})
+                self.hyper_locals(s, t.f.free_symbols - {stmt.y} - {
+                    sym for sym in t.f.free_symbols if sym.name in stmt.item_data})
                 fy = f"np.broadcast_to({py(t.f)}, {y}.shape)"
                 src = {0: f"float(np.sum({fy}))", 1: f"X_{y}.T @ {fy}",
                        2: f"(X_{y} * {fy}[:, None]).T @ X_{y}"}[t.power]

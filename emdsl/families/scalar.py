@@ -79,15 +79,19 @@ class NotExponentialFamily(Exception):
         self.term = term
 
 
-def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set, simplify: bool = True) -> ExpFamForm:
+def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set, simplify: bool = True,
+              along=frozenset()) -> ExpFamForm:
     """Split ``logp`` into eta(unknowns) . t(x) - A(unknowns) + log h(x).
 
     Assumes every term of the expanded log density that involves both ``x`` and an
     unknown is a product of a factor in ``x`` (and knowns) and a factor in the unknowns;
     raises :class:`NotExponentialFamily` naming the first term that is not.  With
     ``simplify`` False the coefficients are left expanded (for callers that only collect
-    them: most of the cost of a variational derivation is in ``tidy``).
+    them: most of the cost of a variational derivation is in ``tidy``).  ``along``: known
+    symbols that vary with x (a covariate of the same item, an eight-schools variance):
+    factors in them go with x into the statistics, so t may hold them without x.
     """
+    xs = {x} | set(along)
     expanded = sp.expand(sp.expand_log(logp, force=True))
     stats: dict[sp.Expr, sp.Expr] = {}
     neg_a = sp.Integer(0)
@@ -98,15 +102,15 @@ def decompose(logp: sp.Expr, x: sp.Symbol, unknowns: set, simplify: bool = True)
         if not has_u:
             logh += term
             continue
-        if x not in syms:
+        if not syms & xs:
             neg_a += term
             continue
         xpart, upart = sp.Integer(1), sp.Integer(1)
         for f in sp.Mul.make_args(term):
             fs = f.free_symbols
-            if x in fs and fs & unknowns:
+            if fs & xs and fs & unknowns:
                 raise NotExponentialFamily(term)
-            if x in fs:
+            if fs & xs:
                 xpart *= f
             else:
                 upart *= f

@@ -33,11 +33,13 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import NonConjugateError
-from ..families.scalar import NotExponentialFamily, decompose, tidy
+from ..families.scalar import ASSUMPTIONS, NotExponentialFamily, decompose, tidy
 from ..frontend import ast
 from .forms import family_args, known_symbols
 from .variational_links import hierarchical
 from .variational_scalar import expected, linear_in, scalar_q
+
+EACH_ITEM = "(each item)"   # the "covariate" of a latent per item, theta[j] in eight schools
 
 
 @dataclass
@@ -59,6 +61,7 @@ class DataStatement:
     terms: list
     group: str | None = None      # the covariate g of grouped latents v[g[n]]: statistics per group
     groups: ast.Expr | None = None  # the number of groups
+    item_data: tuple = ()  # known data of the item in its arguments (s2 in Normal(t, s2[n]))
 
 
 @dataclass
@@ -107,14 +110,16 @@ def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
             u = {0: "", 1: " u", 2: " u^2"}[t.power]
             x = {0: "", 1: " x_n", 2: " x_n x_n^T"}[t.power]
             x_tex = {0: "", 1: r"\, x_n", 2: r"\, x_n x_n^\top"}[t.power]
-            group = f", per group of {st_.group}" if st_.group else ""
+            each = st_.group == EACH_ITEM
+            group = "" if not st_.group else ", per item" if each else \
+                f", per group of {st_.group}"
             f_tex = "" if t.f == 1 and t.power else tex_(t.f)   # (a factor 1 is not written)
             line(f"  term ({plain_str(t.g)}) * {plain_str(t.f)}{u}   statistic {t.key} = "
                  f"sum_n {plain_str(t.f)}{x}{group}",
                  rf"\Big({tex_(t.g)}\Big)\, {f_tex}{' ' + u.strip() if u else ''}, \quad "
                  rf"{tex_(t.B)} = \sum_n {f_tex}{x_tex}"
-                 + (rf"\ \text{{(per group of }}{name_(st_.group)}\text{{)}}" if st_.group
-                    else ""))
+                 + ("" if not st_.group else r"\ \text{(per item)}" if each else
+                    rf"\ \text{{(per group of }}{name_(st_.group)}\text{{)}}"))
     for vq in g.vector:
         c = vq.scale or (ast.show(vq.scale_known) if vq.scale_known is not None else "1")
         c_tex = name_(vq.scale) if vq.scale else (expr(vq.scale_known) if expr and
@@ -234,10 +239,17 @@ def derive_global(plan, view, names) -> GlobalCAVI:
     return out
 
 
+def _spans_plate(loop, size) -> bool:
+    """Whether ``for j in 1:size`` is the loop: j runs over every element of the plate."""
+    return isinstance(loop.start, ast.Num) and loop.start.value == 1 and \
+        ast.show(loop.stop) == ast.show(size)
+
+
 def _grouped(cm, names, factors) -> dict:
     """latent -> (covariate, number of groups) for the plated scalar latents that the data
     statements index by a categorical covariate of the item, v[g[n]] (one value per group:
-    the statistics become sums per group); located errors for other indexings."""
+    the statistics become sums per group), or by the item itself, v[n] over the whole
+    plate (EACH_ITEM: every item its own group); located errors for other indexings."""
     out: dict = {}
     for f in factors:
         loop = f.loops[0].var if f.loops else None
@@ -248,6 +260,13 @@ def _grouped(cm, names, factors) -> dict:
                     continue
                 v = cm.vars[e.base.id]
                 idx = e.indices[0] if len(e.indices) == 1 else None
+                if isinstance(idx, ast.Name) and idx.id == loop and len(v.shape) == 1 and \
+                        _spans_plate(f.loops[0], v.shape[0]):   # theta[j]: one per item
+                    if out.setdefault(v.name, (EACH_ITEM, v.shape[0]))[0] != EACH_ITEM:
+                        raise NonConjugateError(
+                            f"not supported yet: latent '{v.name}' indexed by the item and "
+                            "by a covariate", f.span, None, cm.model.source)
+                    continue
                 cov = cm.vars.get(idx.base.id) if isinstance(idx, ast.Index) else None
                 if cov is None or cov.role != "data" or cov.kind != "cat" or \
                         len(v.shape) != 1 or ast.show(cov.elem_dims[0]) != ast.show(v.shape[0]) \
@@ -349,8 +368,16 @@ def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
     y = sp.Symbol(f.target, real=True)
     u = sp.Symbol("u_lin", real=True)
     found = []
+    item_data = {}   # known data of the item in the arguments (s2[n]): name -> symbol
+    loop = f.loops[0].var
 
-    def swap(e):   # dot(w, X[n]) -> u
+    def swap(e):   # dot(w, X[n]) -> u; a known datum of the item, s2[n] -> a symbol
+        if isinstance(e, ast.Index) and cm.role(e.base.id) == "data" and \
+                e.base.id != f.target and cm.vars[e.base.id].elem_rank == 0 and \
+                tuple(getattr(i, "id", None) for i in e.indices) == (loop,):
+            v = cm.vars[e.base.id]
+            item_data[v.name] = env[v.name] = sp.Symbol(v.name, **ASSUMPTIONS.get(v.kind, {}))
+            return ast.Name(v.name, e.span)
         if isinstance(e, ast.Call) and e.func == "dot" and len(e.args) == 2:
             a, b = e.args
             for v, x in ((a, b), (b, a)):
@@ -364,7 +391,8 @@ def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
         if isinstance(e, ast.Neg):
             return ast.Neg(swap(e.operand), e.span)
         return e
-    args = family_args(cm, f, {**symbols, "u_lin": u}, swap)
+    env = {**symbols, "u_lin": u}   # (swap adds the item's data)
+    args = family_args(cm, f, env, swap)
     if len(found) > 1:
         raise NonConjugateError("not supported yet: two linear predictors in one statement",
                                 f.span, None, cm.model.source)
@@ -379,7 +407,8 @@ def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
                                     "absorb it)", f.span, None, cm.model.source)
         kappa = sp.Dummy("kappa")
         unknowns = (coeff.free_symbols - {y}) | {kappa}
-        ef = decompose(kappa * coeff, y, unknowns)
+        unknowns -= set(item_data.values())
+        ef = decompose(kappa * coeff, y, unknowns, along=frozenset(item_data.values()))
         pairs = list(zip(ef.t, ef.eta)) + [(sp.Integer(1), -ef.A)]
         for fy, g in pairs:
             g = tidy(g / kappa)
@@ -394,10 +423,10 @@ def _statement(cm, f, vector, symbols, grouped=None) -> DataStatement:
     if len(covs) > 1 or (covs and w):
         raise NonConjugateError("not supported yet: " + ("latents grouped by two covariates"
                                 if len(covs) > 1 else "a linear predictor beside latents per "
-                                "group") + f" in '{f.text.strip()}'", f.span, None,
+                                "group or per item") + f" in '{f.text.strip()}'", f.span, None,
                                 cm.model.source)
     group, groups = next(iter(covs)) if covs else (None, None)
-    return DataStatement(f, y, w, X, terms, group, groups)
+    return DataStatement(f, y, w, X, terms, group, groups, tuple(item_data))
 
 
 def _breaks(stmt, q) -> bool:

@@ -192,3 +192,44 @@ def test_indexings_this_version_does_not_derive_are_located(edit, words):
     with pytest.raises(emdsl.errors.NonConjugateError, match=words) as e:
         emdsl.loads(src, name="e.emm", use_cache=False)
     assert e.value.span is not None
+
+
+BISHOP = """model UnivariateGaussian
+dim N
+data   x[N]   : real
+hyper  mu0    : real = 0.5
+hyper  lam0   : pos = 2
+hyper  a0     : pos = 1.5
+hyper  b0     : pos = 0.7
+latent mu     : real
+latent tau    : pos
+tau ~ Gamma(a0, b0)
+mu ~ Normal(mu0, prec=lam0 * tau)
+for n in 1:N {
+    x[n] ~ Normal(mu, prec=tau)
+}
+"""
+
+
+def test_a_normal_gamma_pair_without_a_discrete_latent_is_bishops_mean_field():
+    """PRML 10.1.3: mu ~ N(mu0, (lam0 tau)^-1), tau ~ Gamma(a0, b0), x_n ~ N(mu, 1/tau);
+    q(mu) q(tau) from eqs. 10.26-10.30, iterated by hand, and the ELBO never decreasing
+    (a mixture would join them, q(mu | tau) q(tau); CAVI over global latents does not)."""
+    m = emdsl.loads(BISHOP, name="bishop.emm", use_cache=False)
+    assert m.factor_graph is not None and "mean-field" in m.derivation("text")
+    x = np.random.default_rng(0).normal(2.0, 0.5, size=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = m.fit(x=x, tol=0, max_iter=60)
+    N, mu0, lam0, a0, b0 = len(x), 0.5, 2.0, 1.5, 0.7
+    e_tau = a0 / b0
+    for _ in range(60):
+        mu_n, lam_n = (lam0 * mu0 + x.sum()) / (lam0 + N), (lam0 + N) * e_tau   # 10.26-27
+        e_mu, e_mu2 = mu_n, mu_n ** 2 + 1 / lam_n
+        a_n = a0 + (N + 1) / 2                                                  # 10.29
+        b_n = b0 + 0.5 * (np.sum(x ** 2) - 2 * e_mu * x.sum() + N * e_mu2
+                          + lam0 * (e_mu2 - 2 * e_mu * mu0 + mu0 ** 2))         # 10.30
+        e_tau = a_n / b_n
+    np.testing.assert_allclose([r.params["mu.mean"], r.params["mu.var"], r.params["tau.shape"],
+                                r.params["tau.rate"]], [mu_n, 1 / lam_n, a_n, b_n], rtol=1e-10)
+    assert np.all(np.diff(r.elbo) >= -1e-12 * abs(r.elbo[-1]))

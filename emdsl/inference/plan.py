@@ -152,6 +152,19 @@ def make_plan(fg: FactorGraph) -> Plan:
             out[v.name] = Treatment(v.name, "point", family, (), prior, factors, "", reason)
             continue
         out[v.name] = _latent(fg, v, prior, family, factors, plates)
+    if not any(t.kind == "exact discrete" for t in out.values()):
+        # every latent global: CAVI over global latents takes mean-field factors only, so
+        # a Normal-Gamma pair is q(mu) q(tau), Bishop's own treatment (PRML 10.1.3)
+        for name, t in list(out.items()):
+            if t.kind == "structured":
+                others = sorted(u for u in fg.unobserved_blanket(name)
+                                if cm.role(u) == "latent")
+                out[name] = Treatment(
+                    name, "mean-field", t.family, t.plates, t.prior, t.factors, "",
+                    f"its prior scales its spread by latent '{t.partner}'; without a discrete "
+                    f"latent the factors are mean-field, q({name}) q({t.partner}) (Bishop "
+                    f"PRML 10.1.3); its complete conditional involves latent "
+                    f"{', '.join(repr(o) for o in others)}")
     for t in list(out.values()):  # the partner of a structured factor is part of it
         if t.kind == "structured" and out[t.partner].kind != "structured":
             p = out[t.partner]

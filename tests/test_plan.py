@@ -111,8 +111,10 @@ tau ~ Gamma(1, 1)
 m ~ Normal(0, 1 / (2 * tau))
 for n in 1:N { x[n] ~ Normal(m, 1 / tau) }
 """)
-    assert plan.treatments["m"].kind == "structured"
-    assert plan.treatments["m"].partner == "tau" and plan.treatments["tau"].partner == "m"
+    # the Normal-Gamma pattern: joint in a mixture (test_variational_structured); without
+    # a discrete latent, mean-field as Bishop's univariate Gaussian (PRML 10.1.3)
+    assert plan.treatments["m"].kind == "mean-field" and "10.1.3" in plan.treatments["m"].reason
+    assert plan.treatments["tau"].kind == "mean-field"
 
 
 def test_exact_conjugate_continuous_latent():

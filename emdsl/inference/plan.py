@@ -152,7 +152,7 @@ def make_plan(fg: FactorGraph) -> Plan:
             out[v.name] = Treatment(v.name, "point", family, (), prior, factors, "", reason)
             continue
         out[v.name] = _latent(fg, v, prior, family, factors, plates)
-    if not any(t.kind == "exact discrete" for t in out.values()):
+    if not any(v.role == "latent" and v.kind == "cat" for v in unobserved):
         # every latent global: CAVI over global latents takes mean-field factors only, so
         # a Normal-Gamma pair is q(mu) q(tau), Bishop's own treatment (PRML 10.1.3)
         for name, t in list(out.items()):

@@ -470,6 +470,54 @@ for t in 1:T { w[t] ~ Categorical(phi[z[doc[t]]]) }
     match_on="phi"))
 
 
+# ---- a scalar Normal-Gamma prior under MAP: the mean's prior precision scaled by the
+# component's precision (the mean and the precision solved together from one Q + log prior)
+def _sim_ng_map(rng, N=3000):
+    t = {"weights": np.array([0.4, 0.6]), "mu": np.array([-2.0, 3.0]),
+         "tau": np.array([1.0, 4.0])}
+    z = draw_z(rng, t["weights"], N)
+    return {"x": rng.normal(t["mu"][z], 1 / np.sqrt(t["tau"][z])), "K": 2}, t
+
+
+def _ng_map_mstep(kw, r):
+    x, Nk = kw["x"], r.sum(0)
+    S1, S2 = r.T @ x, r.T @ x ** 2
+    mu = (S1 + 0.5 * 1.0) / (Nk + 0.5)          # (sum r x + beta0 m0) / (N_k + beta0)
+    rate = 0.8 + 0.5 * (S2 - 2 * mu * S1 + Nk * mu ** 2 + 0.5 * (mu - 1.0) ** 2)
+    return {"weights": ml_weights(r), "mu": mu, "tau": (3.0 - 1 + (Nk + 1) / 2) / rate}
+
+
+case(Case(
+    "normal_gamma_map", """
+model NormalGammaMAP
+dim N
+dim K = 2
+data   x[N]     : real
+param  weights  : simplex[K]
+param  mu[K]    : real
+param  tau[K]   : pos
+latent z[N]     : cat[K]
+for k in 1:K {
+    tau[k] ~ Gamma(3, 0.8)
+    mu[k] ~ Normal(1, prec=0.5 * tau[k])
+}
+for n in 1:N {
+    z[n] ~ Categorical(weights)
+    x[n] ~ Normal(mu[z[n]], prec=tau[z[n]])
+}
+""", _sim_ng_map, algorithm="MAP-EM",
+    log_joint=lambda kw, p: np.log(p["weights"]) + stats.norm.logpdf(
+        kw["x"][:, None], p["mu"], 1 / np.sqrt(p["tau"])),
+    log_prior=lambda kw, p: float(np.sum(stats.gamma.logpdf(p["tau"], 3.0, scale=1 / 0.8))
+                                  + np.sum(stats.norm.logpdf(p["mu"], 1.0,
+                                                             1 / np.sqrt(0.5 * p["tau"])))),
+    se=lambda kw, t: {"weights": w_se(t["weights"], 3000),
+                      "mu": 1 / np.sqrt(3000 * t["weights"] * t["tau"]),
+                      "tau": t["tau"] * np.sqrt(2 / (3000 * t["weights"]))},
+    mstep=_ng_map_mstep, mstep_rtol=1e-5,   # (reg = 1e-6 is added to the variance 1/tau)
+    match_on="mu"))
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_engine_model(name):
     check_case(CASES[name])

@@ -394,6 +394,9 @@ class MStepWriter:
                 g = next(g for g in self.us.groups if name in g.priors)
                 lp = g.priors[name]
                 s(f'{name} = params["{name}"]')
+                for other in sorted(str(v) for v in lp.free_symbols):   # (a param of the
+                    if other != name and other in g.params:           # group in its prior)
+                        s(f'{other} = params["{other}"]')
                 self.w._hyper_locals(s, lp.free_symbols)
                 s(f"log_p += float(np.sum(np.broadcast_to({py(lp)}, np.shape({name}))))")
             if local:

@@ -359,8 +359,10 @@ def _solve_group(cm, report, members, axes, gforms, symbols) -> ScalarGroup:
                 f"{v.kind}` and write `{p}[k, d] ~ Normal(...)` in a loop over its elements",
                 cm.model.source)
         for _, e in pf.args:
-            for sub in ast.walk_expr(e):
-                if isinstance(sub, ast.Name) and cm.role(sub.id) == "param":
+            for sub in ast.walk_expr(e):   # (a param of the group itself: solved jointly,
+                # as a scalar Normal-Gamma prior's mean and precision)
+                if isinstance(sub, ast.Name) and cm.role(sub.id) == "param" and \
+                        sub.id not in members:
                     raise NonConjugateError(
                         f"not supported yet: a prior on '{p}' that depends on '{sub.id}' "
                         "(hierarchical priors)", sub.span,

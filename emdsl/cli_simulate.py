@@ -34,7 +34,6 @@ def _read_covariates(model, path, sets: dict) -> dict:
     is an error); the data that the model draws are ignored."""
     import dataclasses
 
-    from .frontend import ast
     from .io.data import read_data_file
     cm, name = model.checked, Path(path).name
     sampled = {f.target for f in cm.factors}
@@ -93,7 +92,6 @@ def _default_sizes(model, sets: dict) -> None:
     group's own params are estimated from its items alone), else 2,000 per component (a
     small component's covariance is estimated from a few hundred); rows that point into
     the items (T in ``doc[t] : cat[D]`` with D the items): PER_ITEM per item."""
-    from .frontend import ast
     cm = model.checked
     sampled = {f.target for f in cm.factors}
     item, size = cm.item_latent(), model._items()[1]   # the items' plate: its dim
@@ -163,7 +161,6 @@ def _data_informed(cm) -> set:
     """Variables the data's distributions read (arguments of a statement that draws data or
     the latent of each item): the ones a fit can recover from the data (a prior's scale
     read only by global latents is not)."""
-    from .frontend import ast
     item, out = cm.item_latent(), set()
     for f in cm.factors:
         if cm.vars[f.target].role == "data" or cm.vars[f.target] is item:
@@ -185,7 +182,7 @@ def _covariates(model, sets: dict, seed: int, given=()) -> dict:
             draw = {"real": lambda: rng.normal(size=shape + elem),   # (a design matrix)
                     "pos": lambda: np.exp(rng.normal(0.0, 0.5, shape + elem)),   # (variances)
                     "unit": lambda: rng.uniform(0.1, 0.9, shape + elem)}.get(v.kind)
-            if draw is not None and v.kind != "cat":
+            if draw is not None:
                 out[v.name] = draw()
                 continue
             if v.kind != "cat":
@@ -246,7 +243,6 @@ def _true_params(model, args, sets: dict, seed=None, latents=()) -> dict:
     """Params to simulate from: ``--params`` (a ``fit -o`` JSON or a .npz; dims not in
     ``sets`` are read off their shapes), else drawn at random from ``seed`` (default
     ``--seed``); so are the ``latents`` named (``check``: see :func:`_global_latents`)."""
-    from .frontend import ast
     from .io.data import eval_const
     from .runtime.sample import dim_value
     cm, given = model.checked, {}
@@ -325,7 +321,6 @@ def _most_separated(model, args, sets: dict, covariates: dict, first: dict, late
     """The first random truth whose components the data tell apart (a mean largest
     responsibility of at least SEPARATED on a simulation of at most 400 items), else the
     best of CANDIDATES."""
-    from .frontend import ast
     cm = model.checked
     plate = cm.item_latent().shape[0]
     n = min(400, _size(cm, plate, sets))

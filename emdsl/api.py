@@ -246,6 +246,14 @@ class Model:
                                    "work)", hint="use method='batch' with the data in memory")
         from .runtime.distributed import is_dask
         dask_data = {k: v for k, v in kwargs.items() if k in items and is_dask(v)}
+        own = [v.name for v in self.checked.vars.values() if v.role == "latent" and
+               not getattr(self.module, "LATENT", None) and
+               [ast.show(e) for e in v.shape[:1]] == [size]]   # theta[j]: one per item
+        if own and (stream is not None or opts["method"] != "batch" or dask_data):
+            raise EmmDataError(f"latent {', '.join(own)} of model {self.name} has one value "
+                               "per item, so every item's factor is fitted with the data in "
+                               "memory, not over chunks, minibatches or partitions",
+                               hint="use method='batch' with numpy arrays")
         if dask_data:
             plain = [k for k in items if k in kwargs and k not in dask_data]
             if plain:
@@ -375,9 +383,13 @@ class Model:
         if resume is not None:
             opts["resume"] = ck.load(resume, ident)
             done = opts["resume"]["iteration"]
-            if opts.get("max_iter", done) < done:
+            driver = batch.run if method == "batch" and source_kind == "arrays in memory" \
+                else online.run   # (whose default max_iter applies when it is not given)
+            asked = opts.get("max_iter", inspect.signature(driver).parameters["max_iter"].default)
+            if asked < done:
                 raise EmmDataError(f"checkpoint '{resume}' holds {done} iterations and "
-                                   f"max_iter={opts['max_iter']} asks for fewer",
+                                   f"max_iter={asked} asks for fewer"
+                                   + ("" if "max_iter" in opts else " (its default)"),
                                    hint=f"give max_iter >= {done} (the run's total count)")
 
     def _bind_dask(self, kwargs, dask_data, size) -> dict:

@@ -80,11 +80,8 @@ def _write(path: str, content, *more) -> None:
     try:
         atomic_write_all([(p, writer(c)) for p, c in files])
     except OSError as exc:   # named by the file asked for, not by its temporary
-        failed = Path(exc.filename or path)
-        where = next((p for p, _ in files if failed == Path(p) or (
-            failed.parent == Path(p).parent and failed.name.startswith(f".{Path(p).name}."))),
-            path)
-        raise EmmError(f"cannot write '{where}': {exc.strerror or exc}") from None
+        raise EmmError(f"cannot write '{getattr(exc, 'target', path)}': "
+                       f"{exc.strerror or exc}") from None
 
 
 def _load(path: str):
@@ -361,12 +358,12 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for category in (DeprecationWarning, PendingDeprecationWarning):
+        for category in (DeprecationWarning, PendingDeprecationWarning, ResourceWarning):
             warnings.simplefilter("ignore", category)  # for developers, not for users
         status, message = _run(args)
     seen = []
     for w in caught:  # one line each, in order, without source locations
-        text = _cli_words(f"warning: {w.message}".splitlines()[0])
+        text = _cli_words(f"warning: {w.message}".splitlines()[0], args)
         if text not in seen:
             seen.append(text)
             print(text, file=sys.stderr)
@@ -380,19 +377,21 @@ _FLAGS = ("seed", "method", "max_iter", "tol", "n_init", "reg", "batch_size", "k
 _BARE = ("max_iter", "n_init", "batch_size", "tol", "seed", "reg")   # flags also in prose
 
 
-def _cli_words(text: str) -> str:
+def _cli_words(text: str, args) -> str:
     """A message for the command line: ``method='batch'`` -> ``--method batch``,
     ``max_iter`` -> ``--max-iter``, `` `reg` `` -> ``--reg`` in its first line and its
-    hint (the API's messages name its keyword arguments; a model's source lines and quoted
-    names are left as they are)."""
+    hint, for the flags the running command has (``args``: its parsed arguments); the API's
+    messages name its keyword arguments; a model's source lines and quoted names are left
+    as they are."""
+    flags = [opt for opt in _FLAGS if hasattr(args, opt)]
     lines = text.split("\n")
-    return "\n".join(_flags(s) if i == 0 or s.startswith("hint:") else s
+    return "\n".join(_flags(s, flags) if i == 0 or s.startswith("hint:") else s
                      for i, s in enumerate(lines))
 
 
-def _flags(text: str) -> str:
+def _flags(text: str, flags) -> str:
     import re
-    for opt in _FLAGS:
+    for opt in flags:
         flag = "--" + opt.replace("_", "-")
         text = re.sub(rf"`?(?<![\w./\\'-]){opt}`?=(['\"]?)([^\s,;)'\"]+)\1", rf"{flag} \2",
                       text)
@@ -407,7 +406,7 @@ def _run(args) -> tuple[int, str]:
         with np.errstate(divide="ignore", under="ignore"):
             return args.func(args), ""
     except (EmmDataError, EmmFitError) as exc:   # about the run: its options as flags
-        return 1, _cli_words(exc.format())
+        return 1, _cli_words(exc.format(), args)
     except EmmError as exc:
         return 1, exc.format()
     except (FloatingPointError, np.linalg.LinAlgError) as exc:

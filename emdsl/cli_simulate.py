@@ -3,6 +3,8 @@ sizes for a simulation, the simulation, and the comparison of a fit with its tru
 from __future__ import annotations
 
 import json
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -218,8 +220,12 @@ def _given_params(model, path: Path) -> dict:
             else:
                 source, values = None, {k: v for k, v in stored.items()
                                         if cm.role(k) == "param"}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError,
-            UnicodeDecodeError) as exc:
+        if not isinstance(values, dict):
+            raise TypeError("its params are not a mapping of name -> values")
+        given = {k: np.asarray(v, dtype=float) for k, v in values.items()
+                 if cm.role(k) == "param"}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError,
+            zipfile.BadZipFile) as exc:
         raise EmmDataError(f"cannot read params from '{path}': {exc}",
                            hint="use the JSON or .npz written by `emdsl fit -o`, or a .npz "
                            "of arrays named as the model's params") from None
@@ -231,11 +237,16 @@ def _given_params(model, path: Path) -> dict:
         raise EmmDataError(f"'{path}' gives {', '.join(others)}, which "
                            f"{'is not a param' if len(others) == 1 else 'are not params'} "
                            f"of {model.name}")
-    given = {k: np.asarray(v, dtype=float) for k, v in values.items() if cm.role(k) == "param"}
     names = [v.name for v in cm.vars.values() if v.role == "param"]
     if not given and source is None and names:   # (a variational fit's may hold none)
         raise EmmDataError(f"'{path}' holds no params of {model.name}",
                            hint=f"name its arrays as the params: {', '.join(names)}")
+    fields = sorted({k.split(".")[0] for k in values if "." in k})
+    if fields:   # a variational fit: its q factors are distributions, not values to draw at
+        warnings.warn(f"'{path}' holds the variational factors of {', '.join(fields)} "
+                      f"(q fields such as {next(k for k in values if '.' in k)}), not values: "
+                      f"{'it is' if len(fields) == 1 else 'they are'} drawn from "
+                      f"{'its prior' if len(fields) == 1 else 'their priors'}", stacklevel=2)
     return given
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import zipfile
 
 import numpy as np
 
@@ -150,7 +151,7 @@ def load_result(path):
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
         meta = json.loads(bytes(stored.pop("meta")).decode())
-    except (OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         raise EmmDataError(f"'{path}' is not a saved emdsl result ({exc})") from None
     if meta.get("format") != FORMAT:
         raise EmmDataError(f"'{path}' is not a saved emdsl result (format "

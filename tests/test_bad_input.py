@@ -153,3 +153,11 @@ def test_misspelt_names_and_options_that_do_nothing_are_named(gmm, kwargs, words
     with pytest.raises(emdsl.EmmDataError) as info:
         gmm.fit(x=x, **kwargs)
     assert words in info.value.format()
+
+
+def test_a_fit_option_given_to_predict_is_named_as_such(gmm):
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    r = gmm.fit(x=x, K=2, seed=0)
+    with pytest.raises(emdsl.EmmDataError) as info:
+        r.predict(x=x, max_iter=3)
+    assert "max_iter is an option of fit, which this call does not take" in info.value.format()

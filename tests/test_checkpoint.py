@@ -130,6 +130,20 @@ def test_defaults_spelt_out_resume_as_left_out(gmm, tmp_path):
     np.testing.assert_array_equal(resumed.elbo, whole.elbo)
 
 
+def test_a_checkpoint_past_the_default_max_iter_needs_max_iter(gmm, tmp_path):
+    """Resumed without max_iter, the driver's default (100 passes) applies: a checkpoint
+    of 101 passes is more than it asks for (it returned 101 passes, 'not converged in
+    100')."""
+    x = _blobs(6, n=200)
+    path = tmp_path / "run.npz"
+    opts = dict(K=3, method="stepwise", batch_size=100, tol=0.0)
+    _fit(gmm, x=x, max_iter=101, checkpoint=path, checkpoint_every=101, **opts)
+    with pytest.raises(emdsl.errors.EmmDataError, match="holds 101 iterations and "
+                       "max_iter=100 asks for fewer \\(its default\\)"):
+        gmm.fit(x=x, resume=path, **opts)
+    assert _fit(gmm, x=x, resume=path, max_iter=102, **opts).n_iter == 102
+
+
 def test_a_failed_write_leaves_the_previous_checkpoint(gmm, tmp_path, monkeypatch):
     x = _blobs(3, n=300)
     path = tmp_path / "run.npz"

@@ -459,7 +459,7 @@ def test_a_failed_result_write_leaves_neither_file(tmp_path, capsys, monkeypatch
     monkeypatch.setattr(np, "savez", broken)
     status, _, err = run(capsys, "fit", POISSON, "--data", tmp_path / "d.npz",
                          "-o", tmp_path / "r.json")
-    assert status == 1 and "cannot write" in err and "No space left" in err
+    assert status == 1 and "r.posterior.npz': No space left" in err   # (the file that failed)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.npz"]
 
 
@@ -525,6 +525,11 @@ def test_messages_name_the_command_lines_flags(capsys):
     assert status == 0 and "increase --max-iter, loosen --tol" in err and "max_iter" not in err
     status, _, err = run(capsys, "fit", GMM, "--data", FAITHFUL, "--batch-size", "10")
     assert status == 1 and "fit option --batch-size is for --method stepwise" in err
+    from types import SimpleNamespace
     from emdsl.cli import _cli_words
-    assert _cli_words("cannot read /d/reg/seed.csv ('tol' x.max_iter)\n  3 | seed") == \
+    fit = SimpleNamespace(seed=0, tol=None, max_iter=None, reg=None)
+    assert _cli_words("cannot read /d/reg/seed.csv ('tol' x.max_iter)\n  3 | seed", fit) == \
         "cannot read /d/reg/seed.csv ('tol' x.max_iter)\n  3 | seed"
+    # a command without --reg (check) keeps the API's word for it
+    assert _cli_words("try another seed or a larger reg", SimpleNamespace(seed=0)) == \
+        "try another --seed or a larger reg"

@@ -394,3 +394,10 @@ def test_data_errors_point_at_the_declaration():
     with pytest.raises(EmmDataError) as info:
         bind(model(GM), {"x": X, "mu": 1})
     assert "init={'mu': ...}" in info.value.hint
+
+
+def test_a_truncated_npz_is_a_data_error(tmp_path):
+    np.savez(tmp_path / "full.npz", y=np.arange(100))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "full.npz").read_bytes()[:300])
+    with pytest.raises(EmmDataError, match="it is not a NumPy .npz file"):
+        read_data_file(tmp_path / "cut.npz", model("poisson_mixture"))

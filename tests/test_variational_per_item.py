@@ -124,3 +124,12 @@ def test_check_and_derive_on_eight_schools(tmp_path, capsys):
     assert main(["derive", str(path), "--format", "text"]) == 0
     text = capsys.readouterr().out
     assert "sum_n 1/s2, per item" in text and "(each item)" not in text
+
+
+def test_a_latent_per_item_is_fitted_in_memory_only():
+    m = emdsl.loads(EIGHT.format(group="", index="j"), name="eight.emm", use_cache=False)
+    chunks = [{"y": Y[:4], "s2": S[:4] ** 2}, {"y": Y[4:], "s2": S[4:] ** 2}]
+    for call in (lambda: m.fit(chunks), lambda: m.fit(y=Y, s2=S ** 2, method="stepwise")):
+        with pytest.raises(emdsl.EmmDataError, match="latent theta of model EightSchools has "
+                           "one value per item"):
+            call()

@@ -21,6 +21,7 @@ same data, the same dims); later passes only convert them.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,7 @@ def _npz(path: Path, cm, items: tuple, rows: int):
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise numpy_file_error(path, exc) from None
     yield from _slices(arrays, items, rows)
 

@@ -190,6 +190,8 @@ def bind(cm: CheckedModel, values: dict) -> Bound:
             close = [known[c] for c in difflib.get_close_matches(name.lower(), known, n=1)]
             hint = None if not close else f"did you mean {close[0]}=...?" + (
                 " (a fit option)" if close[0] in FIT_OPTIONS and close[0] not in valid else "")
+            if name in FIT_OPTIONS:   # (given to predict, score, sample ...)
+                hint = f"{name} is an option of fit, which this call does not take"
             raise _err(cm, None, f"'{name}' is not a data, dim or hyper of model {cm.name}; "
                        f"valid names: {', '.join(valid)}", hint)
     for v in data_vars:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import re
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ def read_data_file(path, cm: CheckedModel, columns: dict | None = None,
             return {data_vars[0].name: np.load(path, mmap_mode="r", allow_pickle=False)}, {}
         with np.load(path, allow_pickle=False) as z:
             stored = {k: z[k] for k in z.files}
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
         raise numpy_file_error(path, exc) from None
     for v in data_vars:
         if v.name not in stored:
@@ -237,7 +238,8 @@ def numpy_file_error(path, exc) -> EmmDataError:
     """The error for a .npy / .npz file numpy cannot read: numpy's own message, unless it
     is about pickles, which is what numpy says of any file that is no NumPy array file."""
     suffix = Path(path).suffix.lower()
-    if "pickle" in str(exc) or "Python objects" in str(exc):
+    if "pickle" in str(exc) or "Python objects" in str(exc) or \
+            isinstance(exc, zipfile.BadZipFile):
         return EmmDataError(f"cannot read '{path}': it is not a NumPy {suffix} file (or it "
                             "holds Python objects, which are never loaded)",
                             hint="save numeric arrays with numpy.save / numpy.savez")

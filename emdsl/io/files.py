@@ -22,7 +22,7 @@ def atomic_write(path, write, sync: bool = False) -> None:
 def atomic_write_all(files, sync: bool = False) -> None:
     """Write several files (``[(path, write), ...]``) as one: every temporary file is
     written before any is renamed, so a failure in any write leaves none of them."""
-    temps = []
+    temps, target = [], None
     try:
         for path, write in files:
             target = Path(path)
@@ -37,9 +37,11 @@ def atomic_write_all(files, sync: bool = False) -> None:
             os.chmod(tmp, _mode(target))
         for tmp, target in temps:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in temps:
             Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and target is not None:
+            exc.target = str(target)   # the file being written (its message unchanged)
         raise
 
 
@@ -48,6 +50,19 @@ def _mode(target: Path) -> int:
     try:
         return stat.S_IMODE(target.stat().st_mode)
     except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask: read from /proc where there is one (setting it to learn it,
+    the fallback, changes it for other threads for an instant)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask

@@ -369,8 +369,8 @@ class Model:
             raise EmmDataError("init and resume both give the fit's start",
                                hint="leave out init: resume continues from the params the "
                                "checkpoint holds")
-        defaults = inspect.signature(online.run).parameters   # a default spelt out is the same
-        shape = {k: opts.get(k, defaults[k].default) for k in ck.OPTIONS}
+        defaults = {k: inspect.signature(online.run).parameters[k].default for k in ck.OPTIONS}
+        shape = {k: opts.get(k, defaults[k]) for k in ck.OPTIONS}   # a default spelt out: same
         shape["dims and hypers"] = {k: np.asarray(v).tolist() for k, v in sorted(h.items())}
         shape["data"] = source_kind
         ident = ck.identity(self.name, self.checked.model.source, method,
@@ -381,7 +381,7 @@ class Model:
                                    "such as run.npz")
             opts["checkpoint"] = ck.Checkpoint(path, every or 1, ident)
         if resume is not None:
-            opts["resume"] = ck.load(resume, ident)
+            opts["resume"] = ck.load(resume, ident, defaults)
             done = opts["resume"]["iteration"]
             driver = batch.run if method == "batch" and source_kind == "arrays in memory" \
                 else online.run   # (whose default max_iter applies when it is not given)

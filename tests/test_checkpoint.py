@@ -130,6 +130,24 @@ def test_defaults_spelt_out_resume_as_left_out(gmm, tmp_path):
     np.testing.assert_array_equal(resumed.elbo, whole.elbo)
 
 
+def test_a_checkpoint_that_recorded_defaults_as_none_resumes(gmm, tmp_path):
+    """Earlier 0.2 builds recorded an option left out as None: it stands for its default."""
+    x = _blobs(7, n=200)
+    path = tmp_path / "run.npz"
+    _fit(gmm, x=x, K=3, max_iter=2, tol=0.0, checkpoint=path)
+    with np.load(path) as z:
+        members = {k: z[k] for k in z.files}
+    meta = json.loads(str(members["meta"]))
+    meta["options"].update({k: None for k in ("seed", "reg", "local_iter", "batch_size")})
+    members["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **members)
+    whole = _fit(gmm, x=x, K=3, max_iter=4, tol=0.0)
+    np.testing.assert_array_equal(_fit(gmm, x=x, K=3, max_iter=4, tol=0.0, resume=path).elbo,
+                                  whole.elbo)
+    with pytest.raises(emdsl.errors.EmmDataError, match="its fit option reg is 1e-06"):
+        gmm.fit(x=x, K=3, max_iter=4, reg=1e-3, resume=path)
+
+
 def test_a_checkpoint_past_the_default_max_iter_needs_max_iter(gmm, tmp_path):
     """Resumed without max_iter, the driver's default (100 passes) applies: a checkpoint
     of 101 passes is more than it asks for (it returned 101 passes, 'not converged in

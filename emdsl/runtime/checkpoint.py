@@ -69,9 +69,11 @@ class Checkpoint:
                                hint="free some space or choose another path") from None
 
 
-def load(path, ident: dict) -> dict:
+def load(path, ident: dict, defaults=None) -> dict:
     """The state saved at ``path``, checked against the run's ``ident``: {"iteration",
-    "params", "trace", "rng", "values", and the driver's arrays by name}."""
+    "params", "trace", "rng", "values", and the driver's arrays by name}. ``defaults``:
+    the options' default values, which a checkpoint of an earlier 0.2 build recorded as
+    None when they were not given."""
     path = Path(path)
     if not path.is_file():
         raise EmmDataError(f"checkpoint '{path}' does not exist")
@@ -91,7 +93,10 @@ def load(path, ident: dict) -> dict:
             raise EmmDataError(f"checkpoint '{path}' is from another run: its {what} is "
                                f"{meta.get(key)!r}, this fit's is {ident.get(key)!r}",
                                hint="resume with the model, data and options that wrote it")
-    saved, given = meta.get("options") or {}, ident.get("options") or {}
+    saved, given = dict(meta.get("options") or {}), ident.get("options") or {}
+    for k, v in (defaults or {}).items():
+        if k in saved and saved[k] is None:
+            saved[k] = v
     for k in sorted(set(saved) | set(given)):
         if saved.get(k) != given.get(k):
             raise EmmDataError(f"checkpoint '{path}' is from another run: its "

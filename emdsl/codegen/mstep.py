@@ -212,6 +212,9 @@ class MStepWriter:
         others = [r for r in e.refs if r.param in g.others]
         self.w.emitter(e).on_grid(s, others, value)
         self.w.emitter(e).on_grid(s, e.knowns, lambda h: f'np.asarray(hyp["{h}"], dtype=float)')
+        if fm.q_refs:   # variational EM: the q factors' newest expected statistics
+            self.w.vb.scalar_q_locals(s, self.w.emitter(e), list(fm.q_refs), value)
+            self.w.vb.scalar_expectations(s, fm, fm.shift)
 
     # ------------------------------------------------------------------ gaussian
     def gaussian(self, s, gu):

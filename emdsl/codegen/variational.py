@@ -101,8 +101,14 @@ class VariationalWriter:
         grid = emitter.grid_letters()
         names = []
         for r in refs:
-            q = next(q for q in self.us.scalar_qs if q.var == r.param)
             own = emitter.letters(r.axes)
+            q = next((q for q in self.us.scalar_qs if q.var == r.param), None)
+            if q is None:   # a point param beside the q factors (variational EM)
+                val = (source or (lambda k: f'params["{k}"]'))(r.param)
+                s(f"{r.param} = {val}" if own == grid else
+                  f'{r.param} = _on_grid({val}, "{own}", "{grid}")  # on the cells [{grid}]')
+                names.append(r.param)
+                continue
             for name, P in zip(q.names, q.P):
                 val = (source or (lambda k: f'params["{k}"]'))(key(q.var, name))
                 s(f"{P} = {val}" if own == grid else

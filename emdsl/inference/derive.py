@@ -159,7 +159,10 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset(),
     forms = [emission_form(cm, e, symbols, report.priors) for e in report.emissions if e.kind == "scalar"]
     vforms = [fm for fm in forms if any(r.param in variational for r in fm.emission.refs)]
     scalar_qs = _scalar_qs(cm, report, vforms, variational, symbols, structured)
-    groups = _scalar_groups(cm, report, [fm for fm in forms if fm not in vforms], symbols)
+    point_views = [_point_view(fm, scalar_qs, variational) for fm in vforms
+                   if any(r.param not in variational for r in fm.emission.refs)]
+    groups = _scalar_groups(cm, report, [fm for fm in forms if fm not in vforms] + point_views,
+                            symbols, variational)
     simplex = _simplex_updates(cm, report)
     gaussian = gaussian_updates(cm, report)
     covered = {p for g in groups for p in g.params} | {s.param for s in simplex}
@@ -209,15 +212,8 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
     their priors' arguments are linked (``variational_links.py``)."""
     from .variational_links import finish_pair, hierarchical, pair_up
     from .variational_scalar import attach_messages, expected, scalar_q
-    for fm in vforms:
-        point = [r.param for r in fm.emission.refs if r.param not in variational]
-        if point:
-            raise NonConjugateError(
-                f"not supported yet: param '{point[0]}' beside a variational latent in "
-                f"'{fm.emission.factor.text.strip()}' (variational EM with scalar params "
-                "lands next)", fm.emission.factor.span, f"declare '{point[0]}' a latent "
-                "with a conjugate prior", cm.model.source)
-    names = [n for n in cm.vars if any(r.param == n for fm in vforms for r in fm.emission.refs)]
+    names = [n for n in cm.vars if n in variational and any(
+        r.param == n for fm in vforms for r in fm.emission.refs)]   # (point params: M-step)
     qs = [scalar_q(cm, n, report.priors[n], symbols) for n in names]
     latent = {symbols[n] for n in variational if n in symbols}
     pair_up(cm, report.priors, qs, structured or {}, symbols)
@@ -234,14 +230,32 @@ def _scalar_qs(cm, report: ConjugacyReport, vforms, variational, symbols,
 
 
 # ----------------------------------------------------------------------------- scalar M-steps
-def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
+def _point_view(fm, qs, variational):
+    """Statement ``fm`` (variational latents and point params in its arguments) as the
+    point params' M-step sees it: its natural parameters and log-normaliser in expectation
+    under the q factors (variational EM), whose expected statistics vary over the cells as
+    the latents they belong to do."""
+    axes = dict(fm.ref_axes)
+    for q in qs:
+        if q.var in fm.ref_axes:
+            for E in (*q.E, *q.EC, *((q.located,) if q.located is not None else ())):
+                axes[str(E)] = fm.ref_axes[q.var]
+    return dataclasses.replace(fm, eta=fm.q_eta, A=fm.q_A, ref_axes=axes,
+                               q_refs=tuple(r for r in fm.emission.refs
+                                            if r.param in variational))
+
+
+def _scalar_groups(cm, report: ConjugacyReport, forms, symbols, variational=()) -> list:
     """Params solved together: those with the same axes that share a statement.  Groups
     are solved one after another (expectation conditional maximisation), each given the
     newest values of the others, in an order where a group follows the groups it reads
-    when there is one (a tied variance after the means)."""
+    when there is one (a tied variance after the means). ``variational``: latents with q
+    factors, whose expectations the point params' statements read (not params here)."""
     ref_axes: dict = {}
     for fm in forms:
         for r in fm.emission.refs:
+            if r.param in variational:
+                continue
             ref_axes.setdefault(r.param, []).append((r.axes, fm))
     for p, uses in ref_axes.items():
         if len({a for a, _ in uses}) > 1:
@@ -256,7 +270,7 @@ def _scalar_groups(cm, report: ConjugacyReport, forms, symbols) -> list:
             p = parent[p]
         return p
     for fm in forms:
-        ps = [r.param for r in fm.emission.refs]
+        ps = [r.param for r in fm.emission.refs if r.param not in variational]
         for a in ps:
             for b in ps:
                 if axes_of[a] == axes_of[b]:

@@ -38,6 +38,8 @@ class EmissionForm:
     # variational globals in the params: E_q[eta] and E_q[A] in their expectation symbols
     q_eta: tuple = ()
     q_A: sp.Expr | None = None
+    # a point params' view (variational EM): the refs of the q factors it reads
+    q_refs: tuple = ()
 
 
 # ----------------------------------------------------------------------------- symbols

@@ -116,3 +116,50 @@ def test_a_point_shape_beside_a_variational_rate_is_a_stationary_point():
     r = m.fit(x=Y, seed=0)
     assert np.all(np.diff(r.elbo) >= -1e-10 * abs(r.elbo[-1])) and r.converged
     assert r.params["a"] == pytest.approx(3.0, rel=0.15)
+
+
+SCALE_MIXTURE = """model ScaleMixtureVEM
+dim N
+dim K = 2
+data   x[N]     : real
+param  w        : simplex[K]
+param  m        : real
+latent tau[K]   : pos
+latent z[N]     : cat[K]
+m ~ Normal(0, 10)
+for k in 1:K {
+    tau[k] ~ Gamma(2, 1)
+}
+for n in 1:N {
+    z[n] ~ Categorical(w)
+    x[n] ~ Normal(m, prec=tau[z[n]])
+}
+"""
+
+
+def test_a_shared_point_mean_beside_variational_precisions():
+    """A scale mixture: the mean a point param (MAP, Normal prior) shared by components
+    whose precisions are variational; its update is the E[tau_k]-weighted mean with the
+    prior's pull, the q(tau) updates use the new mean."""
+    m = emdsl.loads(SCALE_MIXTURE, name="scale.emm", use_cache=False)
+    rng = np.random.default_rng(1)
+    z = rng.random(600) < 0.3
+    x = np.where(z, rng.normal(1.0, 1.4, 600), rng.normal(1.0, 0.3, 600))
+    params = {"w": np.array([0.5, 0.5]), "m": np.array(0.2),
+              "tau.shape": np.array([3.0, 4.0]), "tau.rate": np.array([2.0, 0.5])}
+    resp, new = _sweep(m.module, x, params, {"N": len(x), "K": 2})
+    a, b = params["tau.shape"], params["tau.rate"]
+    e_tau, e_log_tau = a / b, special.digamma(a) - np.log(b)
+    L = np.log(params["w"]) + 0.5 * e_log_tau - 0.5 * np.log(2 * np.pi) \
+        - 0.5 * e_tau * (x[:, None] - params["m"]) ** 2
+    R = np.exp(L - logsumexp(L, axis=1, keepdims=True))
+    np.testing.assert_allclose(resp, R, rtol=1e-10, atol=1e-14)
+    mean = np.sum(R * e_tau * x[:, None]) / (np.sum(R * e_tau) + 1 / 10)   # prior N(0, 10)
+    np.testing.assert_allclose(new["m"], mean, rtol=1e-10)
+    Nk = R.sum(0)
+    np.testing.assert_allclose(new["tau.shape"], 2 + Nk / 2, rtol=1e-10)
+    np.testing.assert_allclose(new["tau.rate"], 1 + 0.5 * (R * (x[:, None] - mean) ** 2).sum(0),
+                               rtol=1e-10)
+    r = m.fit(x=x, seed=0, n_init=2)
+    assert np.all(np.diff(r.elbo) >= -1e-10 * abs(r.elbo[-1]))
+    assert r.params["m"] == pytest.approx(1.0, abs=0.05)

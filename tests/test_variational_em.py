@@ -163,3 +163,50 @@ def test_a_shared_point_mean_beside_variational_precisions():
     r = m.fit(x=x, seed=0, n_init=2)
     assert np.all(np.diff(r.elbo) >= -1e-10 * abs(r.elbo[-1]))
     assert r.params["m"] == pytest.approx(1.0, abs=0.05)
+
+
+REGRESSION = """model RegressionVEM
+dim N, P
+data   X[N]      : real[P]
+data   y[N]      : real
+hyper  a0        : pos = 1
+hyper  b0        : pos = 1
+param  beta      : pos
+latent w         : real[P]
+latent alpha     : pos
+{prior}
+alpha ~ Gamma(a0, b0)
+w ~ MvNormal(zeros(P), prec=alpha * eye(P))
+for n in 1:N {{
+    y[n] ~ Normal(dot(w, X[n]), prec=beta)
+}}
+"""
+
+
+@pytest.mark.parametrize("prior", ["", "beta ~ Gamma(3, 2)"])
+def test_a_point_noise_precision_beside_global_latents(prior):
+    """Bayesian regression with q(w) q(alpha) and the noise precision beta a point estimate
+    (ML, or MAP with a Gamma prior) - variational EM without a discrete latent: q(w) given
+    the old beta, beta given the new q(w), q(alpha); one sweep by hand."""
+    m = emdsl.loads(REGRESSION.format(prior=prior), name="reg_vem.emm", use_cache=False)
+    assert m.module.ALGORITHM == "variational EM"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + 0.5 * rng.normal(size=150)
+    h = {"N": 150, "P": 3, "a0": 1.0, "b0": 1.0}
+    params = {"w.mean": np.zeros(3), "w.cov": np.eye(3), "beta": np.asarray(2.0),
+              "alpha.shape": np.asarray(2.0), "alpha.rate": np.asarray(3.0)}
+    st = m.module.prepare({"X": X, "y": y}, h)
+    new = m.module.m_step(m.module.e_step(st, params, h)[1], params, h, 0.0)
+    C = np.linalg.inv(2.0 / 3.0 * np.eye(3) + 2.0 * X.T @ X)
+    mean = 2.0 * C @ X.T @ y
+    resid = y @ y - 2 * mean @ X.T @ y + np.trace((C + np.outer(mean, mean)) @ X.T @ X)
+    beta = (150 / 2 + (3 - 1 if prior else 0)) / (resid / 2 + (2 if prior else 0))
+    np.testing.assert_allclose(new["w.mean"], mean, rtol=1e-10)
+    np.testing.assert_allclose(new["w.cov"], C, rtol=1e-10)
+    np.testing.assert_allclose(new["beta"], beta, rtol=1e-10)
+    np.testing.assert_allclose(new["alpha.rate"], 1 + 0.5 * (np.trace(C) + mean @ mean),
+                               rtol=1e-10)
+    r = m.fit(X=X, y=y)
+    assert np.all(np.diff(r.elbo) >= -1e-10 * abs(r.elbo[-1])) and r.converged
+    assert float(r.params["beta"]) == pytest.approx(4.0, rel=0.3)

@@ -7,6 +7,7 @@ import sympy as sp
 
 from .. import __version__
 from ..families.runtime import runtime_source
+from ..inference.forms import family_args, known_symbols
 from ..inference.global_cavi import EACH_ITEM
 from ..inference.variational_scalar import expected
 from .util import (Source, comment_safe, hyper_locals, known, module_imports, py,
@@ -54,6 +55,7 @@ class _GlobalWriter:
         for q in self.g.scalars:
             plate = [known(d) for d in self.cm.vars[q.var].shape]
             out += [(f"{q.var}.{n}", k, plate) for n, k in zip(q.names, q.kinds)]
+        out += [(p, self.cm.vars[p].kind, []) for p in self.g.points]
         return out
 
     def hyper_locals(self, s, syms):
@@ -64,6 +66,8 @@ class _GlobalWriter:
         return ", ".join(f"int({known(d)})" for d in self.cm.vars[q.var].shape)
 
     def q_locals(self, s, source="params"):
+        for p in self.g.points:   # scalar params beside the factors (variational EM)
+            s(f'{p} = float(np.asarray({source}["{p}"], dtype=float))')
         for q in self.g.scalars:
             for n, P in zip(q.names, q.P):
                 s(f'{P} = np.asarray({source}["{q.var}.{n}"], dtype=float)')
@@ -105,7 +109,7 @@ class _GlobalWriter:
         qs.update({q.var: {"family": q.family, "fields": q.names, "partner": ""}
                    for q in g.scalars})
         s(f"MODEL = {cm.name!r}")
-        s('ALGORITHM = "CAVI"')
+        s(f"ALGORITHM = {g.algorithm!r}")
         s("LATENT = None  # no discrete latent: no responsibilities")
         s(f"PARAMS = {tuple(k for k, _, _ in keys)!r}")
         s(f"PARAM_KINDS = { {k: kind for k, kind, _ in keys}!r}")
@@ -243,6 +247,14 @@ class _GlobalWriter:
             s(f'new["{vq.var}.cov"] = cov_{vq.var}')
         s("q_now = {**q_now, **new}")
         self.B_locals(s, "q_now")
+        for p, pu in g.points.items():   # the params given the new q(w), the old scalars
+            s(self.cite(pu.prior) + "  (its prior: MAP)" if pu.prior is not None else
+              f"# {p}: a param beside the latents (variational EM's M-step)")
+            s(f"# Q({p}) = {sp.sstr(pu.Q)}, dQ/d{p} = 0:")
+            self.hyper_locals(s, pu.value.free_symbols)
+            s(f'new["{p}"] = np.asarray({py(pu.value)}, dtype=float)  # stationary point of Q')
+            s(f'{p} = float(new["{p}"])')
+            s("q_now = {**q_now, **new}")
         for vq in g.vector:
             s(f'prior_mean_c = np.broadcast_to(np.asarray({value_source(vq.mean0)}, dtype=float), mean_{vq.var}.shape)')
             s(f"S_{vq.var} = float(np.sum(A_{vq.var} * (spread_{vq.var} - np.outer(mean_{vq.var}, "
@@ -314,6 +326,13 @@ class _GlobalWriter:
             kl = q.kl()
             self.hyper_locals(s, kl.free_symbols)
             s(f"log_p -= float(np.sum({py(kl)}))  # KL(q({q.var}) || prior)")
+        for p, pu in g.points.items():   # a param's log prior (MAP)
+            if pu.prior is not None:
+                lp = pu.prior.family.log_density(pu.symbol, *family_args(
+                    self.cm, pu.prior, known_symbols(self.cm)))
+                self.hyper_locals(s, lp.free_symbols)
+                s(self.cite(pu.prior))
+                s(f"log_p += float({py(lp)})  # log p({p})")
         s("return log_p")
         s.dedent()
 
@@ -322,8 +341,12 @@ class _GlobalWriter:
         s("")
         s("")
         s("def prior_params(hyp):")
-        s('    """Each scalar factor at its prior (the start of CAVI)."""')
+        s('    """Each scalar factor at its prior (the start of CAVI); a param at a neutral')
+        s('    value of its kind (0, 1 or 1/2)."""')
         s("    out = {}")
+        for p in g.points:
+            start = {"pos": 1.0, "unit": 0.5}.get(self.cm.vars[p].kind, 0.0)
+            s(f'    out["{p}"] = np.asarray({start})')
         for q in g.scalars:
             plate = self.plate(q)
             for n, v in zip(q.names, q.prior):

@@ -86,6 +86,18 @@ class GlobalCAVI:
     messages: dict = field(default_factory=dict)   # scalar var -> coefficients
     plan: object = None
     algorithm: str = "CAVI"
+    # scalar params beside the latents (variational EM): name -> PointUpdate
+    points: dict = field(default_factory=dict)
+
+
+@dataclass
+class PointUpdate:
+    """A scalar param's M-step: the maximiser of Q = sum_ij E_q[g_ij] B_ij (+ log prior)."""
+    name: str
+    symbol: sp.Symbol
+    Q: sp.Expr
+    value: sp.Expr        # the stationary point, in B symbols and the q factors' E symbols
+    prior: object = None  # its prior factor (MAP), or None
 
 
 def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
@@ -160,6 +172,12 @@ def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
                  f"{q.var}) in expectation)",
                  rf"+ \textstyle\sum_{{{name_(child.var)}}}\big({', '.join(map(tex_, c))}\big)"
                  rf"\quad\text{{(from }}\log p({name_(child.var)} \mid {v})\text{{)}}")
+    for p, pu in g.points.items():   # variational EM: a param maximises its ELBO terms
+        what = "sum_ij E_q[g_ij] B_ij" + (" + log p(" + p + ")" if pu.prior else "")
+        line(f"{p} (a param): maximise Q({p}) = {what} = {plain_str(pu.Q)}; "
+             f"dQ/d{p} = 0 gives {p} = {plain_str(pu.value)}",
+             rf"{name_(p)} = {tex_(pu.value)}\quad	ext{{(the stationary point of }}"
+             rf"Q({name_(p)}) = {tex_(pu.Q)}	ext{{)}}")
     return out
 
 
@@ -209,13 +227,11 @@ def derive_global(plan, view, names) -> GlobalCAVI:
             a = symbols[vq.diagonal]
             Dp = sp.Symbol(f"D_{vq.var}", positive=True)
             extra[vq.diagonal] = extra.get(vq.diagonal, 0) + (sp.log(a) / 2 - a / 2 * Dp)
+    points = [v.name for v in cm.vars.values() if v.role == "param" and v.name not in names]
     out = GlobalCAVI(cm, stmts, vector, scalars, plan=plan,
-                     algorithm="CAVI" if not any(v.role == "param" and v.name not in names
-                                                 for v in cm.vars.values()) else "")
-    if not out.algorithm:
-        p = next(v.name for v in cm.vars.values() if v.role == "param" and v.name not in names)
-        raise _err(cm, p, f"param '{p}' beside variational latents without a discrete "
-                   "latent (variational EM of this shape)")
+                     algorithm="variational EM" if points else "CAVI")
+    for p in points:
+        out.points[p] = _point_update(cm, plan, p, symbols, stmts, scalars, priors)
     for q in scalars:
         if q.var in diagonals and q.symbol in Q.free_symbols:
             raise _err(cm, q.var, f"latent '{q.var}' (the diagonal of the prior precision of "
@@ -237,6 +253,36 @@ def derive_global(plan, view, names) -> GlobalCAVI:
         out.messages[q.var] = tuple(sp.expand(expected(cj, [o for o in scalars if o is not q]))
                                     for cj in c)
     return out
+
+
+def _point_update(cm, plan, p, symbols, stmts, scalars, priors) -> PointUpdate:
+    """The M-step of scalar param ``p`` beside the latents: its part of the ELBO,
+    sum_ij E_q[g_ij] B_ij plus its log prior, made stationary in closed form."""
+    from .solve import unique_solution
+    v = cm.vars[p]
+    if v.shape or v.elem_rank:
+        raise _err(cm, p, f"param '{p}' with a plate or a vector value beside variational "
+                   "latents without a discrete latent (scalar params only)")
+    sym = symbols[p]
+    for var, pf in priors.items():
+        if any(isinstance(e, ast.Name) and e.id == p for _, a in pf.args
+               for e in ast.walk_expr(a)):
+            raise NonConjugateError(f"not supported yet: param '{p}' in the prior of latent "
+                                    f"'{var}' without a discrete latent (type-II maximum "
+                                    "likelihood of a prior's argument)", pf.span,
+                                    f"declare '{p}' a latent with a conjugate prior",
+                                    cm.model.source)
+    Q = sum(expected(t.g, scalars) * t.B for st_ in stmts for t in st_.terms
+            if sym in t.g.free_symbols)
+    t_ = plan.treatments.get(p)
+    prior = cm.factors[t_.prior] if t_ is not None and t_.prior is not None else None
+    if prior is not None:
+        Q += prior.family.log_density(sym, *family_args(cm, prior, symbols))
+    value = unique_solution(sp.diff(Q, sym), sym, v.kind)
+    if not isinstance(value, sp.Expr):
+        raise _err(cm, p, f"param '{p}': its M-step beside the variational latents has no "
+                   "closed form here (dQ/d" + p + f" = {sp.sstr(sp.diff(Q, sym))})")
+    return PointUpdate(p, sym, Q, tidy(value), prior)
 
 
 def _spans_plate(loop, size) -> bool:

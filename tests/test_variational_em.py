@@ -210,3 +210,10 @@ def test_a_point_noise_precision_beside_global_latents(prior):
     r = m.fit(X=X, y=y)
     assert np.all(np.diff(r.elbo) >= -1e-10 * abs(r.elbo[-1])) and r.converged
     assert float(r.params["beta"]) == pytest.approx(4.0, rel=0.3)
+
+
+def test_the_derivation_shows_the_params_update():
+    m = emdsl.loads(REGRESSION.format(prior=""), name="reg_vem.emm", use_cache=False)
+    text, tex = m.derivation("text"), m.derivation("latex")
+    assert "beta (a param): maximise Q(beta)" in text and "dQ/dbeta = 0 gives beta =" in text
+    assert r"\quad\text{(the stationary point of }Q(" in tex and "\t" not in tex

@@ -176,8 +176,8 @@ def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
         what = "sum_ij E_q[g_ij] B_ij" + (" + log p(" + p + ")" if pu.prior else "")
         line(f"{p} (a param): maximise Q({p}) = {what} = {plain_str(pu.Q)}; "
              f"dQ/d{p} = 0 gives {p} = {plain_str(pu.value)}",
-             rf"{name_(p)} = {tex_(pu.value)}\quad	ext{{(the stationary point of }}"
-             rf"Q({name_(p)}) = {tex_(pu.Q)}	ext{{)}}")
+             rf"{name_(p)} = {tex_(pu.value)}\quad\text{{(the stationary point of }}"
+             rf"Q({name_(p)}) = {tex_(pu.Q)}\text{{)}}")
     return out
 
 

@@ -94,8 +94,8 @@ def load(path, ident: dict, defaults=None) -> dict:
                                f"{meta.get(key)!r}, this fit's is {ident.get(key)!r}",
                                hint="resume with the model, data and options that wrote it")
     saved, given = dict(meta.get("options") or {}), ident.get("options") or {}
-    for k, v in (defaults or {}).items():
-        if k in saved and saved[k] is None:
+    for k, v in (defaults or {}).items():   # (None given now is None, as it was then)
+        if k in saved and saved[k] is None and given.get(k) is not None:
             saved[k] = v
     for k in sorted(set(saved) | set(given)):
         if saved.get(k) != given.get(k):

@@ -217,3 +217,13 @@ def test_the_derivation_shows_the_params_update():
     text, tex = m.derivation("text"), m.derivation("latex")
     assert "beta (a param): maximise Q(beta)" in text and "dQ/dbeta = 0 gives beta =" in text
     assert r"\quad\text{(the stationary point of }Q(" in tex and "\t" not in tex
+
+
+def test_a_param_in_a_latents_prior_is_a_located_error():
+    src = NORMAL.format(axis="", index="").replace("mu[k] ~ Normal(1, 100)",
+                                                   "mu[k] ~ Normal(m0, 100)")
+    src = src.replace("param  s2    : pos", "param  s2    : pos\nparam  m0 : real")
+    with pytest.raises(emdsl.errors.NonConjugateError) as info:
+        emdsl.loads(src, name="m0.emm", use_cache=False)
+    text = str(info.value)
+    assert "param 'm0' in the prior of latent 'mu'" in text and "m0.emm:11:" in text

@@ -171,6 +171,15 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset(),
     covered |= set(prior_params)
     covered |= {p for gu in gaussian for p in gu.params}
     for name, v in report.params.items():
+        inside = next((pf for var, pf in report.priors.items() if var in variational and any(
+            isinstance(e, ast.Name) and e.id == name for _, a in pf.args
+            for e in ast.walk_expr(a))), None) if name not in covered else None
+        if inside is not None:   # (a Dirichlet's concentration is a prior param: covered)
+            raise NonConjugateError(f"not supported yet: param '{name}' in the prior of "
+                                    f"latent '{inside.target}' (type-II maximum likelihood "
+                                    f"of a {inside.family.name} prior's argument)",
+                                    inside.span, f"declare '{name}' a latent with a conjugate "
+                                    "prior, or give it as a hyper", cm.model.source)
         if name not in covered:
             raise NonConjugateError(f"not supported yet: an M-step for param '{name}' "
                                     f"({v.kind}) in this position", v.span,

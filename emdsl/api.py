@@ -246,9 +246,7 @@ class Model:
                                    "work)", hint="use method='batch' with the data in memory")
         from .runtime.distributed import is_dask
         dask_data = {k: v for k, v in kwargs.items() if k in items and is_dask(v)}
-        own = [v.name for v in self.checked.vars.values() if v.role == "latent" and
-               not getattr(self.module, "LATENT", None) and
-               [ast.show(e) for e in v.shape[:1]] == [size]]   # theta[j]: one per item
+        own = self.item_latents()
         if own and (stream is not None or opts["method"] != "batch" or dask_data):
             raise EmmDataError(f"latent {', '.join(own)} of model {self.name} has one value "
                                "per item, so every item's factor is fitted with the data in "
@@ -458,6 +456,15 @@ class Model:
             resp, _, loglik = mod.e_step(st, result.params, h, rows=rows)
         return (batch.item_resp(mod, st, resp), float(loglik), int(mod.n_items(h)),
                 batch.item_resp(mod, st, rows[:, None])[:, 0])
+
+    def item_latents(self) -> list:
+        """The continuous latents with one value per item (eight schools' theta[j]: the
+        items' plate), in a model without a discrete latent."""
+        if getattr(self.module, "LATENT", None):
+            return []
+        size = self._items()[1]
+        return [v.name for v in self.checked.vars.values() if v.role == "latent"
+                and [ast.show(e) for e in v.shape[:1]] == [size]]
 
     def require_item_latent(self) -> None:
         """An error unless the model has a discrete latent per item (what predict and

@@ -446,9 +446,7 @@ def _recovery(model, res, sim: dict, K: int):
         elif var in sim:
             no_mean.append(var)
     informed = _data_informed(model.checked)
-    size = model._items()[1]   # latents with the items' plate: one datum informs each
-    own = sorted(k for k in estimates if k in sim and model.checked.role(k) == "latent"
-                 and [ast.show(e) for e in model.checked.vars[k].shape[:1]] == [size])
+    own = sorted(k for k in model.item_latents() if k in estimates and k in sim)
     left = sorted(k for k in estimates if k in sim and k not in informed and k not in own)
     lines = []
     if own:

@@ -7,7 +7,6 @@ import sympy as sp
 
 from .. import __version__
 from ..families.runtime import runtime_source
-from ..inference.forms import family_args, known_symbols
 from ..inference.global_cavi import EACH_ITEM
 from ..inference.variational_scalar import expected
 from .util import (Source, comment_safe, hyper_locals, known, module_imports, py,
@@ -328,11 +327,9 @@ class _GlobalWriter:
             s(f"log_p -= float(np.sum({py(kl)}))  # KL(q({q.var}) || prior)")
         for p, pu in g.points.items():   # a param's log prior (MAP)
             if pu.prior is not None:
-                lp = pu.prior.family.log_density(pu.symbol, *family_args(
-                    self.cm, pu.prior, known_symbols(self.cm)))
-                self.hyper_locals(s, lp.free_symbols)
+                self.hyper_locals(s, pu.log_prior.free_symbols)
                 s(self.cite(pu.prior))
-                s(f"log_p += float({py(lp)})  # log p({p})")
+                s(f"log_p += float({py(pu.log_prior)})  # log p({p})")
         s("return log_p")
         s.dedent()
 

@@ -29,7 +29,7 @@ from ..errors import NonConjugateError
 from ..frontend import ast
 from ..frontend.check import CheckedModel
 from .conjugacy import Axis, ConjugacyReport
-from .forms import EmissionForm, emission_form, family_args, known_symbols
+from .forms import EmissionForm, emission_form, family_args, known_symbols, priors_reading
 from .plan import VARIATIONAL
 from .solve import TIMED_OUT, edge_conditions, simplify_within, unique_solution
 
@@ -171,9 +171,8 @@ def derive(report: ConjugacyReport, cm: CheckedModel, variational=frozenset(),
     covered |= set(prior_params)
     covered |= {p for gu in gaussian for p in gu.params}
     for name, v in report.params.items():
-        inside = next((pf for var, pf in report.priors.items() if var in variational and any(
-            isinstance(e, ast.Name) and e.id == name for _, a in pf.args
-            for e in ast.walk_expr(a))), None) if name not in covered else None
+        inside = next(iter(priors_reading(report.priors, name, variational)), None) \
+            if name not in covered else None
         if inside is not None:   # (a Dirichlet's concentration is a prior param: covered)
             raise NonConjugateError(f"not supported yet: param '{name}' in the prior of "
                                     f"latent '{inside.target}' (type-II maximum likelihood "
@@ -198,9 +197,7 @@ def _prior_params(cm, report: ConjugacyReport, variational, covered) -> dict:
     for name, v in report.params.items():
         if name in covered or name in variational:
             continue
-        uses = [pf for var, pf in report.priors.items() if var in variational and any(
-            isinstance(sub, ast.Name) and sub.id == name
-            for _, e in pf.args for sub in ast.walk_expr(e))]
+        uses = priors_reading(report.priors, name, variational)
         fam = uses[0].family if uses else None
         if not uses or fam.numerics is None or not fam.numerics.EXPECTED_LOGPDF or any(
                 pf.family is not fam for pf in uses):

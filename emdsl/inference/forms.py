@@ -52,6 +52,14 @@ def known_symbols(cm: CheckedModel) -> dict:
     return syms
 
 
+def priors_reading(priors: dict, name: str, among=None) -> list:
+    """The prior factors (of ``priors``: latent -> factor; those of the latents ``among``
+    only, when given) with ``name`` in their arguments."""
+    return [pf for var, pf in priors.items() if (among is None or var in among) and any(
+        isinstance(sub, ast.Name) and sub.id == name for _, e in pf.args
+        for sub in ast.walk_expr(e))]
+
+
 def arg_sympy(cm, e: ast.Expr, symbols):
     def on_index(node):
         base = node.base.id

@@ -35,7 +35,7 @@ import sympy as sp
 from ..errors import NonConjugateError
 from ..families.scalar import ASSUMPTIONS, NotExponentialFamily, decompose, tidy
 from ..frontend import ast
-from .forms import family_args, known_symbols
+from .forms import family_args, known_symbols, priors_reading
 from .variational_links import hierarchical
 from .variational_scalar import expected, linear_in, scalar_q
 
@@ -98,6 +98,7 @@ class PointUpdate:
     Q: sp.Expr
     value: sp.Expr        # the stationary point, in B symbols and the q factors' E symbols
     prior: object = None  # its prior factor (MAP), or None
+    log_prior: sp.Expr = sp.Integer(0)   # its log density at the param (MAP)
 
 
 def describe(g: GlobalCAVI, tex=None, name=None, expr=None) -> list:
@@ -264,25 +265,25 @@ def _point_update(cm, plan, p, symbols, stmts, scalars, priors) -> PointUpdate:
         raise _err(cm, p, f"param '{p}' with a plate or a vector value beside variational "
                    "latents without a discrete latent (scalar params only)")
     sym = symbols[p]
-    for var, pf in priors.items():
-        if any(isinstance(e, ast.Name) and e.id == p for _, a in pf.args
-               for e in ast.walk_expr(a)):
-            raise NonConjugateError(f"not supported yet: param '{p}' in the prior of latent "
-                                    f"'{var}' without a discrete latent (type-II maximum "
-                                    "likelihood of a prior's argument)", pf.span,
-                                    f"declare '{p}' a latent with a conjugate prior",
-                                    cm.model.source)
+    pf = next(iter(priors_reading(priors, p)), None)
+    if pf is not None:
+        raise NonConjugateError(f"not supported yet: param '{p}' in the prior of latent "
+                                f"'{pf.target}' without a discrete latent (type-II maximum "
+                                "likelihood of a prior's argument)", pf.span,
+                                f"declare '{p}' a latent with a conjugate prior",
+                                cm.model.source)
     Q = sum(expected(t.g, scalars) * t.B for st_ in stmts for t in st_.terms
             if sym in t.g.free_symbols)
     t_ = plan.treatments.get(p)
     prior = cm.factors[t_.prior] if t_ is not None and t_.prior is not None else None
-    if prior is not None:
-        Q += prior.family.log_density(sym, *family_args(cm, prior, symbols))
+    log_prior = prior.family.log_density(sym, *family_args(cm, prior, symbols)) \
+        if prior is not None else sp.Integer(0)
+    Q += log_prior
     value = unique_solution(sp.diff(Q, sym), sym, v.kind)
     if not isinstance(value, sp.Expr):
         raise _err(cm, p, f"param '{p}': its M-step beside the variational latents has no "
                    "closed form here (dQ/d" + p + f" = {sp.sstr(sp.diff(Q, sym))})")
-    return PointUpdate(p, sym, Q, tidy(value), prior)
+    return PointUpdate(p, sym, Q, tidy(value), prior, log_prior)
 
 
 def _spans_plate(loop, size) -> bool:

@@ -139,6 +139,9 @@ def make_plan(fg: FactorGraph) -> Plan:
         raise NonConjugateError(
             "not supported yet: models without a latent variable", cm.model.span,
             "declare the unobserved quantity as `latent`", cm.model.source)
+    # without a discrete latent every latent is global, and CAVI over global latents takes
+    # mean-field factors only (a Normal-Gamma pair is q(mu) q(tau), Bishop PRML 10.1.3)
+    discrete = any(v.role == "latent" and v.kind == "cat" for v in unobserved)
     out = {}
     for v in unobserved:
         sampled = fg.sampling_factors(v.name)
@@ -151,20 +154,7 @@ def make_plan(fg: FactorGraph) -> Plan:
                       + (" plus its log prior" if prior is not None else ""))
             out[v.name] = Treatment(v.name, "point", family, (), prior, factors, "", reason)
             continue
-        out[v.name] = _latent(fg, v, prior, family, factors, plates)
-    if not any(v.role == "latent" and v.kind == "cat" for v in unobserved):
-        # every latent global: CAVI over global latents takes mean-field factors only, so
-        # a Normal-Gamma pair is q(mu) q(tau), Bishop's own treatment (PRML 10.1.3)
-        for name, t in list(out.items()):
-            if t.kind == "structured":
-                others = sorted(u for u in fg.unobserved_blanket(name)
-                                if cm.role(u) == "latent")
-                out[name] = Treatment(
-                    name, "mean-field", t.family, t.plates, t.prior, t.factors, "",
-                    f"its prior scales its spread by latent '{t.partner}'; without a discrete "
-                    f"latent the factors are mean-field, q({name}) q({t.partner}) (Bishop "
-                    f"PRML 10.1.3); its complete conditional involves latent "
-                    f"{', '.join(repr(o) for o in others)}")
+        out[v.name] = _latent(fg, v, prior, family, factors, plates, discrete)
     for t in list(out.values()):  # the partner of a structured factor is part of it
         if t.kind == "structured" and out[t.partner].kind != "structured":
             p = out[t.partner]
@@ -180,7 +170,7 @@ def _plates(fg, var, prior) -> tuple[str, ...]:
     return tuple(lp.var for lp in fg.model.factors[prior].loops)
 
 
-def _latent(fg: FactorGraph, v, prior, family, factors, plates) -> Treatment:
+def _latent(fg: FactorGraph, v, prior, family, factors, plates, discrete) -> Treatment:
     cm = fg.model
     name = v.name
     lag = [i for i, r in fg.edges_of(name) if r.kind == "lag"]
@@ -191,14 +181,17 @@ def _latent(fg: FactorGraph, v, prior, family, factors, plates) -> Treatment:
                          "other")
     others = sorted(u for u in fg.unobserved_blanket(name) if cm.role(u) == "latent")
     partner = _structured_partner(fg, name, prior)
-    if partner:
+    if partner and discrete:
         return Treatment(name, "structured", family, plates, prior, factors, partner,
                          f"its prior (line {cm.factors[prior].span.line}) scales its spread "
                          f"by latent '{partner}', as every factor it is the mean of does: "
                          "their joint complete conditional is conjugate", given=True)
     if others:
+        pair = (f"its prior scales its spread by latent '{partner}'; without a discrete "
+                f"latent the factors are mean-field, q({name}) q({partner}) (Bishop PRML "
+                "10.1.3); " if partner else "")
         return Treatment(name, "mean-field", family, plates, prior, factors, "",
-                         f"its complete conditional involves latent "
+                         f"{pair}its complete conditional involves latent "
                          f"{', '.join(repr(o) for o in others)}")
     if v.kind == "cat":
         return Treatment(name, "exact discrete", family, plates, prior, factors, "",
